@@ -1,0 +1,30 @@
+# Two commands do everything on a fresh machine with Python >= 3.10:
+#   make demo   # the main job: SGD vs S-SGD on MNIST-1D (offline, CPU)
+#   make test   # the test suite (slow tests: make test-slow)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= cpu,test
+
+.PHONY: demo test test-slow benchmark clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) experiments/quickstart.py
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q
+
+test-slow: $(VENV)/.installed
+	$(PY) -m pytest -q -m slow
+
+benchmark: $(VENV)/.installed
+	$(PY) experiments/step_time.py
+
+clean:
+	rm -rf $(VENV) *.egg-info build results

@@ -1,0 +1,28 @@
+"""keras_ssgd: Symmetrical SGD (S-SGD) for Keras 3.
+
+S-SGD (Sung et al.) measures the gradient at two symmetrically perturbed
+copies of the weights, `W + n` and `W - n` with `||n|| = noise_level * ||W||`
+per layer, averages them, and updates the master weights `W`.
+"""
+
+from keras_ssgd import callbacks
+from keras_ssgd import filters
+from keras_ssgd import noise
+from keras_ssgd import phases
+from keras_ssgd import schedules
+from keras_ssgd.model import SymmetricSGDModel
+from keras_ssgd.wrap import SymmetricSGDWrapper
+from keras_ssgd.wrap import wrap
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "SymmetricSGDModel",
+    "SymmetricSGDWrapper",
+    "callbacks",
+    "filters",
+    "noise",
+    "phases",
+    "schedules",
+    "wrap",
+]

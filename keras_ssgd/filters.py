@@ -1,0 +1,106 @@
+"""Which variables S-SGD perturbs.
+
+A noise filter is a function `noise_filter(variable) -> bool`, called once per
+trainable variable of the model when the training step is traced. The default,
+`kernels`, selects every trainable variable of rank >= 2: Dense and Conv
+kernels, LSTM/GRU `kernel` and `recurrent_kernel`, embeddings. Biases,
+BatchNorm gamma/beta and every other rank-1 variable are never selected by it.
+
+The layer-type filters (`conv_kernels`, `dense_kernels`, `recurrent_kernels`)
+ask `owning_layer(variable)` which layer created the variable; the model
+answers that while it selects its noise variables. Custom filters may call it
+too.
+
+Example:
+
+```python
+# Noise on the convolutions only (the paper's "S-SGD Conv only", Fig. 3).
+model = keras_ssgd.wrap(resnet, noise_filter=keras_ssgd.filters.conv_kernels)
+
+# Noise on every weight but the biases (the paper's PTB LSTMs, Table 5).
+model = keras_ssgd.wrap(lstm, noise_filter=lambda v: "bias" not in v.name)
+```
+"""
+
+import contextvars
+
+import keras
+
+_OWNERS = contextvars.ContextVar("keras_ssgd_owners", default=None)
+
+_CONV_LAYERS = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+)
+_DENSE_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense)
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+def kernels(variable):
+    """Selects every variable of rank >= 2 (the default noise filter)."""
+    return len(variable.shape) >= 2
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+def conv_kernels(variable):
+    """Selects the kernels (rank >= 2) of convolution layers."""
+    return kernels(variable) and isinstance(
+        owning_layer(variable), _CONV_LAYERS
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+def dense_kernels(variable):
+    """Selects the kernels (rank >= 2) of `Dense` and `EinsumDense` layers."""
+    return kernels(variable) and isinstance(
+        owning_layer(variable), _DENSE_LAYERS
+    )
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+def recurrent_kernels(variable):
+    """Selects the kernels (rank >= 2) of recurrent cells.
+
+    Both the input `kernel` and the `recurrent_kernel` of `SimpleRNN`,
+    `LSTM`, `GRU` and any other cell (a layer with a `state_size`).
+    """
+    return kernels(variable) and hasattr(owning_layer(variable), "state_size")
+
+
+def owning_layer(variable):
+    """The innermost layer that holds `variable` as its own weight.
+
+    Available inside a noise filter while a `SymmetricSGDModel` selects its
+    noise variables; returns `None` for a variable no layer owns.
+    """
+    owners = _OWNERS.get()
+    if owners is None:
+        raise RuntimeError(
+            "`owning_layer()` can only be called from a noise filter while a "
+            "SymmetricSGDModel selects its noise variables."
+        )
+    return owners.get(id(variable))
+
+
+def select(model, noise_filter):
+    """The trainable variables of `model` for which `noise_filter` is true."""
+    owners = {}
+    # Parents come before their sub-layers: the innermost owner is kept.
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        for v in layer.weights:
+            owners[id(v)] = layer
+    token = _OWNERS.set(owners)
+    try:
+        return [v for v in model.trainable_variables if noise_filter(v)]
+    finally:
+        _OWNERS.reset(token)
+
+

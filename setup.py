@@ -1,0 +1,33 @@
+"""Packaging for keras_ssgd."""
+
+import pathlib
+
+from setuptools import find_packages
+from setuptools import setup
+
+HERE = pathlib.Path(__file__).parent
+
+setup(
+    name="keras_ssgd",
+    version="0.1.0",
+    description=(
+        "Symmetrical SGD (S-SGD): flat-minima training for Keras 3 "
+        "(TensorFlow backend)"
+    ),
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["keras_ssgd", "keras_ssgd.*"]),
+    python_requires=">=3.10",
+    install_requires=["keras>=3.5", "numpy"],
+    extras_require={
+        # TensorFlow 2.21 is the backend; pick the build for the machine.
+        "cpu": ["tensorflow-cpu==2.21.*"],
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
+        "tf": ["tensorflow==2.21.*"],
+        "test": ["pytest>=7", "mnist1d>=0.0.2"],
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)

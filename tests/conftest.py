@@ -1,0 +1,55 @@
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_state():
+    keras.utils.set_random_seed(0)
+    yield
+    keras.config.set_dtype_policy("float32")
+    keras.backend.clear_session()
+
+
+def make_classification(n=128, features=8, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, features)).astype("float32")
+    w = rng.standard_normal((features, classes))
+    y = np.argmax(x @ w, axis=1).astype("int32")
+    return x, y
+
+
+def mlp(features=8, classes=3, batchnorm=False, dropout=0.0, name=None):
+    inputs = keras.Input((features,))
+    h = keras.layers.Dense(16, activation="tanh")(inputs)
+    if batchnorm:
+        h = keras.layers.BatchNormalization()(h)
+    if dropout:
+        h = keras.layers.Dropout(dropout)(h)
+    outputs = keras.layers.Dense(classes)(h)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def compile_for_classification(model, optimizer=None, **kwargs):
+    model.compile(
+        optimizer=optimizer or keras.optimizers.SGD(0.05, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+        **kwargs,
+    )
+    return model
+
+
+def weights_of(model):
+    return [np.array(v) for v in model.weights]
+
+
+def assert_bit_identical(a, b):
+    assert len(a) == len(b)
+    for i, (u, v) in enumerate(zip(a, b)):
+        np.testing.assert_array_equal(u, v, err_msg=f"weight {i} differs")
