@@ -6,6 +6,9 @@ import warnings
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.models.functional import Functional
+from keras.src.models.model import functional_init_arguments
+from keras.src.saving import object_registration
 
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
@@ -47,9 +50,11 @@ class SymmetricSGDModel(keras.Model):
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two
       scaled gradients are averaged, and `LossScaleOptimizer` unscales once.
-    - A step whose loss is not finite (on either pass) leaves every trainable
-      variable and the optimizer state untouched. The non-finite loss is
-      still reported, so `keras.callbacks.TerminateOnNaN` stops training.
+    - An S-SGD step whose loss is not finite (on either pass) leaves every
+      trainable variable and the optimizer state untouched; BatchNorm
+      statistics are still updated by the passes. The non-finite loss is
+      reported, so `keras.callbacks.TerminateOnNaN` stops training. (At
+      `noise_level == 0` the step is Keras's own, and does what Keras does.)
     - Noise directions are a function of `seed` and the optimizer's step
       counter, so a run restored from a checkpoint (e.g. by
       `keras.callbacks.BackupAndRestore`) continues the same noise sequence.
@@ -96,6 +101,11 @@ class SymmetricSGDModel(keras.Model):
       https://arxiv.org/abs/2009.08248)
     """
 
+    def __new__(cls, *args, **kwargs):
+        if functional_init_arguments(args, kwargs):
+            cls = _functional_variant(cls)
+        return super().__new__(cls, *args, **kwargs)
+
     def __init__(
         self,
         *args,
@@ -133,6 +143,11 @@ class SymmetricSGDModel(keras.Model):
         Raises:
             ValueError: an explicit `noise_filter` selects no variable.
         """
+        if not self.built:
+            raise ValueError(
+                f"Model '{self.name}' is not built yet, so it has no "
+                "variables to choose from. Call it on a batch of data first."
+            )
         selected = filters.select(self, self.noise_filter or filters.kernels)
         if not selected and self.noise_filter is not None:
             raise ValueError(
@@ -145,6 +160,8 @@ class SymmetricSGDModel(keras.Model):
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if not all(layer.built for layer in self._flatten_layers()):
+            self(x)  # A subclassed model creates its variables on first call.
         noise_variables = self.noise_variables
         if not noise_variables:
             warnings.warn(
@@ -152,19 +169,19 @@ class SymmetricSGDModel(keras.Model):
                 "perturb: S-SGD trains it as plain SGD.",
                 stacklevel=2,
             )
-        use_noise = (self._noise.level > 0) if noise_variables else False
-        loss, gradients = _cond_with_none(
-            use_noise,
-            lambda: self._symmetric_gradients(
-                x, y, sample_weight, noise_variables
-            ),
-            lambda: self._plain_gradients(x, y, sample_weight),
-        )
-        self._update(loss, gradients)
+            self._plain_step(x, y, sample_weight)
+        else:
+            ops.cond(
+                self._noise.level > 0,
+                lambda: self._symmetric_step(
+                    x, y, sample_weight, noise_variables
+                ),
+                lambda: self._plain_step(x, y, sample_weight),
+            )
         return self.get_metrics_result()
 
-    def _symmetric_gradients(self, x, y, sample_weight, noise_variables):
-        """Loss and gradient of S-SGD: the mean over W + n and W - n."""
+    def _symmetric_step(self, x, y, sample_weight, noise_variables):
+        """One S-SGD step: perturb, measure, restore, update."""
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.
         weights = [v.value for v in noise_variables]
         noise = noise_lib.symmetric_noise(
@@ -184,7 +201,14 @@ class SymmetricSGDModel(keras.Model):
         # 3. Restore: nothing to do, the variables still hold W.
         loss = (loss_plus + loss_minus) * 0.5
         self._track(x, y, sample_weight, loss, [y_plus, y_minus])
-        return loss, mean_gradients(grads_plus, grads_minus)
+        # 4. Update W with the mean gradient, unless a loss is not finite.
+        gradients = mean_gradients(grads_plus, grads_minus)
+        ops.cond(
+            ops.isfinite(loss),
+            lambda: self._apply(gradients),
+            lambda: ops.zeros((), "bool"),
+        )
+        return loss
 
     def _measure(
         self, x, y, sample_weight, noise_variables, values, keep_statistics
@@ -224,8 +248,8 @@ class SymmetricSGDModel(keras.Model):
             if value is not None:
                 v.assign(value)
 
-    def _plain_gradients(self, x, y, sample_weight):
-        """Loss and gradient of the plain Keras step (noise level 0)."""
+    def _plain_step(self, x, y, sample_weight):
+        """The plain Keras step (noise level 0), as `keras.Model` runs it."""
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(
@@ -233,9 +257,9 @@ class SymmetricSGDModel(keras.Model):
                 training=True,
             )
             scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        self._apply(tape.gradient(scaled_loss, self.trainable_variables))
         self._track(x, y, sample_weight, loss, [y_pred])
-        return loss, gradients
+        return loss
 
     def _track(self, x, y, sample_weight, loss, predictions):
         """Updates the loss tracker and the compiled metrics."""
@@ -247,19 +271,9 @@ class SymmetricSGDModel(keras.Model):
         for y_pred in predictions:
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _update(self, loss, gradients):
-        """4. Update the master weights, unless the loss is not finite."""
-
-        def apply():
-            self.optimizer.apply_gradients(
-                zip(gradients, self.trainable_variables)
-            )
-            return ops.ones((), "bool")
-
-        def skip():
-            return ops.zeros((), "bool")
-
-        ops.cond(ops.all(ops.isfinite(loss)), apply, skip)
+    def _apply(self, gradients):
+        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
+        return ops.ones((), "bool")
 
     def get_config(self):
         config = super().get_config()
@@ -276,6 +290,33 @@ class SymmetricSGDModel(keras.Model):
             }
         )
         return config
+
+
+def _functional_variant(cls):
+    """`cls` with `Functional` mixed in, for construction from a layer graph.
+
+    Keras would otherwise rewrite the bases of `cls` (and of every parent up to
+    `keras.Model`) in place the first time it is built from `inputs` and
+    `outputs`, which breaks later subclassed use of the same class. The
+    variant keeps the name and registered name of `cls`, so saved models
+    name `cls` and load through it.
+    """
+    if issubclass(cls, Functional):
+        return cls
+    if cls not in _FUNCTIONAL_VARIANTS:
+        variant = type(
+            cls.__name__,
+            (cls, Functional),
+            {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+        object_registration.GLOBAL_CUSTOM_NAMES[variant] = (
+            keras.saving.get_registered_name(cls)
+        )
+        _FUNCTIONAL_VARIANTS[cls] = variant
+    return _FUNCTIONAL_VARIANTS[cls]
+
+
+_FUNCTIONAL_VARIANTS = {}
 
 
 class _NoiseState:
@@ -303,34 +344,6 @@ class _NoiseState:
         step = ops.cast(optimizer.iterations, state.dtype)
         state.assign(ops.stack([ops.cast(self.seed, state.dtype), step]))
         return self._generator
-
-
-def _cond_with_none(pred, true_fn, false_fn):
-    """`ops.cond` over `(loss, gradients)` where some gradients may be None.
-
-    `None` gradients (variables the loss does not reach) cannot cross a
-    conditional; they are left out of it and put back afterwards, so the
-    optimizer skips those variables exactly as in plain Keras training.
-    """
-    missing = {}
-
-    def wrap(fn, key):
-        def branch():
-            loss, gradients = fn()
-            missing[key] = [g is None for g in gradients]
-            return loss, [g for g in gradients if g is not None]
-
-        return branch
-
-    loss, present = ops.cond(pred, wrap(true_fn, "a"), wrap(false_fn, "b"))
-    pattern = missing.get("a", missing.get("b"))
-    if "a" in missing and "b" in missing and missing["a"] != missing["b"]:
-        raise ValueError(
-            "The S-SGD and plain passes reach different variables; "
-            "this model cannot switch between them."
-        )
-    present = iter(present)
-    return loss, [None if m else next(present) for m in pattern]
 
 
 def _unscale_for_distribution(loss):

@@ -16,6 +16,17 @@ def _fresh_keras_state():
     keras.backend.clear_session()
 
 
+@pytest.fixture
+def op_determinism():
+    """Deterministic TensorFlow kernels for this test only (this disables
+    XLA in Keras while on, so it must not leak into other tests)."""
+    from tensorflow.python.framework import config
+
+    config.enable_op_determinism()
+    yield
+    config.disable_op_determinism()
+
+
 def make_classification(n=128, features=8, classes=3, seed=0):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, features)).astype("float32")
