@@ -38,11 +38,9 @@ class PhasePlan:
         """Parses a plan such as `"75-50-25S"` (spaces are ignored)."""
         if isinstance(plan, PhasePlan):
             return plan
-        parts = str(plan).replace(" ", "").split("-") if isinstance(
-            plan, str
-        ) else None
+        parts = plan.replace(" ", "").split("-") if isinstance(plan, str) else [""]
         phases = []
-        for part in parts or [""]:
+        for part in parts:
             match = _PHASE.match(part)
             if not match or int(match.group(1)) <= 0:
                 raise ValueError(

@@ -74,7 +74,10 @@ class SymmetricSGDWrapper(SymmetricSGDModel):
 
     def build(self, input_shape):
         if not self.model.built:
-            self.model.build(input_shape)
+            # A symbolic call creates the inner model's variables.
+            self.model(
+                keras.tree.map_shape_structure(keras.KerasTensor, input_shape)
+            )
         self.built = True
 
     def get_config(self):
