@@ -34,7 +34,8 @@ class NoiseSchedule(keras.callbacks.Callback):
     ```
 
     Reference:
-    - [Sung et al., S-SGD](https://arxiv.org/abs/2009.08248), Table 1.
+    - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
+      Reaching Flat Minima in Deep Neural Network Training", Table 1.
     """
 
     def __init__(self, schedule, noise_level=None, verbose=0):

@@ -50,11 +50,10 @@ class SymmetricSGDModel(keras.Model):
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two
       scaled gradients are averaged, and `LossScaleOptimizer` unscales once.
-    - An S-SGD step whose loss is not finite (on either pass) leaves every
+    - A step whose loss is not finite (on either pass) leaves every
       trainable variable and the optimizer state untouched; BatchNorm
       statistics are still updated by the passes. The non-finite loss is
-      reported, so `keras.callbacks.TerminateOnNaN` stops training. (At
-      `noise_level == 0` the step is Keras's own, and does what Keras does.)
+      reported, so `keras.callbacks.TerminateOnNaN` stops training.
     - Noise directions are a function of `seed` and the optimizer's step
       counter, so a run restored from a checkpoint (e.g. by
       `keras.callbacks.BackupAndRestore`) continues the same noise sequence.
@@ -96,9 +95,9 @@ class SymmetricSGDModel(keras.Model):
     ```
 
     Reference:
-    - [Sung et al., S-SGD: Symmetrical Stochastic Gradient Descent with
-      Weight Noise Injection for Reaching Flat Minima](
-      https://arxiv.org/abs/2009.08248)
+    - Sung, Choi, Park, Choi and Shin, "S-SGD: Symmetrical Stochastic
+      Gradient Descent for Reaching Flat Minima in Deep Neural Network
+      Training", Section 3, Eq. 3.
     """
 
     def __new__(cls, *args, **kwargs):
@@ -169,19 +168,19 @@ class SymmetricSGDModel(keras.Model):
                 "perturb: S-SGD trains it as plain SGD.",
                 stacklevel=2,
             )
-            self._plain_step(x, y, sample_weight)
-        else:
-            ops.cond(
-                self._noise.level > 0,
-                lambda: self._symmetric_step(
-                    x, y, sample_weight, noise_variables
-                ),
-                lambda: self._plain_step(x, y, sample_weight),
-            )
+            return super().train_step(data)
+        loss, gradients = _cond_with_none(
+            self._noise.level > 0,
+            lambda: self._symmetric_gradients(
+                x, y, sample_weight, noise_variables
+            ),
+            lambda: self._plain_gradients(x, y, sample_weight),
+        )
+        self._apply_if_finite(gradients, ops.isfinite(loss))
         return self.get_metrics_result()
 
-    def _symmetric_step(self, x, y, sample_weight, noise_variables):
-        """One S-SGD step: perturb, measure, restore, update."""
+    def _symmetric_gradients(self, x, y, sample_weight, noise_variables):
+        """Loss and gradients of S-SGD: perturb, measure, restore."""
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.
         weights = [v.value for v in noise_variables]
         noise = noise_lib.symmetric_noise(
@@ -201,14 +200,7 @@ class SymmetricSGDModel(keras.Model):
         # 3. Restore: nothing to do, the variables still hold W.
         loss = (loss_plus + loss_minus) * 0.5
         self._track(x, y, sample_weight, loss, [y_plus, y_minus])
-        # 4. Update W with the mean gradient, unless a loss is not finite.
-        gradients = mean_gradients(grads_plus, grads_minus)
-        ops.cond(
-            ops.isfinite(loss),
-            lambda: self._apply(gradients),
-            lambda: ops.zeros((), "bool"),
-        )
-        return loss
+        return loss, mean_gradients(grads_plus, grads_minus)
 
     def _measure(
         self, x, y, sample_weight, noise_variables, values, keep_statistics
@@ -248,8 +240,8 @@ class SymmetricSGDModel(keras.Model):
             if value is not None:
                 v.assign(value)
 
-    def _plain_step(self, x, y, sample_weight):
-        """The plain Keras step (noise level 0), as `keras.Model` runs it."""
+    def _plain_gradients(self, x, y, sample_weight):
+        """Loss and gradients of the plain Keras step (noise level 0)."""
         with tf.GradientTape() as tape:
             y_pred = self(x, training=True)
             loss = self.compute_loss(
@@ -257,9 +249,9 @@ class SymmetricSGDModel(keras.Model):
                 training=True,
             )
             scaled_loss = self.optimizer.scale_loss(loss)
-        self._apply(tape.gradient(scaled_loss, self.trainable_variables))
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
         self._track(x, y, sample_weight, loss, [y_pred])
-        return loss
+        return loss, gradients
 
     def _track(self, x, y, sample_weight, loss, predictions):
         """Updates the loss tracker and the compiled metrics."""
@@ -271,9 +263,39 @@ class SymmetricSGDModel(keras.Model):
         for y_pred in predictions:
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
 
-    def _apply(self, gradients):
-        self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-        return ops.ones((), "bool")
+    def _apply_if_finite(self, gradients, finite):
+        """4. Update W with the gradients, unless the loss was not finite.
+
+        The optimizer's update synchronises replicas under `tf.distribute`,
+        which a conditional in replica context cannot hold; there the
+        decision is taken once, in cross-replica context (as Keras's
+        `LossScaleOptimizer` does), skipping the step if any replica's loss
+        was not finite.
+        """
+        variables = self.trainable_variables
+
+        def apply(gradients):
+            self.optimizer.apply_gradients(zip(gradients, variables))
+
+        if tf.__internal__.distribute.strategy_supports_no_merge_call():
+            ops.cond(finite, lambda: apply(gradients), lambda: None)
+            return
+
+        def cross_replica(strategy, gradients, finite):
+            all_finite = ops.all(
+                ops.stack(strategy.experimental_local_results(finite))
+            )
+            ops.cond(
+                all_finite,
+                lambda: strategy.extended.call_for_each_replica(
+                    apply, args=(gradients,)
+                ),
+                lambda: None,
+            )
+
+        tf.distribute.get_replica_context().merge_call(
+            cross_replica, args=(gradients, finite)
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -344,6 +366,29 @@ class _NoiseState:
         step = ops.cast(optimizer.iterations, state.dtype)
         state.assign(ops.stack([ops.cast(self.seed, state.dtype), step]))
         return self._generator
+
+
+def _cond_with_none(pred, true_fn, false_fn):
+    """`ops.cond` over `(loss, gradients)` where some gradients may be None.
+
+    `None` gradients (variables the loss does not reach) cannot cross a
+    conditional: they are left out of it and put back afterwards, so the
+    optimizer skips those variables exactly as in plain Keras training.
+    Both branches reach the same variables.
+    """
+    missing = []
+
+    def without_none(fn):
+        def branch():
+            loss, gradients = fn()
+            missing[:] = [g is None for g in gradients]
+            return loss, [g for g in gradients if g is not None]
+
+        return branch
+
+    loss, present = ops.cond(pred, without_none(true_fn), without_none(false_fn))
+    present = iter(present)
+    return loss, [None if m else next(present) for m in missing]
 
 
 def _unscale_for_distribution(loss):

@@ -52,8 +52,8 @@ def symmetric_noise(weights, noise_level, seed):
     1.732...
 
     Reference:
-    - [Sung et al., S-SGD: Symmetrical Stochastic Gradient Descent](
-        https://arxiv.org/abs/2009.08248), Section 3.1.
+    - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
+      Reaching Flat Minima in Deep Neural Network Training", Section 3.1.
     """
     if not weights:
         return []

@@ -28,7 +28,8 @@ class PhasePlan:
     (False, True)
 
     Reference:
-    - [Sung et al., S-SGD](https://arxiv.org/abs/2009.08248), Table 1.
+    - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
+      Reaching Flat Minima in Deep Neural Network Training", Table 1.
     """
 
     phases: tuple

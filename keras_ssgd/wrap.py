@@ -35,7 +35,8 @@ def wrap(model, **kwargs):
     ```
 
     Reference:
-    - [Sung et al., S-SGD](https://arxiv.org/abs/2009.08248)
+    - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
+      Reaching Flat Minima in Deep Neural Network Training".
     """
     if not isinstance(model, keras.Model):
         raise TypeError(

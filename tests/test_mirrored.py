@@ -1,0 +1,80 @@
+"""SymmetricSGDModel under tf.distribute.MirroredStrategy (two CPU replicas).
+
+TensorFlow fixes its logical devices once per process, so the check runs in
+a fresh interpreter.
+"""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+SCRIPT = r"""
+import json, os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * 2
+)
+import keras, numpy as np
+sys.path.insert(0, sys.argv[1])
+from conftest import compile_for_classification, make_classification, mlp
+import keras_ssgd
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+x, y = make_classification(256)
+
+def train(level, wrap=True, x=x, callbacks=()):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = mlp(batchnorm=True)
+        if wrap:
+            model = keras_ssgd.wrap(model, noise_level=level, seed=0)
+        compile_for_classification(model)
+    start = [np.array(v) for v in model.trainable_variables]
+    history = model.fit(
+        x, y, batch_size=64, epochs=3, shuffle=False, verbose=0,
+        callbacks=list(callbacks),
+    )
+    end = [np.array(v) for v in model.trainable_variables]
+    return start, end, history.history["loss"]
+
+out = {}
+_, plain, plain_loss = train(0.0, wrap=False)
+_, level0, level0_loss = train(0.0)
+out["level0_max_diff"] = max(float(np.abs(a - b).max()) for a, b in zip(plain, level0))
+out["level0_loss_diff"] = max(abs(a - b) for a, b in zip(plain_loss, level0_loss))
+start, noisy, noisy_loss = train(0.5)
+out["noisy_loss"] = noisy_loss
+out["noisy_moved"] = all(not np.array_equal(a, b) for a, b in zip(start, noisy))
+bad = x.copy()
+bad[3, 0] = np.nan  # first batch, first replica's half
+start, after, nan_loss = train(
+    0.5, x=bad, callbacks=[keras.callbacks.TerminateOnNaN()]
+)
+out["nan_first_loss"] = str(nan_loss[0])
+out["nan_moved"] = any(not np.array_equal(a, b) for a, b in zip(start, after))
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_mirrored_strategy_two_replicas():
+    tests = pathlib.Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tests)],
+        capture_output=True, text=True, timeout=600,
+    )
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    # Noise level 0 follows Keras's own mirrored training.
+    assert out["level0_max_diff"] < 1e-6
+    assert out["level0_loss_diff"] < 1e-6
+    # S-SGD trains under the strategy.
+    assert out["noisy_moved"]
+    assert out["noisy_loss"][-1] < out["noisy_loss"][0]
+    # A NaN on one replica skips the update on all of them, and
+    # TerminateOnNaN stops the run after that first batch.
+    assert out["nan_first_loss"] == "nan"
+    assert not out["nan_moved"]
