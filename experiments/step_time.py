@@ -24,7 +24,6 @@ import json
 import os
 import pathlib
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -108,16 +107,24 @@ def memory_probe(name, method, batch_size, steps):
     model.predict(data.take(1), verbose=0)
     before = _rss_bytes()
     model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    return {"rss_before_training": before, "peak_rss": peak}
+    return {"rss_before_training": before, "peak_rss": _status_bytes("VmHWM")}
 
 
 def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    return _status_bytes("VmRSS")
 
 
-def measure_memory(name, batch_size, steps):
+def _status_bytes(field):
+    # /proc/self/status: VmHWM, the peak resident size of this process image
+    # (unlike ru_maxrss, it does not inherit the parent's peak across exec).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError(f"{field} not found in /proc/self/status")
+
+
+def measure_memory(name, batch_size, steps, extra_args=()):
     out = {}
     for method in METHODS:
         result = subprocess.run(
@@ -125,7 +132,7 @@ def measure_memory(name, batch_size, steps):
                 sys.executable, __file__, "--memory-probe", method,
                 "--model", name, "--batch-size", str(batch_size),
                 "--steps", str(steps),
-            ],
+            ] + list(extra_args),
             check=True, capture_output=True, text=True,
         )
         probe = json.loads(result.stdout.strip().splitlines()[-1])
@@ -159,8 +166,15 @@ def main(argv=None):
         "--output", default="results/step_time.json",
         help="Where to write the JSON results (default results/step_time.json).",
     )
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=None,
+        help="TensorFlow inter-op threads (default: TensorFlow's choice). "
+        "1 runs independent ops, such as the two S-SGD passes, one at a time.",
+    )
     parser.add_argument("--memory-probe", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.inter_op_threads is not None:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     for flag in ("batch_size", "steps", "rounds"):
         if getattr(args, flag) <= 0:
             parser.error(
@@ -181,6 +195,8 @@ def main(argv=None):
             "cpus": os.cpu_count(),
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
+            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
         },
         "config": vars(args),
         "models": {},
@@ -194,7 +210,10 @@ def main(argv=None):
             "median_step_seconds": {m: statistics.median(t) for m, t in times.items()},
         }
         if not args.no_memory:
-            memory = measure_memory(name, args.batch_size, args.steps)
+            extra = []
+            if args.inter_op_threads is not None:
+                extra = ["--inter-op-threads", str(args.inter_op_threads)]
+            memory = measure_memory(name, args.batch_size, args.steps, extra)
             entry["memory"] = memory
             base = memory["keras"]
             entry["memory_ratio"] = {
