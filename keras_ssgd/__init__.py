@@ -7,6 +7,7 @@ per layer, averages them, and updates the master weights `W`.
 
 from keras_ssgd import callbacks
 from keras_ssgd import filters
+from keras_ssgd import models
 from keras_ssgd import noise
 from keras_ssgd import phases
 from keras_ssgd import schedules
@@ -21,6 +22,7 @@ __all__ = [
     "SymmetricSGDWrapper",
     "callbacks",
     "filters",
+    "models",
     "noise",
     "phases",
     "schedules",

@@ -192,9 +192,12 @@ class SymmetricSGDModel(keras.Model):
             [w + n for w, n in zip(weights, noise)],
             keep_statistics=True,
         )
+        # The W - n pass starts once the W + n gradients exist, so the two
+        # passes never hold their activations in memory at the same time.
+        with tf.control_dependencies(_flat_tensors(grads_plus)):
+            weights_minus = [w - n for w, n in zip(weights, noise)]
         loss_minus, grads_minus, y_minus = self._measure(
-            x, y, sample_weight, noise_variables,
-            [w - n for w, n in zip(weights, noise)],
+            x, y, sample_weight, noise_variables, weights_minus,
             keep_statistics=self.batchnorm_update == "both",
         )
         # 3. Restore: nothing to do, the variables still hold W.
@@ -389,6 +392,11 @@ def _cond_with_none(pred, true_fn, false_fn):
     loss, present = ops.cond(pred, without_none(true_fn), without_none(false_fn))
     present = iter(present)
     return loss, [None if m else next(present) for m in missing]
+
+
+def _flat_tensors(gradients):
+    """The tensors of a gradient list (sparse gradients give their values)."""
+    return [getattr(g, "values", g) for g in gradients if g is not None]
 
 
 def _unscale_for_distribution(loss):
