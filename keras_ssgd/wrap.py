@@ -62,6 +62,20 @@ class SymmetricSGDWrapper(SymmetricSGDModel):
     Args:
         model: the inner `keras.Model`.
         **kwargs: the `SymmetricSGDModel` arguments.
+
+    Example:
+
+    ```python
+    class Net(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.dense(x)
+
+    model = keras_ssgd.wrap(Net(), noise_level=0.5)  # a SymmetricSGDWrapper
+    ```
     """
 
     def __init__(self, model, **kwargs):
