@@ -25,39 +25,22 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from mnist1d.data import get_dataset_args  # noqa: E402
-from mnist1d.data import make_dataset  # noqa: E402
 
 import keras_ssgd  # noqa: E402
 from keras_ssgd.models import mnist1d_cnn  # noqa: E402
 
 
-def load_mnist1d():
-    """The standard MNIST-1D split, generated offline (seed 42)."""
-    data = make_dataset(get_dataset_args())
-    as_input = lambda x: x[..., None].astype("float32")  # noqa: E731
-    return (
-        (as_input(data["x"]), data["y"].astype("int32")),
-        (as_input(data["x_test"]), data["y_test"].astype("int32")),
-    )
-
-
-def train_once(method, seed, args, train, test):
+def train_once(method, seed, args):
     epochs = 2 * args.epochs if method == "sgd_2x" else args.epochs
+    # Every method gets the same data order (reshuffled every epoch from the
+    # seed and TensorFlow's global seed) and the same initial weights.
+    keras.utils.set_random_seed(seed)
+    data = keras_ssgd.data.load("mnist1d", batch_size=args.batch_size, seed=seed)
     keras.utils.set_random_seed(seed)
     model = mnist1d_cnn(batchnorm=args.batchnorm)
     if method == "ssgd":
         model = keras_ssgd.wrap(model, noise_level=args.noise_level, seed=seed)
-    x, y = train
-    steps = len(x) // args.batch_size
-    # Reshuffled every epoch from the seed: the same order for both methods.
-    data = (
-        tf.data.Dataset.from_tensor_slices((x, y))
-        .shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-        .batch(args.batch_size, drop_remainder=True)
-    )
+    steps = data.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(
         args.lr, decay_steps=steps * epochs
     )
@@ -67,9 +50,9 @@ def train_once(method, seed, args, train, test):
         metrics=["accuracy"],
     )
     start = time.perf_counter()
-    model.fit(data, epochs=epochs, verbose=0)
+    model.fit(data.train, epochs=epochs, verbose=0)
     seconds = time.perf_counter() - start
-    _, accuracy = model.evaluate(*test, batch_size=500, verbose=0)
+    _, accuracy = model.evaluate(data.test, verbose=0)
     return {"test_accuracy": 100 * accuracy, "seconds": seconds}
 
 
@@ -89,12 +72,11 @@ def main(argv=None):
     if not args.noise_level > 0:
         parser.error(f"argument --noise-level must be > 0. Received: {args.noise_level}")
 
-    train, test = load_mnist1d()
     runs = {"sgd": [], "sgd_2x": [], "ssgd": []}
     print(f"MNIST-1D, 1-D CNN{' + BatchNorm' if args.batchnorm else ''}, {args.epochs} epochs, batch {args.batch_size}")
     for seed in range(args.seeds):
         for method in runs:
-            result = train_once(method, seed, args, train, test)
+            result = train_once(method, seed, args)
             runs[method].append(result)
             print(f"  seed {seed} {method:<6} test accuracy {result['test_accuracy']:.2f}%  ({result['seconds']:.0f} s)")
 

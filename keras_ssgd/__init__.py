@@ -6,6 +6,7 @@ per layer, averages them, and updates the master weights `W`.
 """
 
 from keras_ssgd import callbacks
+from keras_ssgd import data
 from keras_ssgd import filters
 from keras_ssgd import models
 from keras_ssgd import noise
@@ -21,6 +22,7 @@ __all__ = [
     "SymmetricSGDModel",
     "SymmetricSGDWrapper",
     "callbacks",
+    "data",
     "filters",
     "models",
     "noise",

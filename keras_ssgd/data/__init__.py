@@ -1,0 +1,32 @@
+"""Datasets by name, as `tf.data` pipelines ready for `fit()`.
+
+Example:
+
+```python
+data = keras_ssgd.data.load("mnist1d", batch_size=100, seed=0)
+model.fit(data.train, epochs=60, validation_data=data.test)
+```
+"""
+
+from keras_ssgd.data.mnist1d import load_mnist1d
+from keras_ssgd.data.pipeline import Data
+from keras_ssgd.data.pipeline import batches
+
+DATASETS = {"mnist1d": load_mnist1d}
+
+
+def load(name, **kwargs):
+    """Loads a registered dataset; `kwargs` go to its loader.
+
+    Raises:
+        ValueError: `name` is not a registered dataset.
+    """
+    if name not in DATASETS:
+        raise ValueError(
+            f"Argument `name` must be one of {sorted(DATASETS)}. "
+            f"Received: name={name!r}"
+        )
+    return DATASETS[name](**kwargs)
+
+
+__all__ = ["DATASETS", "Data", "batches", "load", "load_mnist1d"]
