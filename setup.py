@@ -24,7 +24,9 @@ setup(
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         "tf": ["tensorflow==2.21.*"],
-        "test": ["pytest>=7", "mnist1d>=0.0.2"],
+        # Dataset loaders: MNIST-1D (generated offline) and tfds (CIFAR).
+        "data": ["mnist1d>=0.0.2", "tensorflow-datasets>=4.9"],
+        "test": ["pytest>=7", "mnist1d>=0.0.2", "tensorflow-datasets>=4.9"],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

@@ -48,3 +48,55 @@ def test_mismatched_lengths():
 def test_unknown_dataset():
     with pytest.raises(ValueError, match="Argument `name`.*name='mnist'"):
         data_lib.load("mnist")
+
+
+def cifar(name="cifar10", **kwargs):
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=48):
+        return data_lib.load(name, batch_size=16, seed=0, **kwargs)
+
+
+def epoch_images(dataset):
+    return np.concatenate([x.numpy() for x, _ in dataset])
+
+
+@pytest.mark.parametrize("name, classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_from_tfds_mock_data(name, classes):
+    data = cifar(name)
+    assert (data.train_size, data.input_shape, data.num_classes) == (48, (32, 32, 3), classes)
+    assert data.steps_per_epoch == 3
+    x, y = next(iter(data.train))
+    assert x.shape == (16, 32, 32, 3) and x.dtype == "float32"
+    assert y.dtype == "int32"
+    labels = np.concatenate([epoch_labels(data.train), epoch_labels(data.test)])
+    assert labels.min() >= 0 and labels.max() < classes
+
+
+def test_cifar_is_normalised_per_channel():
+    test = epoch_images(cifar().test)
+    np.testing.assert_allclose(test.mean(axis=(0, 1, 2)), 0.0, atol=0.05)
+    np.testing.assert_allclose(test.std(axis=(0, 1, 2)), 1.0, atol=0.05)
+
+
+def test_cifar_augmentation_pads_crops_and_flips_each_epoch():
+    plain = cifar(augment=False)
+    a, b = epoch_images(plain.train), epoch_images(plain.train)
+    # Without augmentation the same images come back, in a new order.
+    np.testing.assert_allclose(np.sort(a.ravel()), np.sort(b.ravel()), atol=1e-6)
+    augmented = cifar()
+    a, b = epoch_images(augmented.train), epoch_images(augmented.train)
+    assert not np.allclose(np.sort(a.ravel()), np.sort(b.ravel()), atol=1e-3)
+    # Zero padding shows up as constant borders after normalisation.
+    assert a.mean() < plain_mean(plain) - 0.05
+
+
+def plain_mean(data):
+    return epoch_images(data.train).mean()
+
+
+def test_cifar_bad_arguments():
+    with pytest.raises(ValueError, match="name='cifar20'"):
+        data_lib.load_cifar("cifar20")
+    with pytest.raises(ValueError, match="batch_size=0"):
+        data_lib.load_cifar("cifar10", batch_size=0)

@@ -8,11 +8,18 @@ model.fit(data.train, epochs=60, validation_data=data.test)
 ```
 """
 
+import functools
+
+from keras_ssgd.data.cifar import load_cifar
 from keras_ssgd.data.mnist1d import load_mnist1d
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
 
-DATASETS = {"mnist1d": load_mnist1d}
+DATASETS = {
+    "mnist1d": load_mnist1d,
+    "cifar10": functools.partial(load_cifar, "cifar10"),
+    "cifar100": functools.partial(load_cifar, "cifar100"),
+}
 
 
 def load(name, **kwargs):
@@ -29,4 +36,4 @@ def load(name, **kwargs):
     return DATASETS[name](**kwargs)
 
 
-__all__ = ["DATASETS", "Data", "batches", "load", "load_mnist1d"]
+__all__ = ["DATASETS", "Data", "batches", "load", "load_cifar", "load_mnist1d"]

@@ -1,0 +1,100 @@
+"""CIFAR-10 and CIFAR-100 through tensorflow-datasets, with the paper's
+augmentation."""
+
+import keras
+import tensorflow as tf
+
+from keras_ssgd.data.pipeline import Data
+
+NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
+
+
+def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir=None):
+    """CIFAR from `tfds.load`, normalised per channel, augmented for training.
+
+    Training images are zero-padded by 4 pixels, randomly cropped back to
+    32x32 and randomly flipped left-right (Keras's `ZeroPadding2D`,
+    `RandomCrop` and `RandomFlip`), then normalised per channel by a Keras
+    `Normalization` layer adapted to the training images (pixels scaled to
+    [0, 1]). Test images are only normalised. The training order is
+    reshuffled every epoch (see `keras_ssgd.data.batches`).
+
+    `tfds.load` downloads the data on first use (about 160 MB) into
+    `data_dir` (default `~/tensorflow_datasets`); later runs read it offline.
+
+    Args:
+        name: `"cifar10"` or `"cifar100"`. Defaults to `"cifar10"`.
+        batch_size: int > 0. Defaults to `128`.
+        seed: int or None. Seed of the shuffling and of the augmentation.
+        augment: bool. Pad-crop-flip the training images. Defaults to `True`.
+        data_dir: str or None. Where tensorflow-datasets keeps its data.
+
+    Returns:
+        A `keras_ssgd.data.Data`.
+
+    Example:
+
+    >>> data = load_cifar("cifar100", batch_size=128, seed=0)
+    >>> model.fit(data.train, epochs=175, validation_data=data.test)
+
+    Reference:
+    - Sung et al., "S-SGD", Section 4 (data pipeline); He et al. 2016,
+      Section 4.2.
+    """
+    import tensorflow_datasets as tfds
+
+    if name not in NUM_CLASSES:
+        raise ValueError(
+            f"Argument `name` must be one of {sorted(NUM_CLASSES)}. "
+            f"Received: name={name!r}"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+        raise ValueError(
+            "Argument `batch_size` must be an int > 0. "
+            f"Received: batch_size={batch_size!r}"
+        )
+    (train, test), info = tfds.load(
+        name, split=["train", "test"], as_supervised=True,
+        with_info=True, data_dir=data_dir,
+    )
+    train_size = int(train.cardinality())
+
+    def to_float(image, label):
+        return tf.cast(image, "float32") / 255.0, tf.cast(label, "int32")
+
+    normalize = keras.layers.Normalization(axis=-1)
+    normalize.adapt(train.map(lambda image, _: tf.cast(image, "float32") / 255.0).batch(1024))
+    augmentation = keras.Sequential(
+        [
+            keras.layers.ZeroPadding2D(4),
+            keras.layers.RandomCrop(32, 32, seed=seed),
+            keras.layers.RandomFlip("horizontal", seed=seed),
+        ],
+        name="cifar_augmentation",
+    )
+
+    def prepare_train(images, labels):
+        if augment:
+            images = augmentation(images, training=True)
+        return normalize(images), labels
+
+    train = (
+        train.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
+        .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .map(prepare_train, num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    test = (
+        test.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .map(lambda images, labels: (normalize(images), labels))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    return Data(
+        train=train,
+        test=test,
+        train_size=train_size,
+        input_shape=tuple(info.features["image"].shape),
+        num_classes=NUM_CLASSES[name],
+    )
