@@ -77,4 +77,4 @@ def test_noise_variables_of_an_unbuilt_model():
             return self.out(x)
 
     with pytest.raises(ValueError, match="not built yet"):
-        Net().noise_variables
+        _ = Net().noise_variables

@@ -3,7 +3,6 @@
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 from conftest import assert_bit_identical
 from conftest import compile_for_classification
 from conftest import make_classification
