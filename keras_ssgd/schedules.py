@@ -2,6 +2,8 @@
 
 import keras
 
+from keras_ssgd.validation import check_positive_int
+
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
 class SGDR(keras.optimizers.schedules.CosineDecayRestarts):
@@ -50,15 +52,7 @@ class SGDR(keras.optimizers.schedules.CosineDecayRestarts):
         alpha=0.0,
         name="SGDR",
     ):
-        if (
-            isinstance(steps_per_epoch, bool)
-            or not isinstance(steps_per_epoch, int)
-            or steps_per_epoch <= 0
-        ):
-            raise ValueError(
-                "Argument `steps_per_epoch` must be an int > 0. "
-                f"Received: steps_per_epoch={steps_per_epoch!r}"
-            )
+        check_positive_int(steps_per_epoch, "steps_per_epoch")
         if not first_period_epochs > 0:
             raise ValueError(
                 "Argument `first_period_epochs` must be > 0. "

@@ -52,3 +52,12 @@ def check_seed(value, name="seed"):
             f"Argument `{name}` must be >= 0. Received: {name}={value}"
         )
     return int(value)
+
+
+def check_positive_int(value, name):
+    """Returns `value` if it is an int > 0 (bools refused), else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError(
+            f"Argument `{name}` must be an int > 0. Received: {name}={value!r}"
+        )
+    return int(value)

@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 
 from keras_ssgd.data.pipeline import Data
+from keras_ssgd.validation import check_positive_int
 
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 
@@ -48,11 +49,7 @@ def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir
             f"Argument `name` must be one of {sorted(NUM_CLASSES)}. "
             f"Received: name={name!r}"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(
-            "Argument `batch_size` must be an int > 0. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
     (train, test), info = tfds.load(
         name, split=["train", "test"], as_supervised=True,
         with_info=True, data_dir=data_dir,

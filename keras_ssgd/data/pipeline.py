@@ -4,6 +4,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from keras_ssgd.validation import check_positive_int
+
 
 @dataclasses.dataclass(frozen=True)
 class Data:
@@ -52,11 +54,7 @@ def batches(x, y, batch_size, seed=None, shuffle=True, drop_remainder=False):
     Reference:
     - `tf.data.Dataset.shuffle(..., reshuffle_each_iteration=True)`.
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
-        raise ValueError(
-            "Argument `batch_size` must be an int > 0. "
-            f"Received: batch_size={batch_size!r}"
-        )
+    check_positive_int(batch_size, "batch_size")
     if len(x) != len(y):
         raise ValueError(
             "Arguments `x` and `y` must have the same length. "
