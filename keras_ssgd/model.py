@@ -43,14 +43,14 @@ class SymmetricSGDModel(keras.Model):
     `predict()` are Keras's own and use the clean master weights.
 
     What happens in one step:
-    - `noise_level == 0`: the plain single-pass Keras step (bit-identical to
-      `keras.Model.fit`). The level is read from a variable inside the step,
+    - `noise_level == 0`: one plain pass (bit-identical to `keras.Model.fit`
+      while the loss is finite). The level is read from a variable inside the step,
       so `NoiseSchedule` can switch S-SGD on and off without retracing.
     - The reported `loss` is the mean of the two perturbed losses; compiled
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two
       scaled gradients are averaged, and `LossScaleOptimizer` unscales once.
-    - A step whose loss is not finite (on either pass) leaves every
+    - A step whose loss is not finite (on either pass, at any level) leaves every
       trainable variable and the optimizer state untouched; BatchNorm
       statistics are still updated by the passes. The non-finite loss is
       reported, so `keras.callbacks.TerminateOnNaN` stops training.

@@ -6,6 +6,8 @@ gradient at `W + n` and at `W - n`. The functions here know nothing about
 models or training loops; they map tensors to tensors.
 """
 
+import math
+
 from keras import ops
 from keras import random
 
@@ -57,7 +59,7 @@ def symmetric_noise(weights, noise_level, seed):
     """
     if not weights:
         return []
-    sizes = [int(_size(w)) for w in weights]
+    sizes = [math.prod(w.shape) for w in weights]
     flat = random.normal((sum(sizes),), dtype="float32", seed=seed)
     level = ops.cast(noise_level, "float32")
     noise = []
@@ -69,9 +71,3 @@ def symmetric_noise(weights, noise_level, seed):
         noise.append(ops.cast(n, w.dtype))
     return noise
 
-
-def _size(x):
-    size = 1
-    for dim in x.shape:
-        size *= dim
-    return size

@@ -387,10 +387,11 @@ def test_noise_level_changes_without_retracing():
     assert model.noise_level == pytest.approx(0.7)
 
 
-def test_non_finite_loss_leaves_the_master_weights_intact():
+@pytest.mark.parametrize("level", [0.5, 0.0])
+def test_non_finite_loss_leaves_the_master_weights_intact(level):
     x, y = make_classification(128)
     x[5, 0] = np.nan  # poisons the first batch, both passes
-    model = keras_ssgd.wrap(mlp(), noise_level=0.5, seed=0)
+    model = keras_ssgd.wrap(mlp(), noise_level=level, seed=0)
     compile_for_classification(model)
     start = weights_of(model)
     history = model.fit(
