@@ -5,6 +5,7 @@ copies of the weights, `W + n` and `W - n` with `||n|| = noise_level * ||W||`
 per layer, averages them, and updates the master weights `W`.
 """
 
+from keras_ssgd import baselines
 from keras_ssgd import callbacks
 from keras_ssgd import data
 from keras_ssgd import filters
@@ -12,15 +13,29 @@ from keras_ssgd import models
 from keras_ssgd import noise
 from keras_ssgd import phases
 from keras_ssgd import schedules
+from keras_ssgd.baselines import DropConnectModel
+from keras_ssgd.baselines import SharpnessAwareModel
+from keras_ssgd.baselines import SmoothOutModel
+from keras_ssgd.baselines import WeightNoiseModel
 from keras_ssgd.model import SymmetricSGDModel
+from keras_ssgd.perturbed import PerturbedModel
+from keras_ssgd.wrap import METHODS
 from keras_ssgd.wrap import SymmetricSGDWrapper
 from keras_ssgd.wrap import wrap
+from keras_ssgd.wrap import wrapper_class
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "METHODS",
+    "DropConnectModel",
+    "PerturbedModel",
+    "SharpnessAwareModel",
+    "SmoothOutModel",
     "SymmetricSGDModel",
     "SymmetricSGDWrapper",
+    "WeightNoiseModel",
+    "baselines",
     "callbacks",
     "data",
     "filters",
@@ -29,4 +44,5 @@ __all__ = [
     "phases",
     "schedules",
     "wrap",
+    "wrapper_class",
 ]

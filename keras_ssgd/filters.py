@@ -50,6 +50,13 @@ def kernels(variable):
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
+def all_trainable(variable):
+    """Selects every trainable variable, biases included (SAM's default)."""
+    del variable
+    return True
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
 def conv_kernels(variable):
     """Selects the kernels (rank >= 2) of convolution layers."""
     return kernels(variable) and isinstance(

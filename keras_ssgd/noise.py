@@ -71,3 +71,140 @@ def symmetric_noise(weights, noise_level, seed):
         noise.append(ops.cast(n, w.dtype))
     return noise
 
+
+
+def gaussian_noise(weights, noise_level, seed):
+    """One-sided weight noise of fixed length (weight noise injection, Eq. 2).
+
+    The same draw as `symmetric_noise`: `n = noise_level * ||W|| * u / ||u||`
+    per weight, `u` standard normal. Weight noise measures the gradient at
+    `W + n` only; S-SGD also measures it at `W - n`.
+
+    Args:
+        weights: list of tensors, the current values `W`.
+        noise_level: float or scalar tensor, `||n|| / ||W||` per weight.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors `n`, one per weight.
+
+    Reference:
+    - Sung et al., Section 3.1, Eq. 2.
+    """
+    return symmetric_noise(weights, noise_level, seed)
+
+
+def uniform_noise(weights, noise_level, seed):
+    """SmoothOut noise: independent uniform noise, bounded per layer.
+
+    Each element of `n` is drawn from `U(-a, a)` with
+    `a = noise_level * ||W|| / sqrt(size(W))`, so the largest noise vector the
+    rule allows (every element at `+-a`) has length `noise_level * ||W||`,
+    the S-SGD length, and each element's size is uniform between 0 and the
+    bound. The expected length is `noise_level * ||W|| / sqrt(3)`: at the
+    same level, SmoothOut's noise is weaker than S-SGD's, as the paper notes
+    (Section 4.1).
+
+    Args:
+        weights: list of tensors, the current values `W`.
+        noise_level: float or scalar tensor, the bound relative to each
+            weight's L2 norm.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors `n`, one per weight.
+
+    Reference:
+    - Wen et al., "SmoothOut: Smoothing Out Sharp Minima to Improve
+      Generalization in Deep Learning", 2018 (adaptive SmoothOut scales the
+      bound by the weights' norm; here per layer, the paper's sigma).
+    - Sung et al., Section 4.1 and Fig. 3.
+    """
+    if not weights:
+        return []
+    sizes = [math.prod(w.shape) for w in weights]
+    flat = random.uniform(
+        (sum(sizes),), minval=-1.0, maxval=1.0, dtype="float32", seed=seed
+    )
+    level = ops.cast(noise_level, "float32")
+    noise = []
+    offset = 0
+    for w, size in zip(weights, sizes):
+        u = ops.reshape(flat[offset : offset + size], ops.shape(w))
+        offset += size
+        bound = level * l2_norm(ops.cast(w, "float32")) / math.sqrt(size)
+        noise.append(ops.cast(u * bound, w.dtype))
+    return noise
+
+
+def dropconnect_scales(weights, rate, seed):
+    """DropConnect masks: each weight is kept with probability `1 - rate`.
+
+    Returns one tensor per weight holding `mask / (1 - rate)`: 0 for a
+    dropped weight, `1 / (1 - rate)` for a kept one. The dropped weights are
+    `W * scale`, whose expectation is `W`, so evaluation uses `W` itself
+    (inverted scaling, as Keras's `Dropout` does for units), and the
+    gradient with respect to `W` is the gradient at `W * scale` times
+    `scale`. The perturbation `W * scale - W` has expected squared length
+    `rate / (1 - rate) * ||W||^2`.
+
+    Args:
+        weights: list of tensors, the current values `W` (for the shapes and
+            dtypes).
+        rate: float or scalar tensor in `[0, 1)`, the drop probability.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors of the weights' shapes and dtypes.
+
+    Reference:
+    - Wan et al., "Regularization of Neural Networks using DropConnect",
+      ICML 2013.
+    """
+    if not weights:
+        return []
+    sizes = [math.prod(w.shape) for w in weights]
+    flat = random.uniform((sum(sizes),), dtype="float32", seed=seed)
+    rate = ops.cast(rate, "float32")
+    kept = ops.where(flat >= rate, 1.0 / (1.0 - rate), 0.0)
+    scales = []
+    offset = 0
+    for w, size in zip(weights, sizes):
+        s = ops.reshape(kept[offset : offset + size], ops.shape(w))
+        offset += size
+        scales.append(ops.cast(s, w.dtype))
+    return scales
+
+
+def sharpness_aware_perturbation(gradients, rho):
+    """SAM's ascent step: `e = rho * g / ||g||`, `||g||` over all tensors.
+
+    Args:
+        gradients: list of gradient tensors (or `None`, kept as zero steps).
+        rho: float or scalar tensor >= 0, the radius.
+
+    Returns:
+        A list of tensors `e`, one per gradient (`None` stays `None`), with
+        `||e|| = rho` over the whole list. A zero or non-finite gradient
+        norm gives `e = 0`: the step then measures the plain gradient, so a
+        mixed-precision loss scale that overflowed can still be lowered.
+
+    Reference:
+    - Foret, Kleiner, Mobahi and Neyshabur, "Sharpness-Aware Minimization
+      for Efficiently Improving Generalization", ICLR 2021, Eq. 2.
+    """
+    present = [ops.cast(g, "float32") for g in gradients if g is not None]
+    if not present:
+        return [None for _ in gradients]
+    norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in present))
+    rho = ops.cast(rho, "float32")
+    usable = ops.logical_and(norm > 0, ops.isfinite(norm))
+    scale = ops.where(usable, rho / ops.maximum(norm, 1e-30), 0.0)
+    steps = []
+    for g in gradients:
+        if g is None:
+            steps.append(None)
+            continue
+        e = ops.where(usable, ops.cast(g, "float32") * scale, 0.0)
+        steps.append(ops.cast(e, g.dtype))
+    return steps

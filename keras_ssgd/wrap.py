@@ -1,12 +1,26 @@
-"""`wrap()`: S-SGD training for an existing Keras model."""
+"""`wrap()`: S-SGD (or a baseline) training for an existing Keras model."""
 
 import keras
 from keras.src.models.functional import Functional
 
+from keras_ssgd.baselines import DropConnectModel
+from keras_ssgd.baselines import SharpnessAwareModel
+from keras_ssgd.baselines import SmoothOutModel
+from keras_ssgd.baselines import WeightNoiseModel
 from keras_ssgd.model import SymmetricSGDModel
+from keras_ssgd.perturbed import PerturbedModel
+
+# The training methods by name, as the `ssgd-train` command names them.
+METHODS = {
+    "ssgd": SymmetricSGDModel,
+    "weight-noise": WeightNoiseModel,
+    "smoothout": SmoothOutModel,
+    "dropconnect": DropConnectModel,
+    "sam": SharpnessAwareModel,
+}
 
 
-def wrap(model, **kwargs):
+def wrap(model, method="ssgd", **kwargs):
     """Returns a `SymmetricSGDModel` that shares `model`'s layers and weights.
 
     Training the returned model trains `model` too (they hold the same
@@ -18,11 +32,15 @@ def wrap(model, **kwargs):
 
     Args:
         model: a `keras.Model`.
-        **kwargs: the `SymmetricSGDModel` arguments (`noise_level`,
-            `noise_filter`, `batchnorm_update`, `seed`) and `name`.
+        method: the training method: `"ssgd"` (the default), a baseline
+            (`"weight-noise"`, `"smoothout"`, `"dropconnect"`, `"sam"`), or a
+            `keras_ssgd.PerturbedModel` subclass.
+        **kwargs: the method's arguments (for S-SGD `noise_level`,
+            `noise_filter`, `batchnorm_update`, `seed`; `rate` for
+            DropConnect, `rho` for SAM) and `name`.
 
     Returns:
-        A `SymmetricSGDModel`, to be compiled and fitted.
+        A model of the method's class, to be compiled and fitted.
 
     Example:
 
@@ -43,16 +61,43 @@ def wrap(model, **kwargs):
             "Argument `model` must be a `keras.Model`. "
             f"Received: model={model!r} (of type {type(model).__name__})"
         )
+    cls = _method_class(method)
     kwargs.setdefault("name", model.name)
     graph = _functional_graph(model)
     if graph is not None:
         inputs, outputs = graph
-        return SymmetricSGDModel(inputs=inputs, outputs=outputs, **kwargs)
-    return SymmetricSGDWrapper(model, **kwargs)
+        return cls(inputs=inputs, outputs=outputs, **kwargs)
+    return wrapper_class(cls)(model, **kwargs)
+
+
+class _InnerModel:
+    """Mixin: a `PerturbedModel` whose `call` is one inner model."""
+
+    def __init__(self, model, **kwargs):
+        if isinstance(model, dict):
+            model = keras.saving.deserialize_keras_object(model)
+        super().__init__(**kwargs)
+        self.model = model
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=training)
+
+    def build(self, input_shape):
+        if not self.model.built:
+            # A symbolic call creates the inner model's variables.
+            self.model(
+                keras.tree.map_shape_structure(keras.KerasTensor, input_shape)
+            )
+        self.built = True
+
+    def get_config(self):
+        config = super().get_config()
+        config["model"] = keras.saving.serialize_keras_object(self.model)
+        return config
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
-class SymmetricSGDWrapper(SymmetricSGDModel):
+class SymmetricSGDWrapper(_InnerModel, SymmetricSGDModel):
     """A `SymmetricSGDModel` that calls one inner model.
 
     What `wrap()` returns for subclassed models. Saving it needs the inner
@@ -78,27 +123,41 @@ class SymmetricSGDWrapper(SymmetricSGDModel):
     ```
     """
 
-    def __init__(self, model, **kwargs):
-        if isinstance(model, dict):
-            model = keras.saving.deserialize_keras_object(model)
-        super().__init__(**kwargs)
-        self.model = model
 
-    def call(self, inputs, training=None):
-        return self.model(inputs, training=training)
+def wrapper_class(cls):
+    """The registered wrapper of `PerturbedModel` subclass `cls`.
 
-    def build(self, input_shape):
-        if not self.model.built:
-            # A symbolic call creates the inner model's variables.
-            self.model(
-                keras.tree.map_shape_structure(keras.KerasTensor, input_shape)
-            )
-        self.built = True
+    `SymmetricSGDWrapper` for S-SGD; for the baselines
+    `WeightNoiseModelWrapper` and so on, created and registered here.
+    """
+    if cls not in _WRAPPERS:
+        name = f"{cls.__name__}Wrapper"
+        wrapper = type(
+            name,
+            (_InnerModel, cls),
+            {"__module__": __name__, "__qualname__": name,
+             "__doc__": f"A `{cls.__name__}` that calls one inner model."},
+        )
+        _WRAPPERS[cls] = keras.saving.register_keras_serializable(
+            package="keras_ssgd"
+        )(wrapper)
+    return _WRAPPERS[cls]
 
-    def get_config(self):
-        config = super().get_config()
-        config["model"] = keras.saving.serialize_keras_object(self.model)
-        return config
+
+_WRAPPERS = {SymmetricSGDModel: SymmetricSGDWrapper}
+for _cls in METHODS.values():
+    wrapper_class(_cls)
+
+
+def _method_class(method):
+    if isinstance(method, type) and issubclass(method, PerturbedModel):
+        return method
+    if isinstance(method, str) and method in METHODS:
+        return METHODS[method]
+    raise ValueError(
+        f"Argument `method` must be one of {list(METHODS)} or a "
+        f"`keras_ssgd.PerturbedModel` subclass. Received: method={method!r}"
+    )
 
 
 def _functional_graph(model):

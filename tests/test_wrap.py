@@ -64,7 +64,8 @@ def test_functional_construction_leaves_the_class_subclassable():
 
     net = Net(noise_level=0.1)
     assert net(np.zeros((2, 8), "float32")).shape == (2, 3)
-    assert keras_ssgd.SymmetricSGDModel.__bases__ == (keras.Model,)
+    assert keras_ssgd.SymmetricSGDModel.__bases__ == (keras_ssgd.PerturbedModel,)
+    assert keras_ssgd.PerturbedModel.__bases__ == (keras.Model,)
 
 
 @pytest.mark.parametrize("bad", [None, "model", keras.layers.Dense(3), 3])

@@ -1,0 +1,105 @@
+"""DropConnect (Wan et al. 2013): one pass with randomly dropped weights."""
+
+import keras
+import tensorflow as tf
+
+from keras_ssgd import filters
+from keras_ssgd import noise as noise_lib
+from keras_ssgd.perturbed import PerturbedModel
+from keras_ssgd.validation import check_noise_level
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+class DropConnectModel(PerturbedModel):
+    """A Keras model trained with DropConnect on its dense kernels.
+
+    At every step each weight of each selected variable is zeroed with
+    probability `rate`, and the kept ones are scaled by `1 / (1 - rate)`.
+    The gradient at the masked weights updates the full weights `W`;
+    evaluation and prediction use `W` (the inverted-scaling form of
+    DropConnect, as Keras's `Dropout` is for units).
+
+    DropConnect was made for fully connected layers; the default filter is
+    `keras_ssgd.filters.dense_kernels` (the paper found it fails on
+    convolutions, Section 5).
+
+    Args:
+        rate: float in `[0, 1)`, the probability of dropping each weight.
+            Its perturbation has expected length
+            `sqrt(rate / (1 - rate)) * ||W||`. Defaults to `0.5`.
+        noise_filter: callable `variable -> bool` or registered name; `None`
+            means `keras_ssgd.filters.dense_kernels`.
+        batchnorm_update: accepted for a uniform interface (one pass).
+        seed: int or `None`, the seed of the masks. Defaults to `None`.
+        **kwargs: passed to `keras.Model`.
+
+    Example:
+
+    ```python
+    model = keras_ssgd.wrap(base, method="dropconnect", rate=0.3)
+    ```
+
+    Reference:
+    - Wan, Zeiler, Zhang, LeCun and Fergus, "Regularization of Neural
+      Networks using DropConnect", ICML 2013.
+    """
+
+    default_noise_filter = staticmethod(filters.dense_kernels)
+    level_argument = "rate"
+
+    def __init__(
+        self,
+        *args,
+        rate=0.5,
+        noise_filter=None,
+        batchnorm_update="both",
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(
+            *args,
+            noise_level=rate,
+            noise_filter=noise_filter,
+            batchnorm_update=batchnorm_update,
+            seed=seed,
+            **kwargs,
+        )
+
+    @classmethod
+    def check_level(cls, value, name="rate"):
+        value = check_noise_level(value, name)
+        if value >= 1:
+            raise ValueError(
+                f"Argument `{name}` must be in [0, 1): it is the probability "
+                f"of dropping each weight. Received: {name}={value}"
+            )
+        return value
+
+    @property
+    def rate(self):
+        """The drop probability (the same number as `noise_level`)."""
+        return self.noise_level
+
+    @rate.setter
+    def rate(self, value):
+        self.noise_level = value
+
+    def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
+        weights = [v.value for v in noise_variables]
+        scales = noise_lib.dropconnect_scales(
+            weights, self._noise.level, self._noise_seed()
+        )
+        loss, gradients, y_pred = self._measure(
+            x, y, sample_weight, noise_variables,
+            [w * s for w, s in zip(weights, scales)],
+            keep_statistics=True,
+        )
+        # Chain rule through W * scale: dropped weights get no gradient.
+        scale_of = {id(v): s for v, s in zip(noise_variables, scales)}
+        gradients = [
+            g if g is None or id(v) not in scale_of
+            else tf.convert_to_tensor(g) * scale_of[id(v)]
+            for v, g in zip(self.trainable_variables, gradients)
+        ]
+        self._track(x, y, sample_weight, loss, [y_pred])
+        return loss, gradients
