@@ -18,7 +18,10 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_ssgd", "keras_ssgd.*"]),
     python_requires=">=3.10",
-    install_requires=["keras>=3.5", "numpy"],
+    install_requires=["keras>=3.5", "numpy", "matplotlib"],
+    entry_points={
+        "console_scripts": ["ssgd-train=keras_ssgd.train.cli:main"],
+    },
     extras_require={
         # TensorFlow 2.21 is the backend; pick the build for the machine.
         "cpu": ["tensorflow-cpu==2.21.*"],

@@ -98,6 +98,7 @@ class PerturbedModel(keras.Model):
         self._noise = _NoiseState(
             noise_level, seed if seed is not None else random.randrange(2**31)
         )
+        self._level_value = noise_level  # the Python float, for get_config
 
     @classmethod
     def check_level(cls, value, name="noise_level"):
@@ -107,11 +108,13 @@ class PerturbedModel(keras.Model):
     @property
     def noise_level(self):
         """The current noise level, a float; assignable between steps."""
-        return float(ops.convert_to_numpy(self._noise.level))
+        return self._level_value
 
     @noise_level.setter
     def noise_level(self, value):
-        self._noise.level.assign(self.check_level(value, self.level_argument))
+        value = self.check_level(value, self.level_argument)
+        self._noise.level.assign(value)
+        self._level_value = value
 
     @property
     def noise_variables(self):

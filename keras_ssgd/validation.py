@@ -61,3 +61,14 @@ def check_positive_int(value, name):
             f"Argument `{name}` must be an int > 0. Received: {name}={value!r}"
         )
     return int(value)
+
+
+def check_rate(value, name):
+    """Returns `value` as a float if it is in `[0, 1)` (a drop probability)."""
+    value = check_noise_level(value, name)
+    if value >= 1:
+        raise ValueError(
+            f"Argument `{name}` must be in [0, 1): it is a drop probability. "
+            f"Received: {name}={value}"
+        )
+    return value

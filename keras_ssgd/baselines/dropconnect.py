@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
-from keras_ssgd.validation import check_noise_level
+from keras_ssgd.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
@@ -67,13 +67,7 @@ class DropConnectModel(PerturbedModel):
 
     @classmethod
     def check_level(cls, value, name="rate"):
-        value = check_noise_level(value, name)
-        if value >= 1:
-            raise ValueError(
-                f"Argument `{name}` must be in [0, 1): it is the probability "
-                f"of dropping each weight. Received: {name}={value}"
-            )
-        return value
+        return check_rate(value, name)
 
     @property
     def rate(self):

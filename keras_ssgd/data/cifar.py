@@ -50,17 +50,17 @@ def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir
             f"Received: name={name!r}"
         )
     check_positive_int(batch_size, "batch_size")
-    (train, test), info = tfds.load(
+    (raw_train, test), info = tfds.load(
         name, split=["train", "test"], as_supervised=True,
         with_info=True, data_dir=data_dir,
     )
-    train_size = int(train.cardinality())
+    train_size = int(raw_train.cardinality())
 
     def to_float(image, label):
         return tf.cast(image, "float32") / 255.0, tf.cast(label, "int32")
 
     normalize = keras.layers.Normalization(axis=-1)
-    normalize.adapt(train.map(lambda image, _: tf.cast(image, "float32") / 255.0).batch(1024))
+    normalize.adapt(raw_train.map(lambda image, _: tf.cast(image, "float32") / 255.0).batch(1024))
     augmentation = keras.Sequential(
         [
             keras.layers.ZeroPadding2D(4),
@@ -76,21 +76,25 @@ def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir
         return normalize(images), labels
 
     train = (
-        train.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
+        raw_train.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
         .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
         .batch(batch_size)
         .map(prepare_train, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )
-    test = (
-        test.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
-        .map(lambda images, labels: (normalize(images), labels))
-        .prefetch(tf.data.AUTOTUNE)
-    )
+
+    def in_order(split):
+        return (
+            split.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
+            .batch(batch_size)
+            .map(lambda images, labels: (normalize(images), labels))
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
     return Data(
         train=train,
-        test=test,
+        test=in_order(test),
+        train_eval=in_order(raw_train),
         train_size=train_size,
         input_shape=tuple(info.features["image"].shape),
         num_classes=NUM_CLASSES[name],

@@ -36,6 +36,7 @@ def load_mnist1d(batch_size=100, seed=None, data_seed=42):
     return Data(
         train=batches(x, y, batch_size, seed=seed),
         test=batches(x_test, y_test, batch_size, shuffle=False),
+        train_eval=batches(x, y, batch_size, shuffle=False),
         train_size=len(x),
         input_shape=tuple(x.shape[1:]),
         num_classes=int(y.max()) + 1,

@@ -12,8 +12,11 @@ class Data:
     """A dataset ready for `fit()`.
 
     Args:
-        train: `tf.data.Dataset` of training batches, reshuffled each epoch.
+        train: `tf.data.Dataset` of training batches, reshuffled each epoch
+            (and augmented, where the dataset is).
         test: `tf.data.Dataset` of test batches, in order.
+        train_eval: `tf.data.Dataset` of the training set in order, without
+            augmentation: for the training loss of the final weights.
         train_size: int, number of training examples.
         input_shape: tuple, shape of one example.
         num_classes: int.
@@ -21,6 +24,7 @@ class Data:
 
     train: tf.data.Dataset
     test: tf.data.Dataset
+    train_eval: tf.data.Dataset
     train_size: int
     input_shape: tuple
     num_classes: int

@@ -3,6 +3,8 @@
 import keras
 from keras import layers
 
+from keras_ssgd.validation import check_rate
+
 
 def apply_basic_block(x, filters, stride, name):
     """Two 3x3 convolutions with BatchNorm and a shortcut (1x1 when needed)."""
@@ -28,7 +30,9 @@ def apply_basic_block(x, filters, stride, name):
     return layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3), name=None):
+def cifar_resnet(
+    depth=20, num_classes=10, input_shape=(32, 32, 3), dropout=0.0, name=None
+):
     """A CIFAR ResNet: 3 stages of 16/32/64 filters, `(depth - 2) / 6` basic
     blocks each, global average pooling and a dense classifier (logits).
 
@@ -39,6 +43,9 @@ def cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3), name=None):
         depth: int, `6n + 2`: 20, 32, 44, 56 or 110. Defaults to `20`.
         num_classes: int. Defaults to `10`.
         input_shape: tuple. Defaults to `(32, 32, 3)`.
+        dropout: float in `[0, 1)`. Rate of a `Dropout` layer before the
+            dense classifier (the paper's "SGD+Dropout", Fig. 3); 0 adds
+            none. Defaults to `0`.
         name: str. Defaults to `f"resnet{depth}"`.
 
     Example:
@@ -69,5 +76,7 @@ def cifar_resnet(depth=20, num_classes=10, input_shape=(32, 32, 3), name=None):
                 x, filters, stride, name=f"stage{stage + 1}_block{block + 1}"
             )
     x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(check_rate(dropout, "dropout"), name="dropout")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name or f"resnet{depth}")

@@ -3,8 +3,12 @@
 import keras
 from keras import layers
 
+from keras_ssgd.validation import check_rate
 
-def mnist1d_cnn(batchnorm=False, length=40, num_classes=10, name=None):
+
+def mnist1d_cnn(
+    batchnorm=False, length=40, num_classes=10, dropout=0.0, name=None
+):
     """Three stride-2 1-D convolutions of 25 channels and a linear classifier.
 
     The `ConvBase` model of the MNIST-1D paper (about 94% test accuracy on
@@ -16,6 +20,8 @@ def mnist1d_cnn(batchnorm=False, length=40, num_classes=10, name=None):
             `False`.
         length: int. Signal length. Defaults to `40`.
         num_classes: int. Defaults to `10`.
+        dropout: float in `[0, 1)`. Rate of a `Dropout` layer before the
+            linear classifier (the dense head); 0 adds none. Defaults to `0`.
         name: str. Defaults to `"mnist1d_cnn"` or `"mnist1d_cnn_bn"`.
 
     Example:
@@ -35,6 +41,8 @@ def mnist1d_cnn(batchnorm=False, length=40, num_classes=10, name=None):
             x = layers.BatchNormalization(name=f"bn{i + 1}")(x)
         x = layers.Activation("relu", name=f"relu{i + 1}")(x)
     x = layers.Flatten(name="flatten")(x)
+    if dropout:
+        x = layers.Dropout(check_rate(dropout, "dropout"), name="dropout")(x)
     outputs = layers.Dense(num_classes, name="logits")(x)
     default = "mnist1d_cnn_bn" if batchnorm else "mnist1d_cnn"
     return keras.Model(inputs, outputs, name=name or default)

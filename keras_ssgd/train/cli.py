@@ -1,0 +1,333 @@
+"""`ssgd-train`: train methods under one recipe and compare them.
+
+With no arguments: MNIST-1D (generated offline), the 1-D CNN with
+BatchNorm, SGD against S-SGD at noise level 0.2, 3 seeds, 60 epochs; a few
+minutes on a 2-core CPU. Results go to `results/<run>/`: `results.json`,
+`summary.md` and `accuracy.png` (test accuracy against noise level).
+"""
+
+import argparse
+import datetime
+import os
+import sys
+import time
+
+EXIT_USAGE = 2
+
+
+def _method_arg(text):
+    """`NAME` or `NAME:LEVEL,LEVEL,...` -> (name, levels or None)."""
+    from keras_ssgd.train.registry import METHODS
+
+    name, _, levels = text.partition(":")
+    if name not in METHODS:
+        raise argparse.ArgumentTypeError(
+            f"unknown method {name!r}; valid methods: {', '.join(METHODS)}"
+        )
+    if not levels:
+        return name, None
+    if name == "sgd":
+        raise argparse.ArgumentTypeError("method 'sgd' takes no level")
+    return name, tuple(_level(x, f"--method {name}") for x in levels.split(","))
+
+
+def _level(text, flag="--noise-level"):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{flag} must be a number >= 0. Received: {text!r}"
+        ) from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"{flag} must be a finite number >= 0. Received: {text}"
+        )
+    return value
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be an int > 0. Received: {text!r}"
+        ) from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(
+            f"must be an int > 0. Received: {value}"
+        )
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number > 0. Received: {text!r}"
+        ) from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number > 0. Received: {text}"
+        )
+    return value
+
+
+def _phases(text):
+    from keras_ssgd.phases import PhasePlan
+
+    try:
+        return str(PhasePlan.parse(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser():
+    from keras_ssgd.data import DATASETS
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.registry import MODELS
+
+    methods_help = "; ".join(
+        f"{m.name}: {m.description}"
+        + (f" (default {m.level_name} {', '.join(map(str, m.default_levels))})"
+           if m.default_levels else "")
+        for m in METHODS.values()
+    )
+    parser = argparse.ArgumentParser(
+        prog="ssgd-train",
+        description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--method", action="append", type=_method_arg, metavar="NAME[:LEVELS]",
+        help="A method to train; repeat for several. NAME:0.1,0.2 gives the "
+        "method its own levels. Methods: " + methods_help
+        + ". Default: sgd and ssgd.",
+    )
+    parser.add_argument(
+        "--noise-level", nargs="+", type=_level, metavar="LEVEL",
+        help="Levels for every method with a level that has none of its own "
+        "(a sweep): the noise level of ssgd, weight-noise and smoothout, the "
+        "drop rate of dropconnect and dropout, the radius of sam.",
+    )
+    parser.add_argument(
+        "--seeds", type=_positive_int, default=3,
+        help="Seeds per method and level (seeds 0 .. N-1). A seed fixes the "
+        "initial weights and the data order, the same for every method.",
+    )
+    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist1d",
+                        help="Dataset (cifar10/cifar100 download through "
+                        "tensorflow-datasets the first time).")
+    parser.add_argument("--model", choices=list(MODELS), default=None,
+                        help="Model (default: the dataset's: mnist1d-cnn-bn "
+                        "for mnist1d, resnet20 for CIFAR).")
+    parser.add_argument("--epochs", type=_positive_int, default=None,
+                        help="Epochs per run (default: 60 for mnist1d, 175 "
+                        "for CIFAR; with --phases, the plan's).")
+    parser.add_argument("--batch-size", type=_positive_int, default=None,
+                        help="Batch size (default: 100 for mnist1d, 128 for "
+                        "CIFAR).")
+    parser.add_argument("--lr", type=_positive_float, default=None,
+                        help="Initial learning rate (default: 0.05 for "
+                        "mnist1d, 0.1 for CIFAR).")
+    parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
+                        help="Optimizer; sgd uses --momentum.")
+    parser.add_argument("--momentum", type=float, default=0.9,
+                        help="SGD momentum.")
+    parser.add_argument(
+        "--lr-schedule", choices=["cosine", "step", "sgdr", "constant"],
+        default=None,
+        help="cosine: cosine decay to 0; step: /10 at each of --lr-drops; "
+        "sgdr: cosine with warm restarts, first period 10 epochs, doubling "
+        "(paper 4.3); constant. Default: cosine for mnist1d, step for CIFAR.",
+    )
+    parser.add_argument("--lr-drops", nargs="*", type=_positive_int,
+                        default=None, metavar="EPOCH",
+                        help="Epochs of the /10 drops of --lr-schedule step "
+                        "(default: 75 125 for CIFAR, half and three "
+                        "quarters of --epochs otherwise).")
+    parser.add_argument(
+        "--phases", type=_phases, default=None, metavar="PLAN",
+        help="A Table 1 phase plan such as 75-25S-25S: the methods with a "
+        "level use it only in the S phases (plain SGD elsewhere), the "
+        "learning rate drops /10 at each phase boundary, and the plan sets "
+        "the epochs.",
+    )
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="Run folder (default: results/<date-time>).")
+    parser.add_argument("--resume", action="store_true",
+                        help="Continue the run in --output: finished runs "
+                        "are skipped. The recipe must be the same.")
+    parser.add_argument("--quiet", action="store_true",
+                        help="No Keras progress bars.")
+    return parser
+
+
+def parse(argv=None):
+    """Parses and checks the arguments; returns `(config, specs, args)`.
+
+    Exits with code 2 and a message on bad input (argparse's convention).
+    """
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.registry import RECIPES
+    from keras_ssgd.train.runner import Config
+    from keras_ssgd.train.runner import RunSpec
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    recipe = RECIPES[args.dataset]
+    if args.phases:
+        from keras_ssgd.phases import PhasePlan
+
+        plan_epochs = PhasePlan.parse(args.phases).epochs
+        if args.epochs is not None and args.epochs != plan_epochs:
+            parser.error(
+                f"argument --epochs: the plan {args.phases} sets "
+                f"{plan_epochs} epochs. Received: --epochs {args.epochs}"
+            )
+        if args.lr_schedule not in (None, "step"):
+            parser.error(
+                "argument --lr-schedule: --phases drops the learning rate at "
+                f"the phase boundaries. Received: --lr-schedule "
+                f"{args.lr_schedule}"
+            )
+        args.epochs = plan_epochs
+        args.lr_schedule = "step"
+    epochs = args.epochs or recipe.epochs
+    schedule = args.lr_schedule or recipe.lr_schedule
+    drops = args.lr_drops
+    if drops is None:
+        drops = recipe.lr_drops if args.epochs is None else ()
+        if schedule == "step" and not drops and not args.phases:
+            drops = (epochs // 2, (3 * epochs) // 4)
+    if args.phases:
+        drops = ()
+    for drop in drops:
+        if drop >= epochs:
+            parser.error(
+                f"argument --lr-drops: epoch {drop} is not before the end "
+                f"of training ({epochs} epochs). Received: --lr-drops "
+                f"{' '.join(map(str, drops))}"
+            )
+    if args.momentum < 0 or args.momentum >= 1:
+        parser.error(
+            f"argument --momentum: must be in [0, 1). Received: {args.momentum}"
+        )
+    config = Config(
+        dataset=args.dataset,
+        model=args.model or recipe.model,
+        epochs=epochs,
+        batch_size=args.batch_size or recipe.batch_size,
+        lr=args.lr or recipe.lr,
+        optimizer=args.optimizer,
+        momentum=args.momentum if args.optimizer == "sgd" else 0.0,
+        lr_schedule=schedule,
+        lr_drops=tuple(sorted(drops)),
+        phases=args.phases,
+    )
+    chosen = args.method or [("sgd", None), ("ssgd", None)]
+    specs = []
+    for seed in range(args.seeds):
+        for name, levels in chosen:
+            method = METHODS[name]
+            if method.level_name is None:
+                specs.append(RunSpec(name, None, seed))
+                continue
+            levels = levels or args.noise_level or method.default_levels
+            for level in levels:
+                try:
+                    level = method.check_level(level)
+                except ValueError as error:
+                    parser.error(f"argument --method {name}: {error}")
+                specs.append(RunSpec(name, level, seed))
+    # Each (method, level, seed) once, in the order given.
+    specs = list(dict.fromkeys(specs))
+    return config, specs, args
+
+
+def main(argv=None):
+    """Runs the command; returns the exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    config, specs, args = parse(argv)
+
+    from keras_ssgd.train import report
+    from keras_ssgd.train import runner
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.store import RunStore
+    from keras_ssgd.train.store import StoreError
+
+    output = args.output
+    if output is None:
+        if args.resume:
+            print("ssgd-train: error: --resume needs --output, the folder of "
+                  "the run to continue.", file=sys.stderr)
+            return EXIT_USAGE
+        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+        output = os.path.join("results", stamp)
+    plan = {"recipe": config.to_json(),
+            "runs": [spec.key for spec in specs]}
+    try:
+        store = RunStore(output, plan, resume=args.resume)
+    except StoreError as error:
+        print(f"ssgd-train: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+
+    done = store.done()
+    todo = [spec for spec in specs if spec.key not in done]
+    print(
+        f"ssgd-train: {config.dataset}, {config.model}, {config.epochs} "
+        f"epochs, batch {config.batch_size}, {config.optimizer} lr "
+        f"{config.lr:g} ({config.lr_schedule}"
+        f"{', phases ' + config.phases if config.phases else ''}); "
+        f"{len(specs)} runs, {len(specs) - len(todo)} already done; "
+        f"results in {store.folder}"
+    )
+
+    def finish():
+        rows = report.summarize(store.records(), METHODS)
+        store.write_results(rows)
+        (store.folder / "summary.md").write_text(
+            report.summary_markdown(config.to_json(), rows)
+        )
+        if rows:
+            report.plot(
+                rows, store.folder / "accuracy.png",
+                title=f"{config.dataset}, {config.model}",
+            )
+        return rows
+
+    try:
+        for i, spec in enumerate(todo, start=1):
+            print(f"\n[{i}/{len(todo)}] {spec.key}", flush=True)
+            record = runner.train(
+                config, spec, verbose=0 if args.quiet else 1,
+                model_path=store.model_path(spec.key),
+            )
+            record["finished"] = time.time()
+            store.save(record)
+            store.write_results(report.summarize(store.records(), METHODS))
+            accuracy = record["test_accuracy"]
+            print(
+                f"  {spec.key}: "
+                + ("diverged" if accuracy is None
+                   else f"test accuracy {accuracy:.2f}%")
+                + f" ({record['seconds']:.0f} s)",
+                flush=True,
+            )
+    except KeyboardInterrupt:
+        finish()
+        print(
+            f"\nInterrupted. The {len(store.done())} finished runs are in "
+            f"{store.folder}; continue with --resume --output {store.folder}",
+            file=sys.stderr,
+        )
+        return 130
+    rows = finish()
+    print()
+    print("\n".join(report.table(rows)))
+    print(f"\nWrote {store.folder / 'results.json'}, summary.md, accuracy.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

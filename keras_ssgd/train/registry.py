@@ -1,0 +1,127 @@
+"""What `ssgd-train` can run, by name: methods, models and datasets."""
+
+import dataclasses
+
+from keras_ssgd import baselines
+from keras_ssgd import data as data_lib
+from keras_ssgd import models
+from keras_ssgd.model import SymmetricSGDModel
+from keras_ssgd.validation import check_noise_level
+from keras_ssgd.validation import check_rate
+
+
+@dataclasses.dataclass(frozen=True)
+class Method:
+    """A training method as the command runs it.
+
+    Args:
+        name: the command-line name.
+        model_class: the `PerturbedModel` subclass, or `None` for a plain
+            `keras.Model` (SGD, and Dropout, which lives in the model).
+        level_name: what the method's level is (`noise_level`, `rate`,
+            `rho`), or `None` for SGD.
+        default_levels: the levels used when none are given.
+        passes: forward/backward passes per step (cost relative to SGD).
+        description: one line for `--help`.
+    """
+
+    name: str
+    model_class: type = None
+    level_name: str = None
+    default_levels: tuple = ()
+    passes: int = 1
+    description: str = ""
+
+    def check_level(self, value):
+        if self.level_name in ("rate",):
+            return check_rate(value, f"{self.name} {self.level_name}")
+        return check_noise_level(value, f"{self.name} {self.level_name}")
+
+
+METHODS = {
+    m.name: m
+    for m in (
+        Method("sgd", description="plain training, the reference"),
+        Method(
+            "ssgd", SymmetricSGDModel, "noise_level", (0.2,), 2,
+            "S-SGD: mean gradient at W + n and W - n, ||n|| = level * ||W||",
+        ),
+        Method(
+            "weight-noise", baselines.WeightNoiseModel, "noise_level",
+            (0.2,), 1, "gradient at W + n, the S-SGD noise rule (Eq. 2)",
+        ),
+        Method(
+            "smoothout", baselines.SmoothOutModel, "noise_level", (0.4,), 1,
+            "gradient at W + u, u uniform, bound level * ||W|| / sqrt(size)",
+        ),
+        Method(
+            "dropconnect", baselines.DropConnectModel, "rate", (0.3,), 1,
+            "dense kernels' weights dropped with probability rate",
+        ),
+        Method(
+            "dropout", None, "rate", (0.3,), 1,
+            "Dropout layer with this rate before the dense head",
+        ),
+        Method(
+            "sam", baselines.SharpnessAwareModel, "rho", (0.05,), 2,
+            "SAM: gradient at W + rho * g / ||g||",
+        ),
+    )
+}
+
+
+def _mnist1d_cnn(batchnorm):
+    def build(input_shape, num_classes, dropout=0.0):
+        return models.mnist1d_cnn(
+            batchnorm=batchnorm, length=input_shape[0],
+            num_classes=num_classes, dropout=dropout,
+        )
+
+    return build
+
+
+def _resnet(depth):
+    def build(input_shape, num_classes, dropout=0.0):
+        return models.cifar_resnet(
+            depth, num_classes=num_classes, input_shape=input_shape,
+            dropout=dropout,
+        )
+
+    return build
+
+
+def _mlp(input_shape, num_classes, dropout=0.0):
+    return models.mlp(input_shape, num_classes=num_classes, dropout=dropout)
+
+
+# name -> builder(input_shape, num_classes, dropout=0.0) -> keras.Model
+MODELS = {
+    "mnist1d-cnn-bn": _mnist1d_cnn(batchnorm=True),
+    "mnist1d-cnn": _mnist1d_cnn(batchnorm=False),
+    "mlp": _mlp,
+    "resnet20": _resnet(20),
+    "resnet32": _resnet(32),
+    "resnet56": _resnet(56),
+}
+
+DATASETS = data_lib.DATASETS
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The defaults of a dataset: the paper's recipe, or the prototype's."""
+
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    lr_schedule: str
+    lr_drops: tuple = ()
+
+
+# CIFAR: paper Section 4.1 (175 epochs, batch 128, lr 0.1 / 10 at 75, 125).
+RECIPES = {
+    "mnist1d": Recipe("mnist1d-cnn-bn", 60, 100, 0.05, "cosine"),
+    "cifar10": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
+    "cifar100": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
+}

@@ -1,0 +1,150 @@
+"""Tables and plots of `ssgd-train` results."""
+
+import math
+import statistics
+
+
+def summarize(records, methods):
+    """One row per (method, level): mean and spread over seeds.
+
+    Args:
+        records: run records (see `runner.train`).
+        methods: the `registry.METHODS` mapping, for passes per step.
+
+    Returns:
+        A list of dicts with `method`, `level`, `level_name`, `runs`,
+        `diverged`, `test_accuracy_mean`, `test_accuracy_std`,
+        `train_loss_mean`, `seconds_mean`, `time_vs_sgd` and
+        `passes_vs_sgd`, in the order the methods first appear.
+    """
+    groups = {}
+    for r in records:
+        groups.setdefault((r["method"], r["level"]), []).append(r)
+    sgd_seconds = [
+        r["seconds"] for r in groups.get(("sgd", None), [])
+        if r["status"] == "ok"
+    ]
+    sgd_time = statistics.mean(sgd_seconds) if sgd_seconds else None
+    rows = []
+    for (method, level), runs in groups.items():
+        ok = [r for r in runs if r["status"] == "ok"]
+        accuracies = [r["test_accuracy"] for r in ok]
+        seconds = statistics.mean(r["seconds"] for r in runs)
+        rows.append({
+            "method": method,
+            "level_name": runs[0]["level_name"],
+            "level": level,
+            "runs": len(runs),
+            "diverged": len(runs) - len(ok),
+            "seeds": sorted(r["seed"] for r in runs),
+            "test_accuracy_mean": _mean(accuracies),
+            "test_accuracy_std": _std(accuracies),
+            "train_loss_mean": _mean([r["train_loss"] for r in ok]),
+            "seconds_mean": seconds,
+            "time_vs_sgd": seconds / sgd_time if sgd_time else None,
+            "passes_vs_sgd": methods[method].passes,
+        })
+    order = list(methods)
+    rows.sort(key=lambda row: (order.index(row["method"]), row["level"] or 0))
+    return rows
+
+
+def table(rows):
+    """The summary as Markdown table lines (also readable on a terminal)."""
+    lines = [
+        "| method | level | test accuracy (%) | seeds | train loss "
+        "(clean W) | time / run (s) | time vs SGD | passes vs SGD |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        level = (
+            "-" if row["level"] is None
+            else f"{row['level_name']} {row['level']:g}"
+        )
+        if row["test_accuracy_mean"] is None:
+            accuracy = "diverged"
+        else:
+            accuracy = (
+                f"{row['test_accuracy_mean']:.2f} +- "
+                f"{row['test_accuracy_std']:.2f}"
+            )
+        if row["diverged"]:
+            accuracy += f" ({row['diverged']}/{row['runs']} diverged)"
+        lines.append(
+            f"| {row['method']} | {level} | {accuracy} | {row['runs']} | "
+            f"{_fmt(row['train_loss_mean'], '.4f')} | "
+            f"{row['seconds_mean']:.1f} | {_fmt(row['time_vs_sgd'], '.2f')} |"
+            f" {row['passes_vs_sgd']} |"
+        )
+    return lines
+
+
+def summary_markdown(config, rows):
+    """`summary.md`: the recipe, then the table."""
+    recipe = ", ".join(f"{k} {v}" for k, v in config.items() if v not in (None, [], ()))
+    return "\n".join(
+        ["# ssgd-train results", "", f"Recipe: {recipe}.", "",
+         "Test accuracy: mean +- sample standard deviation over seeds; "
+         "train loss: cross-entropy of the final clean weights on the "
+         "training set, without augmentation.", ""]
+        + table(rows)
+    ) + "\n"
+
+
+def plot(rows, path, title=""):
+    """Test accuracy against level, one line per method, SGD as a band.
+
+    The paper's Fig. 3 style: error bars are one standard deviation over
+    seeds. Methods without a level (SGD) are drawn as a horizontal line with
+    a shaded +- one standard deviation band.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    by_method = {}
+    for row in rows:
+        if row["test_accuracy_mean"] is not None:
+            by_method.setdefault(row["method"], []).append(row)
+    levels = [r["level"] for r in rows if r["level"] is not None]
+    for method, method_rows in by_method.items():
+        if method_rows[0]["level"] is None:
+            row = method_rows[0]
+            mean, std = row["test_accuracy_mean"], row["test_accuracy_std"]
+            ax.axhline(mean, color="black", linestyle="--", label=method.upper())
+            if levels:
+                ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
+            continue
+        method_rows.sort(key=lambda r: r["level"])
+        ax.errorbar(
+            [r["level"] for r in method_rows],
+            [r["test_accuracy_mean"] for r in method_rows],
+            yerr=[r["test_accuracy_std"] for r in method_rows],
+            marker="o", capsize=3,
+            label=f"{method} ({method_rows[0]['level_name']})",
+        )
+    ax.set_xlabel("level (noise level, drop rate or SAM radius)")
+    ax.set_ylabel("test accuracy (%)")
+    if title:
+        ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None]
+    return statistics.mean(values) if values else None
+
+
+def _std(values):
+    values = [v for v in values if v is not None]
+    return statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
+
+
+def _fmt(value, spec):
+    return "-" if value is None or not math.isfinite(value) else format(value, spec)

@@ -1,0 +1,174 @@
+"""One training run of `ssgd-train`: a method, a level and a seed."""
+
+import dataclasses
+import math
+import time
+
+import keras
+
+from keras_ssgd import data as data_lib
+from keras_ssgd import schedules
+from keras_ssgd.callbacks import NoiseSchedule
+from keras_ssgd.phases import PhasePlan
+from keras_ssgd.train.registry import METHODS
+from keras_ssgd.train.registry import MODELS
+from keras_ssgd.wrap import wrap
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """The recipe every run of one `ssgd-train` invocation shares."""
+
+    dataset: str
+    model: str
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    momentum: float
+    lr_schedule: str
+    lr_drops: tuple
+    phases: str = None
+
+    def to_json(self):
+        config = dataclasses.asdict(self)
+        config["lr_drops"] = list(self.lr_drops)
+        return config
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One run: `method` at `level` (None for SGD) from `seed`."""
+
+    method: str
+    level: float
+    seed: int
+
+    @property
+    def key(self):
+        level = "" if self.level is None else f"-{self.level:g}"
+        return f"{self.method}{level}-seed{self.seed}"
+
+
+def learning_rate(config, steps_per_epoch):
+    """The learning-rate schedule of `config`, as a Keras schedule."""
+    if config.phases:
+        return PhasePlan.parse(config.phases).learning_rate_schedule(
+            config.lr, steps_per_epoch
+        )
+    if config.lr_schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            config.lr, decay_steps=steps_per_epoch * config.epochs
+        )
+    if config.lr_schedule == "step":
+        drops = sorted(config.lr_drops)
+        if not drops:
+            return config.lr
+        return keras.optimizers.schedules.PiecewiseConstantDecay(
+            boundaries=[d * steps_per_epoch for d in drops],
+            values=[config.lr * 0.1**i for i in range(len(drops) + 1)],
+        )
+    if config.lr_schedule == "sgdr":
+        return schedules.SGDR(config.lr, steps_per_epoch=steps_per_epoch)
+    if config.lr_schedule == "constant":
+        return config.lr
+    raise ValueError(
+        "Argument `lr_schedule` must be one of ['cosine', 'step', 'sgdr', "
+        f"'constant']. Received: lr_schedule={config.lr_schedule!r}"
+    )
+
+
+def build_model(config, spec, data):
+    """The model of `spec`; every method starts from the same weights.
+
+    The weights come from the seed alone: Dropout's model gets the weights
+    of the plain model built from the same seed.
+    """
+    build = MODELS[config.model]
+    method = METHODS[spec.method]
+    keras.utils.set_random_seed(spec.seed)
+    model = build(data.input_shape, data.num_classes)
+    if spec.method == "dropout":
+        with_dropout = build(data.input_shape, data.num_classes, spec.level)
+        with_dropout.set_weights(model.get_weights())
+        return with_dropout
+    if method.model_class is None:
+        return model
+    kwargs = {method.level_name: spec.level}
+    if spec.method != "sam":
+        kwargs["seed"] = spec.seed
+    return wrap(model, method=method.model_class, **kwargs)
+
+
+def train(config, spec, verbose=1, model_path=None):
+    """Trains one run and returns its record (a JSON-ready dict).
+
+    With `model_path`, the trained model is saved there (a `.keras` file)
+    before the record is returned.
+
+    A run whose loss becomes NaN or infinite is stopped
+    (`keras.callbacks.TerminateOnNaN`) and recorded with
+    `status: "diverged"`; it does not raise.
+    """
+    # Every method of a seed sees the same data order and initial weights.
+    keras.utils.set_random_seed(spec.seed)
+    data = data_lib.load(
+        config.dataset, batch_size=config.batch_size, seed=spec.seed
+    )
+    model = build_model(config, spec, data)
+    steps = data.steps_per_epoch
+    schedule = learning_rate(config, steps)
+    if config.optimizer == "sgd":
+        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
+    else:
+        optimizer = keras.optimizers.Adam(schedule)
+    model.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    callbacks = [keras.callbacks.TerminateOnNaN()]
+    method = METHODS[spec.method]
+    if config.phases and method.model_class is not None:
+        callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
+    start = time.perf_counter()
+    history = model.fit(
+        data.train, epochs=config.epochs, callbacks=callbacks,
+        verbose=verbose, shuffle=False,  # the pipeline reshuffles per epoch
+    )
+    seconds = time.perf_counter() - start
+    losses = history.history.get("loss", [])
+    diverged = not losses or not all(math.isfinite(x) for x in losses)
+    record = {
+        "key": spec.key,
+        "method": spec.method,
+        "level_name": method.level_name,
+        "level": spec.level,
+        "seed": spec.seed,
+        "epochs_run": len(losses),
+        "seconds": seconds,
+        "passes_per_step": method.passes,
+        "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
+    }
+    if diverged:
+        record.update(status="diverged", test_accuracy=None, test_loss=None,
+                      train_loss=None, train_accuracy=None)
+        return record
+    test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
+    train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
+    status = "ok" if math.isfinite(test_loss) else "diverged"
+    if model_path is not None:
+        model.save(model_path)
+        record["model_file"] = str(model_path)
+    record.update(
+        status=status,
+        test_accuracy=100.0 * test_accuracy,
+        test_loss=_finite_or_none(test_loss),
+        train_loss=_finite_or_none(train_loss),
+        train_accuracy=100.0 * train_accuracy,
+    )
+    return record
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
