@@ -29,6 +29,7 @@ class Config:
     lr_schedule: str
     lr_drops: tuple
     phases: str = None
+    steps_per_execution: int = 1
 
     def to_json(self):
         config = dataclasses.asdict(self)
@@ -126,6 +127,7 @@ def train(config, spec, verbose=1, model_path=None):
         optimizer=optimizer,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=config.steps_per_execution,
     )
     callbacks = [keras.callbacks.TerminateOnNaN()]
     method = METHODS[spec.method]
