@@ -1,5 +1,5 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
-#   make demo   # the main job: SGD vs S-SGD on MNIST-1D (offline, CPU)
+#   make demo   # the main job, ssgd-train: SGD vs S-SGD on MNIST-1D (offline, CPU)
 #   make test   # the test suite (slow tests: make test-slow)
 PYTHON ?= python3
 VENV ?= .venv
@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.py
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) experiments/quickstart.py
+	$(VENV)/bin/ssgd-train
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q

@@ -32,9 +32,10 @@ class SymmetricSGDModel(PerturbedModel):
     `predict()` are Keras's own and use the clean master weights.
 
     What happens in one step:
-    - `noise_level == 0`: one plain pass (bit-identical to `keras.Model.fit`
-      while the loss is finite). The level is read from a variable inside the step,
-      so `NoiseSchedule` can switch S-SGD on and off without retracing.
+    - `noise_level == 0`: one plain pass, the computation of
+      `keras.Model.fit` (see `PerturbedModel` for how exact). The level is
+      read from a variable inside the step, so `NoiseSchedule` can switch
+      S-SGD on and off without retracing.
     - The reported `loss` is the mean of the two perturbed losses; compiled
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two

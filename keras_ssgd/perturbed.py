@@ -41,10 +41,13 @@ class PerturbedModel(keras.Model):
     usually by calling `self._measure(...)` once per perturbed point. The base
     class does the rest, identically for every method:
 
-    - `noise_level == 0` runs one plain pass, bit-identical to
-      `keras.Model.fit` while the loss is finite; the level is read from a
-      variable inside the step, so `NoiseSchedule` changes it without
-      retracing.
+    - `noise_level == 0` runs one plain pass, the computation of
+      `keras.Model.fit`; the level is read from a variable inside the step,
+      so `NoiseSchedule` changes it without retracing. Under op determinism
+      the weights are bit-identical to Keras's in the tested settings
+      (BatchNorm, momentum, mixed precision); TensorFlow's graph optimizer
+      compiles the conditional step on its own terms, and with Dropout and
+      momentum a 1-ulp difference after two steps has been seen.
     - The update is skipped (trainable variables and optimizer state
       untouched) when the loss is not finite; the loss is still reported.
     - Random perturbations are a function of `seed` and the optimizer's step

@@ -165,6 +165,11 @@ def _functional_graph(model):
     if not isinstance(model, (Functional, keras.Sequential)):
         return None
     try:
+        if isinstance(model, keras.Sequential):
+            # Keras 3 gives a built Sequential `inputs`/`outputs` lists but
+            # no `input`/`output` until it has been called.
+            (inputs,), (outputs,) = model.inputs, model.outputs
+            return inputs, outputs
         return model.input, model.output
-    except (AttributeError, ValueError):
+    except (AttributeError, ValueError, TypeError):
         return None  # a Sequential model without an input shape yet

@@ -117,11 +117,12 @@ class Recipe:
     lr: float
     lr_schedule: str
     lr_drops: tuple = ()
+    steps_per_execution: int = 1
 
 
 # CIFAR: paper Section 4.1 (175 epochs, batch 128, lr 0.1 / 10 at 75, 125).
 RECIPES = {
-    "mnist1d": Recipe("mnist1d-cnn-bn", 60, 100, 0.05, "cosine"),
+    "mnist1d": Recipe("mnist1d-cnn-bn", 60, 100, 0.05, "cosine", (), 8),
     "cifar10": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
     "cifar100": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
 }

@@ -130,7 +130,11 @@ def plot(rows, path, title=""):
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+    if by_method:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "every run diverged", ha="center",
+                transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

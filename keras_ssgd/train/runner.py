@@ -151,6 +151,11 @@ def train(config, spec, verbose=1, model_path=None):
         "seconds": seconds,
         "passes_per_step": method.passes,
         "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
+        # Per epoch, as fit() logged it (the loss at the perturbed weights).
+        "history": {
+            name: [_finite_or_none(float(v)) for v in values]
+            for name, values in history.history.items()
+        },
     }
     if diverged:
         record.update(status="diverged", test_accuracy=None, test_loss=None,

@@ -1,0 +1,196 @@
+"""`ssgd-train` end to end on a tiny budget, and its bad-input handling."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from keras_ssgd.train import cli
+from keras_ssgd.train import runner
+from keras_ssgd.train.registry import METHODS
+from keras_ssgd.train.runner import Config
+from keras_ssgd.train.runner import RunSpec
+
+TINY = ["--model", "mlp", "--epochs", "1", "--seeds", "1", "--quiet"]
+
+
+def run_cli(args, output):
+    return cli.main([*TINY, *args, "--output", str(output)])
+
+
+def test_end_to_end_writes_json_summary_plot_and_models(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = run_cli(["--method", "sgd", "--method", "ssgd:0.2,0.4"], out)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["recipe"]["model"] == "mlp"
+    assert results["config"]["runs"] == [
+        "sgd-seed0", "ssgd-0.2-seed0", "ssgd-0.4-seed0"
+    ]
+    keys = {r["key"] for r in results["runs"]}
+    assert keys == set(results["config"]["runs"])
+    for record in results["runs"]:
+        assert record["status"] == "ok"
+        assert 0 <= record["test_accuracy"] <= 100
+        assert record["train_loss"] > 0
+        assert record["epochs_run"] == 1
+        assert (out / "runs" / f"{record['key']}.keras").exists()
+    rows = {(r["method"], r["level"]): r for r in results["summary"]}
+    assert set(rows) == {("sgd", None), ("ssgd", 0.2), ("ssgd", 0.4)}
+    assert rows[("ssgd", 0.2)]["passes_vs_sgd"] == 2
+    assert rows[("sgd", None)]["time_vs_sgd"] == pytest.approx(1.0)
+    assert (out / "accuracy.png").stat().st_size > 1000
+    summary = (out / "summary.md").read_text()
+    assert "| ssgd | noise_level 0.4 |" in summary
+    printed = capsys.readouterr().out
+    assert "| sgd | - |" in printed
+
+
+def test_every_method_starts_from_the_same_weights():
+    data = __import__("keras_ssgd").data.load("mnist1d", batch_size=100, seed=0)
+    config = Config("mnist1d", "mnist1d-cnn-bn", 1, 100, 0.1, "sgd", 0.9,
+                    "cosine", ())
+    reference = runner.build_model(config, RunSpec("sgd", None, 3), data)
+    for name, method in METHODS.items():
+        level = None if method.level_name is None else 0.3
+        model = runner.build_model(config, RunSpec(name, level, 3), data)
+        for a, b in zip(reference.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    other_seed = runner.build_model(config, RunSpec("sgd", None, 4), data)
+    assert not np.array_equal(
+        reference.get_weights()[0], other_seed.get_weights()[0]
+    )
+
+
+def test_interrupted_sweep_keeps_finished_runs_and_resume_skips_them(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    real_train = runner.train
+    trained = []
+
+    def train_then_interrupt(config, spec, **kwargs):
+        if trained:
+            raise KeyboardInterrupt
+        trained.append(spec.key)
+        return real_train(config, spec, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_then_interrupt)
+    args = ["--method", "sgd", "--method", "dropout:0.2"]
+    assert run_cli(args, out) == 130
+    assert sorted(p.name for p in (out / "runs").glob("*.json")) == [
+        "sgd-seed0.json"
+    ]
+    # Without --resume the folder is refused, so nothing is overwritten.
+    assert run_cli(args, out) == 2
+
+    def train_recording(config, spec, **kwargs):
+        trained.append(spec.key)
+        return real_train(config, spec, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train_recording)
+    assert run_cli([*args, "--resume"], out) == 0
+    assert trained == ["sgd-seed0", "dropout-0.2-seed0"]
+    results = json.loads((out / "results.json").read_text())
+    assert {r["key"] for r in results["runs"]} == {
+        "sgd-seed0", "dropout-0.2-seed0"
+    }
+
+
+def test_resume_refuses_a_different_recipe(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "train", _fake_train)
+    out = tmp_path / "run"
+    assert run_cli(["--method", "sgd"], out) == 0
+    assert run_cli(["--method", "sgd", "--lr", "0.3", "--resume"], out) == 2
+    assert "recipe differs" in capsys.readouterr().err
+
+
+def test_resume_needs_an_existing_run(tmp_path, capsys):
+    assert run_cli(["--resume"], tmp_path / "nothing") == 2
+    assert "holds no earlier run" in capsys.readouterr().err
+
+
+def test_diverged_run_is_recorded_not_raised(tmp_path):
+    out = tmp_path / "run"
+    code = run_cli(["--method", "sgd", "--method", "ssgd", "--lr", "1e30"], out)
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert {r["status"] for r in results["runs"]} == {"diverged"}
+    assert all(r["test_accuracy"] is None for r in results["runs"])
+    assert "diverged" in (out / "summary.md").read_text()
+
+
+def test_unwritable_output_fails_before_training(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "train", _fail_if_called)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    assert run_cli([], blocker / "run") == 2
+    assert "Cannot write to the output folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "adamw"], "valid methods: sgd, ssgd, weight-noise"),
+        (["--dataset", "imagenet"], "choose from 'cifar10', 'cifar100', 'mnist1d'"),
+        (["--model", "vit"], "choose from 'mnist1d-cnn-bn'"),
+        (["--noise-level", "-0.1"], "--noise-level must be a finite number >= 0"),
+        (["--method", "ssgd:-1"], "--method ssgd must be a finite number >= 0"),
+        (["--method", "dropout:1.5"], "must be in [0, 1)"),
+        (["--method", "sgd:0.1"], "method 'sgd' takes no level"),
+        (["--epochs", "0"], "must be an int > 0. Received: 0"),
+        (["--seeds", "-2"], "must be an int > 0. Received: -2"),
+        (["--lr", "0"], "must be a finite number > 0"),
+        (["--phases", "10-x"], "--phases"),
+        (["--phases", "2-1S", "--epochs", "4"], "the plan 2-1S sets 3 epochs"),
+        (["--lr-schedule", "step", "--lr-drops", "1"], "is not before the end"),
+        (["--momentum", "1.0"], "must be in [0, 1)"),
+    ],
+)
+def test_bad_input_exits_2_with_a_clear_message(
+    args, message, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setattr(runner, "train", _fail_if_called)
+    with pytest.raises(SystemExit) as exit_info:
+        run_cli(args, tmp_path / "run")
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_phase_plan_sets_epochs_and_noise_phases(tmp_path):
+    out = tmp_path / "run"
+    args = ["--model", "mlp", "--seeds", "1", "--quiet", "--method", "ssgd",
+            "--phases", "1-1S", "--output", str(out)]
+    assert cli.main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["recipe"]["epochs"] == 2
+    record = results["runs"][0]
+    assert record["epochs_run"] == 2
+    assert record["history"]["noise_level"] == [0.0, pytest.approx(0.2)]
+
+
+def test_module_entry_point_prints_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "keras_ssgd", "--help"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0
+    for flag in ("--method", "--noise-level", "--seeds", "--resume",
+                 "--lr-schedule", "--phases", "--quiet"):
+        assert flag in done.stdout
+
+
+def _fake_train(config, spec, **kwargs):
+    return {
+        "key": spec.key, "method": spec.method, "level": spec.level,
+        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
+        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
+        "seconds": 1.0, "epochs_run": config.epochs,
+    }
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("training started despite bad input")
