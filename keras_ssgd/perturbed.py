@@ -102,6 +102,7 @@ class PerturbedModel(keras.Model):
             noise_level, seed if seed is not None else random.randrange(2**31)
         )
         self._level_value = noise_level  # the Python float, for get_config
+        self._gradient_reducer = None
 
     @classmethod
     def check_level(cls, value, name="noise_level"):
@@ -118,6 +119,60 @@ class PerturbedModel(keras.Model):
         value = self.check_level(value, self.level_argument)
         self._noise.level.assign(value)
         self._level_value = value
+
+    @property
+    def noise_seed(self):
+        """The seed the noise stream uses (set it before training).
+
+        Defaults to `seed` (or the drawn seed); Horovod training offsets it by
+        the rank so that ranks draw different directions.
+        """
+        return self._noise.seed
+
+    @noise_seed.setter
+    def noise_seed(self, value):
+        self._noise.seed = check_seed(value, "noise_seed")
+
+    @property
+    def gradient_reducer(self):
+        """`None`, or a callable run once per step before the update.
+
+        It receives `(gradients, finite)`, the list of gradients (with
+        `None` for unreached variables) and the local "loss is finite"
+        flag, and returns them reduced across workers. One call per step
+        with the already averaged gradient: the +- passes add no
+        communication. `keras_ssgd.distributed.horovod.distribute()` sets
+        it.
+        """
+        return self._gradient_reducer
+
+    @gradient_reducer.setter
+    def gradient_reducer(self, reducer):
+        if reducer is not None and not callable(reducer):
+            raise TypeError(
+                "`gradient_reducer` must be None or a callable "
+                "`(gradients, finite) -> (gradients, finite)`. Received: "
+                f"{reducer!r}"
+            )
+        self._gradient_reducer = reducer
+        if reducer is not None and getattr(self, "compiled", False):
+            self._refuse_xla()
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        if self._gradient_reducer is not None:
+            self._refuse_xla()
+
+    def _refuse_xla(self):
+        if self.jit_compile:
+            warnings.warn(
+                f"Model '{self.name}': the gradient reducer's collective ops "
+                "(Horovod) have no XLA kernel, so jit_compile is set to "
+                "False.",
+                stacklevel=3,
+            )
+            self.jit_compile = False
+            self.train_function = None  # retrace without XLA
 
     @property
     def noise_variables(self):
@@ -156,15 +211,21 @@ class PerturbedModel(keras.Model):
                 "SGD.",
                 stacklevel=2,
             )
-            return super().train_step(data)
-        loss, gradients = _cond_with_none(
-            self._noise.level > 0,
-            lambda: self._perturbed_gradients(
-                x, y, sample_weight, noise_variables
-            ),
-            lambda: self._plain_gradients(x, y, sample_weight),
-        )
-        self._apply_if_finite(gradients, ops.isfinite(loss))
+            if self._gradient_reducer is None:
+                return super().train_step(data)
+            loss, gradients = self._plain_gradients(x, y, sample_weight)
+        else:
+            loss, gradients = _cond_with_none(
+                self._noise.level > 0,
+                lambda: self._perturbed_gradients(
+                    x, y, sample_weight, noise_variables
+                ),
+                lambda: self._plain_gradients(x, y, sample_weight),
+            )
+        finite = ops.isfinite(loss)
+        if self._gradient_reducer is not None:
+            gradients, finite = self._gradient_reducer(gradients, finite)
+        self._apply_if_finite(gradients, finite)
         return self.get_metrics_result()
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):

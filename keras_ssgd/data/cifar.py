@@ -10,7 +10,10 @@ from keras_ssgd.validation import check_positive_int
 NUM_CLASSES = {"cifar10": 10, "cifar100": 100}
 
 
-def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir=None):
+def load_cifar(
+    name="cifar10", batch_size=128, seed=None, augment=True, data_dir=None,
+    drop_remainder=False,
+):
     """CIFAR from `tfds.load`, normalised per channel, augmented for training.
 
     Training images are zero-padded by 4 pixels, randomly cropped back to
@@ -29,6 +32,8 @@ def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir
         seed: int or None. Seed of the shuffling and of the augmentation.
         augment: bool. Pad-crop-flip the training images. Defaults to `True`.
         data_dir: str or None. Where tensorflow-datasets keeps its data.
+        drop_remainder: bool. Drop the last, smaller training batch (for
+            sharding global batches across workers). Defaults to `False`.
 
     Returns:
         A `keras_ssgd.data.Data`.
@@ -78,7 +83,7 @@ def load_cifar(name="cifar10", batch_size=128, seed=None, augment=True, data_dir
     train = (
         raw_train.shuffle(train_size, seed=seed, reshuffle_each_iteration=True)
         .map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size)
+        .batch(batch_size, drop_remainder=drop_remainder)
         .map(prepare_train, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -6,7 +6,7 @@ from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
 
 
-def load_mnist1d(batch_size=100, seed=None, data_seed=42):
+def load_mnist1d(batch_size=100, seed=None, data_seed=42, drop_remainder=False):
     """The standard MNIST-1D split: 4000 training and 1000 test signals.
 
     The signals are generated locally (no download) by
@@ -18,6 +18,8 @@ def load_mnist1d(batch_size=100, seed=None, data_seed=42):
         seed: int or None. Seed of the per-epoch shuffling.
         data_seed: int. Seed of the generated signals. Defaults to `42`,
             the standard split.
+        drop_remainder: bool. Drop the last, smaller training batch (for
+            sharding global batches across workers). Defaults to `False`.
 
     Returns:
         A `keras_ssgd.data.Data`.
@@ -34,7 +36,9 @@ def load_mnist1d(batch_size=100, seed=None, data_seed=42):
     """
     x, y, x_test, y_test = _generate(data_seed)
     return Data(
-        train=batches(x, y, batch_size, seed=seed),
+        train=batches(
+            x, y, batch_size, seed=seed, drop_remainder=drop_remainder
+        ),
         test=batches(x_test, y_test, batch_size, shuffle=False),
         train_eval=batches(x, y, batch_size, shuffle=False),
         train_size=len(x),

@@ -160,6 +160,29 @@ def build_parser():
         "traced call, less Python overhead for small models; the same for "
         "every method (default: 8 for mnist1d, 1 for CIFAR).",
     )
+    parser.add_argument(
+        "--distributed", choices=["none", "horovod", "mirrored"],
+        default="none",
+        help="horovod: data parallel over the processes of `horovodrun -np "
+        "N ssgd-train ...` (--batch-size is the global batch; rank 0 logs "
+        "and writes); mirrored: tf.distribute.MirroredStrategy over the "
+        "local devices.",
+    )
+    parser.add_argument(
+        "--shared-noise", action="store_true",
+        help="With --distributed horovod: every rank draws the same noise "
+        "(default: seed + rank, one direction per rank and step).",
+    )
+    parser.add_argument(
+        "--warmup-epochs", type=int, default=5, metavar="E",
+        help="With --distributed horovod: epochs of linear warm-up to the "
+        "learning rate times the number of ranks.",
+    )
+    parser.add_argument(
+        "--no-scale-lr", action="store_true",
+        help="With --distributed horovod: do not multiply the learning rate "
+        "by the number of ranks.",
+    )
     parser.add_argument("--output", default=None, metavar="DIR",
                         help="Run folder (default: results/<date-time>).")
     parser.add_argument("--resume", action="store_true",
@@ -216,6 +239,18 @@ def parse(argv=None):
                 f"of training ({epochs} epochs). Received: --lr-drops "
                 f"{' '.join(map(str, drops))}"
             )
+    if args.distributed != "horovod" and (
+        args.shared_noise or args.no_scale_lr
+    ):
+        parser.error(
+            "arguments --shared-noise and --no-scale-lr need --distributed "
+            f"horovod. Received: --distributed {args.distributed}"
+        )
+    if args.warmup_epochs < 0:
+        parser.error(
+            f"argument --warmup-epochs: must be >= 0. Received: "
+            f"{args.warmup_epochs}"
+        )
     if args.momentum < 0 or args.momentum >= 1:
         parser.error(
             f"argument --momentum: must be in [0, 1). Received: {args.momentum}"
@@ -266,6 +301,23 @@ def main(argv=None):
     from keras_ssgd.train.store import RunStore
     from keras_ssgd.train.store import StoreError
 
+    from keras_ssgd.train import distribution as distribution_lib
+
+    try:
+        dist = distribution_lib.make(
+            args.distributed,
+            **({"shared_noise": args.shared_noise,
+                "scale_lr": not args.no_scale_lr,
+                "warmup_epochs": args.warmup_epochs}
+               if args.distributed == "horovod" else {}),
+        )
+    except ImportError as error:
+        print(f"ssgd-train: error: --distributed {args.distributed}: {error}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if not dist.is_root():
+        return _follow(config, specs, args, dist)
+
     output = args.output
     if output is None:
         if args.resume:
@@ -311,7 +363,7 @@ def main(argv=None):
             print(f"\n[{i}/{len(todo)}] {spec.key}", flush=True)
             record = runner.train(
                 config, spec, verbose=0 if args.quiet else 1,
-                model_path=store.model_path(spec.key),
+                model_path=store.model_path(spec.key), distribution=dist,
             )
             record["finished"] = time.time()
             store.save(record)
@@ -336,6 +388,25 @@ def main(argv=None):
     print()
     print("\n".join(report.table(rows)))
     print(f"\nWrote {store.folder / 'results.json'}, summary.md, accuracy.png")
+    return 0
+
+
+def _follow(config, specs, args, dist):
+    """A non-root Horovod rank: trains the same runs, writes nothing.
+
+    With --resume it skips the runs rank 0 skips: the ones with a record in
+    the output folder (read before rank 0 starts writing new ones).
+    """
+    from keras_ssgd.train import runner
+
+    done = set()
+    if args.resume and args.output:
+        import pathlib
+
+        done = {p.stem for p in (pathlib.Path(args.output) / "runs").glob("*.json")}
+    for spec in specs:
+        if spec.key not in done:
+            runner.train(config, spec, verbose=0, distribution=dist)
     return 0
 
 

@@ -10,6 +10,7 @@ from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
 from keras_ssgd.phases import PhasePlan
+from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import MODELS
 from keras_ssgd.wrap import wrap
@@ -101,42 +102,53 @@ def build_model(config, spec, data):
     return wrap(model, method=method.model_class, **kwargs)
 
 
-def train(config, spec, verbose=1, model_path=None):
+def train(config, spec, verbose=1, model_path=None, distribution=None):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file)
-    before the record is returned.
+    before the record is returned (by the root process only). With a
+    `distribution` (see `keras_ssgd.train.distribution`), the run is spread
+    over its devices; `config.batch_size` is the global batch.
 
     A run whose loss becomes NaN or infinite is stopped
     (`keras.callbacks.TerminateOnNaN`) and recorded with
     `status: "diverged"`; it does not raise.
     """
+    dist = distribution or Single()
     # Every method of a seed sees the same data order and initial weights.
     keras.utils.set_random_seed(spec.seed)
     data = data_lib.load(
-        config.dataset, batch_size=config.batch_size, seed=spec.seed
+        config.dataset, batch_size=config.batch_size, seed=spec.seed,
+        drop_remainder=dist.drop_remainder,
     )
-    model = build_model(config, spec, data)
+    train_data = dist.shard(data.train)
     steps = data.steps_per_epoch
-    schedule = learning_rate(config, steps)
-    if config.optimizer == "sgd":
-        optimizer = keras.optimizers.SGD(schedule, momentum=config.momentum)
-    else:
-        optimizer = keras.optimizers.Adam(schedule)
-    model.compile(
-        optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-        steps_per_execution=config.steps_per_execution,
-    )
-    callbacks = [keras.callbacks.TerminateOnNaN()]
+    with dist.scope():
+        model = dist.prepare(build_model(config, spec, data))
+        schedule = dist.learning_rate(learning_rate(config, steps), steps)
+        if config.optimizer == "sgd":
+            optimizer = keras.optimizers.SGD(
+                schedule, momentum=config.momentum
+            )
+        else:
+            optimizer = keras.optimizers.Adam(schedule)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            steps_per_execution=config.steps_per_execution,
+        )
+    # Under Horovod a rank-local stop would hang the others: its callbacks
+    # stop all ranks together instead.
+    callbacks = dist.callbacks() or [keras.callbacks.TerminateOnNaN()]
     method = METHODS[spec.method]
     if config.phases and method.model_class is not None:
         callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
     start = time.perf_counter()
     history = model.fit(
-        data.train, epochs=config.epochs, callbacks=callbacks,
-        verbose=verbose, shuffle=False,  # the pipeline reshuffles per epoch
+        train_data, epochs=config.epochs, callbacks=callbacks,
+        verbose=verbose if dist.is_root() else 0,
+        shuffle=False,  # the pipeline reshuffles per epoch
     )
     seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
@@ -150,6 +162,8 @@ def train(config, spec, verbose=1, model_path=None):
         "epochs_run": len(losses),
         "seconds": seconds,
         "passes_per_step": method.passes,
+        "distributed": dist.name,
+        "workers": dist.size,
         "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
         # Per epoch, as fit() logged it (the loss at the perturbed weights).
         "history": {
@@ -164,7 +178,7 @@ def train(config, spec, verbose=1, model_path=None):
     test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
     train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
     status = "ok" if math.isfinite(test_loss) else "diverged"
-    if model_path is not None:
+    if model_path is not None and dist.is_root():
         model.save(model_path)
         record["model_file"] = str(model_path)
     record.update(

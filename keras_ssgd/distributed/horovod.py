@@ -1,0 +1,316 @@
+"""Horovod data parallelism for S-SGD and its baselines (Keras 3).
+
+One process per device. Each rank runs the model's step on its own shard of
+the global batch (both +- passes, locally), then a single grouped allreduce
+averages the already averaged gradient across ranks, so the bytes sent per
+step equal one gradient, as for plain SGD. Whether the step is applied is
+decided from every rank's loss (a non-finite loss anywhere skips the update
+everywhere), so the ranks never diverge.
+
+Only Horovod's core ops are used (`grouped_allreduce`, `allreduce`,
+`broadcast`): `horovod.keras`, `horovod.tensorflow.keras`,
+`DistributedOptimizer`, `DistributedGradientTape` and
+`SyncBatchNormalization` do not work with Keras 3.
+
+Example (run with `horovodrun -np 4 python train.py`):
+
+```python
+from keras_ssgd.distributed import horovod as ssgd_hvd
+
+ssgd_hvd.init()
+model = keras_ssgd.wrap(base, noise_level=0.5, seed=0)
+ssgd_hvd.distribute(model)                 # per-rank noise, reduced gradients
+lr = ssgd_hvd.scaled_learning_rate(0.1, warmup_steps=5 * steps_per_epoch,
+                                   schedule=...)   # 0.1 * size, warmed up
+model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9), ...)
+model.fit(ssgd_hvd.shard(global_batches), epochs=...,
+          callbacks=ssgd_hvd.callbacks(), verbose=int(ssgd_hvd.is_root()))
+```
+
+Reference:
+- Sergeev and Del Balso, "Horovod: fast and easy distributed deep learning
+  in TensorFlow", arXiv:1802.05799.
+- Sung et al., "S-SGD", Section 4.3 (4 GPUs, Horovod, batches 1K-16K).
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_ssgd.perturbed import PerturbedModel
+
+
+def _hvd():
+    try:
+        import horovod.tensorflow as hvd
+    except ImportError as error:
+        raise ImportError(
+            "Horovod with TensorFlow ops is not installed. Build it with "
+            "`docker/install_horovod.sh` (Horovod 0.28.1 needs the project's "
+            f"patch for TensorFlow 2.21). Import error: {error}"
+        ) from error
+    return hvd
+
+
+def available():
+    """Whether Horovod's TensorFlow ops can be imported."""
+    try:
+        _hvd()
+    except ImportError:
+        return False
+    return True
+
+
+def init():
+    """Initialises Horovod (idempotent) and returns `(rank, size)`."""
+    hvd = _hvd()
+    if not hvd.is_initialized():
+        hvd.init()
+    return hvd.rank(), hvd.size()
+
+
+def rank():
+    return _hvd().rank()
+
+
+def size():
+    return _hvd().size()
+
+
+def is_root():
+    """True on rank 0, the only rank that logs and writes files."""
+    return rank() == 0
+
+
+class HorovodReducer:
+    """Gradient reducer: one grouped allreduce (average) per step.
+
+    Called by `PerturbedModel.train_step` with `(gradients, finite)`. `None`
+    gradients stay `None` on every rank (all ranks run the same model).
+    Sparse gradients (`tf.IndexedSlices`, embeddings) are gathered, as
+    Horovod does for them. The finite flags are combined with a minimum: a
+    non-finite loss on any rank skips the step on all ranks.
+    """
+
+    def __call__(self, gradients, finite):
+        hvd = _hvd()
+        present = [g for g in gradients if g is not None]
+        reduced = iter(
+            hvd.grouped_allreduce(present, op=hvd.Average, name="ssgd_grads")
+            if present else []
+        )
+        gradients = [None if g is None else next(reduced) for g in gradients]
+        flag = hvd.allreduce(
+            tf.cast(finite, "float32"), op=hvd.Min, name="ssgd_finite"
+        )
+        return gradients, flag > 0.5
+
+
+def distribute(model, shared_noise=False):
+    """Prepares a `PerturbedModel` for Horovod data-parallel training.
+
+    - Gradients are averaged across ranks once per step (`HorovodReducer`).
+    - Noise seeds are per rank by default (`seed + rank`): each step samples
+      `size` directions, one per rank. `shared_noise=True` gives every rank
+      the same noise.
+    - `jit_compile` is turned off (Horovod ops have no XLA kernel).
+
+    Call it before `fit()`; pair it with `callbacks()` so every rank starts
+    from rank 0's weights.
+
+    Args:
+        model: a `keras_ssgd.PerturbedModel` (S-SGD or a baseline; plain
+            training is `SymmetricSGDModel(noise_level=0)`).
+        shared_noise: bool. Defaults to `False`.
+
+    Returns:
+        `model`, prepared.
+    """
+    if not isinstance(model, PerturbedModel):
+        raise TypeError(
+            "Argument `model` must be a keras_ssgd.PerturbedModel (for plain "
+            "training use keras_ssgd.wrap(model, noise_level=0)). Received: "
+            f"model of type {type(model).__name__}"
+        )
+    rank_, _ = init()
+    if not shared_noise:
+        model.noise_seed = model.noise_seed + rank_
+    model.gradient_reducer = HorovodReducer()
+    return model
+
+
+class BroadcastInitialState(keras.callbacks.Callback):
+    """Copies rank 0's model and optimizer variables to every rank.
+
+    Runs at the start of `fit()` (after any restore from a checkpoint, so
+    put it after `BackupAndRestore` in the callback list). The optimizer's
+    variables are created first, so its state is broadcast too.
+    """
+
+    def __init__(self, root_rank=0):
+        super().__init__()
+        self.root_rank = root_rank
+
+    def on_train_begin(self, logs=None):
+        hvd = _hvd()
+        model = self.model
+        optimizer = model.optimizer
+        if optimizer is not None and not optimizer.built:
+            optimizer.build(model.trainable_variables)
+        variables = list(model.variables)
+        if optimizer is not None:
+            variables += list(optimizer.variables)
+        seen = set()
+        for i, v in enumerate(variables):
+            if id(v) in seen:
+                continue
+            seen.add(id(v))
+            v.assign(hvd.broadcast(v.value, self.root_rank, name=f"ssgd_bcast_{i}"))
+
+
+class AverageMetrics(keras.callbacks.Callback):
+    """Averages the epoch logs (loss, metrics) over ranks, for rank 0's log.
+
+    Each rank's metrics cover its own shard; the average over ranks is the
+    metric over the global batch (equal shards).
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not logs:
+            return
+        hvd = _hvd()
+        for key in sorted(logs):
+            value = logs[key]
+            if isinstance(value, (int, float)):
+                logs[key] = float(
+                    hvd.allreduce(
+                        tf.constant(float(value)), op=hvd.Average,
+                        name=f"ssgd_metric_{key}",
+                    )
+                )
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops every rank together when the rank-averaged epoch loss is not
+    finite (put it after `AverageMetrics`).
+
+    `keras.callbacks.TerminateOnNaN` looks at each rank's own batch loss, so
+    one rank could stop while the others wait for it in an allreduce.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.model.stop_training = True
+
+
+class RootBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that only rank 0 writes.
+
+    Every rank restores from the same backup at the start of `fit()`;
+    saving and the final clean-up happen on rank 0 only.
+    """
+
+    def on_epoch_end(self, epoch, logs=None):
+        if is_root():
+            super().on_epoch_end(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if is_root():
+            super().on_train_batch_end(batch, logs)
+
+    def on_train_end(self, logs=None):
+        if is_root():
+            super().on_train_end(logs)
+
+
+def callbacks(average_metrics=True):
+    """The callbacks a Horovod `fit()` needs: broadcast, metric averaging,
+    and a stop on a non-finite loss that all ranks take together."""
+    found = [BroadcastInitialState()]
+    if average_metrics:
+        found += [AverageMetrics(), StopOnNonFinite()]
+    return found
+
+
+def shard(dataset):
+    """Each rank's part of every global batch of `dataset`.
+
+    `dataset` yields global batches, in the same order on every rank (the
+    same shuffling seed); rank `r` of `n` keeps the rows
+    `[r * b, (r + 1) * b)` of each, with `b = global / n`. Global batches
+    must divide evenly: build them with `drop_remainder=True`.
+    """
+    rank_, size_ = init()
+
+    def take(*batch):
+        rows = tf.shape(tf.nest.flatten(batch)[0])[0]
+        local = rows // size_
+        tf.debugging.assert_equal(
+            local * size_, rows,
+            message="global batch not divisible by the number of ranks",
+        )
+        part = tf.nest.map_structure(
+            lambda t: t[rank_ * local : (rank_ + 1) * local], batch
+        )
+        return part if len(part) > 1 else part[0]
+
+    return dataset.map(take)
+
+
+def scaled_learning_rate(learning_rate, warmup_steps=0, schedule=None):
+    """The learning rate times the number of ranks, with a linear warm-up.
+
+    Goyal et al.'s rule: with `size` ranks the global batch is `size` times
+    larger, so the rate is scaled by `size`, reached linearly over
+    `warmup_steps` from `learning_rate`.
+
+    Args:
+        learning_rate: float, the single-process rate.
+        warmup_steps: int >= 0. Defaults to `0`.
+        schedule: optional callable `step -> factor` multiplied in after
+            the warm-up (for example a Keras schedule built with
+            `initial_learning_rate=1.0`).
+
+    Returns:
+        A `keras.optimizers.schedules.LearningRateSchedule`.
+    """
+    _, size_ = init()
+    return WarmupScaled(learning_rate, size_, warmup_steps, schedule)
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+class WarmupScaled(keras.optimizers.schedules.LearningRateSchedule):
+    """`base * scale * factor(step)`, ramped linearly from `base` over
+    `warmup_steps` (the schedule's factor applies throughout)."""
+
+    def __init__(self, base, scale, warmup_steps=0, schedule=None):
+        self.base = float(base)
+        self.scale = float(scale)
+        self.warmup_steps = int(warmup_steps)
+        if isinstance(schedule, dict):
+            schedule = keras.saving.deserialize_keras_object(schedule)
+        self.schedule = schedule
+
+    def __call__(self, step):
+        step = tf.cast(step, "float32")
+        factor = 1.0 if self.schedule is None else tf.cast(
+            self.schedule(step), "float32"
+        )
+        if self.warmup_steps > 0:
+            ramp = tf.minimum(step / self.warmup_steps, 1.0)
+            scale = 1.0 + (self.scale - 1.0) * ramp
+        else:
+            scale = self.scale
+        return self.base * scale * factor
+
+    def get_config(self):
+        return {
+            "base": self.base, "scale": self.scale,
+            "warmup_steps": self.warmup_steps,
+            "schedule": (
+                None if self.schedule is None
+                else keras.saving.serialize_keras_object(self.schedule)
+            ),
+        }

@@ -1,0 +1,118 @@
+"""How `ssgd-train` spreads one run over devices: none, Horovod, Mirrored."""
+
+import contextlib
+
+import tensorflow as tf
+
+from keras_ssgd.perturbed import PerturbedModel
+from keras_ssgd.wrap import wrap
+
+CHOICES = ("none", "horovod", "mirrored")
+
+
+class Single:
+    """One process, one device (the default)."""
+
+    name = "none"
+    rank = 0
+    size = 1
+    drop_remainder = False
+
+    def is_root(self):
+        return True
+
+    def scope(self):
+        return contextlib.nullcontext()
+
+    def prepare(self, model):
+        return model
+
+    def shard(self, dataset):
+        return dataset
+
+    def learning_rate(self, schedule, steps_per_epoch):
+        return schedule
+
+    def callbacks(self):
+        return []
+
+
+class Horovod(Single):
+    """One process per device under `horovodrun`.
+
+    `--batch-size` is the global batch; each rank trains on its slice of
+    every global batch. Plain methods (SGD, Dropout) train as
+    `SymmetricSGDModel(noise_level=0)`, the plain Keras computation, so that
+    every method goes through the same reduced step. The learning rate is
+    multiplied by the number of ranks, reached linearly over
+    `warmup_epochs` (Goyal et al.), unless `scale_lr` is false.
+    """
+
+    name = "horovod"
+    drop_remainder = True
+
+    def __init__(self, shared_noise=False, scale_lr=True, warmup_epochs=5):
+        from keras_ssgd.distributed import horovod
+
+        self._hvd = horovod
+        self.rank, self.size = horovod.init()
+        self.shared_noise = shared_noise
+        self.scale_lr = scale_lr
+        self.warmup_epochs = warmup_epochs
+
+    def is_root(self):
+        return self.rank == 0
+
+    def prepare(self, model):
+        if not isinstance(model, PerturbedModel):
+            model = wrap(model, noise_level=0.0, seed=0)
+        return self._hvd.distribute(model, shared_noise=self.shared_noise)
+
+    def shard(self, dataset):
+        return self._hvd.shard(dataset)
+
+    def learning_rate(self, schedule, steps_per_epoch):
+        if not self.scale_lr or self.size == 1:
+            return schedule
+        base = schedule if not callable(schedule) else 1.0
+        factor = schedule if callable(schedule) else None
+        return self._hvd.WarmupScaled(
+            base, self.size, self.warmup_epochs * steps_per_epoch, factor
+        )
+
+    def callbacks(self):
+        return self._hvd.callbacks()
+
+
+class Mirrored(Single):
+    """`tf.distribute.MirroredStrategy` over the local GPUs (or CPUs).
+
+    Keras splits each global batch over the replicas and all-reduces the
+    gradients inside the optimizer's update.
+    """
+
+    name = "mirrored"
+
+    def __init__(self):
+        self.strategy = tf.distribute.MirroredStrategy()
+        self.size = self.strategy.num_replicas_in_sync
+
+    def scope(self):
+        return self.strategy.scope()
+
+
+def make(name, **kwargs):
+    """The distribution called `name` (one of `CHOICES`)."""
+    if name == "none":
+        return Single()
+    if name == "horovod":
+        return Horovod(**kwargs)
+    if name == "mirrored":
+        return Mirrored()
+    raise ValueError(
+        f"Argument `distributed` must be one of {list(CHOICES)}. "
+        f"Received: distributed={name!r}"
+    )
+
+
+__all__ = ["CHOICES", "Horovod", "Mirrored", "Single", "make"]

@@ -1,0 +1,171 @@
+"""Programs for tests/test_horovod.py, run under `horovodrun -np 2`.
+
+Usage: horovodrun --gloo -np 2 -H localhost:2 python horovod_program.py CASE OUT
+
+Each rank writes what the test compares into OUT (rank 0 alone for the
+single-process references).
+"""
+
+import json
+import os
+import pathlib
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_ssgd  # noqa: E402
+from keras_ssgd.distributed import horovod as ssgd_hvd  # noqa: E402
+
+GLOBAL_BATCH = 32
+
+
+def data(n=128, features=8, classes=3):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, features)).astype("float32")
+    y = (x[:, :classes].argmax(axis=1)).astype("int32")
+    return x, y
+
+
+def mlp(batchnorm=False):
+    inputs = keras.Input((8,))
+    x = keras.layers.Dense(16, activation="tanh")(inputs)
+    if batchnorm:
+        x = keras.layers.BatchNormalization()(x)
+    outputs = keras.layers.Dense(3)(x)
+    return keras.Model(inputs, outputs)
+
+
+def global_batches(x, y, shuffle_seed=None):
+    ds = tf.data.Dataset.from_tensor_slices((x, y))
+    if shuffle_seed is not None:
+        ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    return ds.batch(GLOBAL_BATCH, drop_remainder=True)
+
+
+def compile_(model, lr=0.1):
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+
+
+def distributed_model(noise_level, shared_noise=False, batchnorm=False):
+    keras.utils.set_random_seed(1 + ssgd_hvd.rank())  # ranks differ at first
+    model = keras_ssgd.wrap(mlp(batchnorm), noise_level=noise_level, seed=7)
+    ssgd_hvd.distribute(model, shared_noise=shared_noise)
+    compile_(model)
+    return model
+
+
+def trainable(model):
+    return [v.numpy() for v in model.trainable_variables]
+
+
+def save(out, name, arrays):
+    np.savez(out / name, *arrays)
+
+
+def case_equivalence(out):
+    """Noise 0, no BatchNorm: 2 ranks x B/2 == 1 process x B."""
+    x, y = data()
+    model = distributed_model(0.0)
+    model.fit(ssgd_hvd.shard(global_batches(x, y, shuffle_seed=3)), epochs=3,
+              verbose=0, callbacks=ssgd_hvd.callbacks())
+    if ssgd_hvd.is_root():
+        keras.utils.set_random_seed(1)  # rank 0's initial weights
+        reference = mlp()
+        compile_(reference)
+        reference.fit(global_batches(x, y, shuffle_seed=3), epochs=3, verbose=0)
+        save(out, "distributed.npz", trainable(model))
+        save(out, "reference.npz", trainable(reference))
+
+
+def case_identical(out, shared):
+    """Noise on: weights identical on all ranks; noise per rank or shared."""
+    x, y = data()
+    model = distributed_model(0.3, shared_noise=shared)
+    model.fit(ssgd_hvd.shard(global_batches(x, y, shuffle_seed=3)), epochs=3,
+              verbose=0, callbacks=ssgd_hvd.callbacks())
+    save(out, f"weights{ssgd_hvd.rank()}.npz", trainable(model))
+    noise = keras_ssgd.noise.symmetric_noise(
+        [v.value for v in model.noise_variables], 0.3,
+        model._noise.generator(model.optimizer),
+    )
+    save(out, f"noise{ssgd_hvd.rank()}.npz", [n.numpy() for n in noise])
+    save(out, f"seed{ssgd_hvd.rank()}.npz", [np.array(model.noise_seed)])
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("interrupted")
+
+
+def case_resume(out):
+    """Backup and restore under Horovod continue the same trajectory."""
+    x, y = data()
+    backup = str(out / "backup")
+
+    def fit(model, extra):
+        model.fit(
+            ssgd_hvd.shard(global_batches(x, y)), epochs=4, verbose=0,
+            callbacks=[ssgd_hvd.RootBackupAndRestore(backup), *extra,
+                       *ssgd_hvd.callbacks()],
+        )
+
+    straight = distributed_model(0.3)
+    straight.fit(ssgd_hvd.shard(global_batches(x, y)), epochs=4, verbose=0,
+                 callbacks=ssgd_hvd.callbacks())
+    first = distributed_model(0.3)
+    try:
+        fit(first, [Interrupt()])
+    except RuntimeError:
+        pass
+    ssgd_hvd._hvd().join()  # both ranks stopped at the same epoch
+    resumed = distributed_model(0.3)
+    fit(resumed, [])
+    save(out, f"straight{ssgd_hvd.rank()}.npz", trainable(straight))
+    save(out, f"resumed{ssgd_hvd.rank()}.npz", trainable(resumed))
+    save(out, f"iterations{ssgd_hvd.rank()}.npz",
+         [np.array(int(resumed.optimizer.iterations))])
+
+
+class Die(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 0 and ssgd_hvd.rank() == 1:
+            os._exit(3)
+
+
+def case_dies(out):
+    """Rank 1 dies after one epoch; the job must not hang."""
+    x, y = data(n=4096)
+    model = distributed_model(0.3)
+    (out / f"started{ssgd_hvd.rank()}").write_text(str(time.time()))
+    model.fit(ssgd_hvd.shard(global_batches(x, y)), epochs=1000, verbose=0,
+              callbacks=[Die(), *ssgd_hvd.callbacks()])
+
+
+def main():
+    case, out = sys.argv[1], pathlib.Path(sys.argv[2])
+    out.mkdir(parents=True, exist_ok=True)
+    ssgd_hvd.init()
+    if case == "equivalence":
+        case_equivalence(out)
+    elif case in ("per-rank", "shared"):
+        case_identical(out, shared=case == "shared")
+    elif case == "resume":
+        case_resume(out)
+    elif case == "dies":
+        case_dies(out)
+    else:
+        raise SystemExit(f"unknown case {case!r}")
+    (out / f"done{ssgd_hvd.rank()}.json").write_text(json.dumps({"case": case}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""Horovod data parallelism, run under `horovodrun --gloo -np 2` on the CPU.
+
+Skipped, with the reason, when Horovod with TensorFlow ops is not installed
+(`docker/install_horovod.sh` builds it; `make test` runs it first).
+"""
+
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from keras_ssgd.distributed import horovod as ssgd_hvd
+
+pytestmark = pytest.mark.skipif(
+    not ssgd_hvd.available() or shutil.which(
+        "horovodrun", path=os.path.dirname(sys.executable)
+    ) is None,
+    reason="Horovod with TensorFlow ops is not installed "
+    "(run docker/install_horovod.sh)",
+)
+
+PROGRAM = pathlib.Path(__file__).with_name("horovod_program.py")
+
+
+def horovodrun(case, out, timeout=240):
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    start = time.monotonic()
+    done = subprocess.run(
+        [horovodrun, "--gloo", "-np", "2", "-H", "localhost:2",
+         sys.executable, str(PROGRAM), case, str(out)],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    return done, time.monotonic() - start
+
+
+def load(path):
+    with np.load(path) as arrays:
+        return [arrays[k] for k in sorted(arrays.files, key=lambda k: int(k.split("_")[1]))]
+
+
+def check(done):
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_two_ranks_at_half_batch_equal_one_process_at_noise_zero(tmp_path):
+    done, _ = horovodrun("equivalence", tmp_path)
+    check(done)
+    for a, b in zip(load(tmp_path / "distributed.npz"),
+                    load(tmp_path / "reference.npz")):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("case", ["per-rank", "shared"])
+def test_ranks_hold_identical_weights_and_draw_noise_per_rank(case, tmp_path):
+    done, _ = horovodrun(case, tmp_path)
+    check(done)
+    for a, b in zip(load(tmp_path / "weights0.npz"), load(tmp_path / "weights1.npz")):
+        np.testing.assert_array_equal(a, b)
+    seeds = [load(tmp_path / f"seed{r}.npz")[0] for r in (0, 1)]
+    noise = [load(tmp_path / f"noise{r}.npz") for r in (0, 1)]
+    if case == "shared":
+        assert seeds[0] == seeds[1]
+        for a, b in zip(*noise):
+            np.testing.assert_array_equal(a, b)
+    else:
+        assert seeds[1] == seeds[0] + 1
+        assert not np.allclose(noise[0][0], noise[1][0])
+
+
+def test_backup_and_restore_continue_the_same_trajectory(tmp_path):
+    done, _ = horovodrun("resume", tmp_path)
+    check(done)
+    for rank in (0, 1):
+        assert load(tmp_path / f"iterations{rank}.npz")[0] == 4 * 4
+        for a, b in zip(load(tmp_path / f"straight{rank}.npz"),
+                        load(tmp_path / f"resumed{rank}.npz")):
+            np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_a_dead_rank_ends_the_job_with_an_error_quickly(tmp_path):
+    done, seconds = horovodrun("dies", tmp_path, timeout=180)
+    assert done.returncode != 0
+    started = min(float((tmp_path / f"started{r}").read_text()) for r in (0, 1))
+    assert time.time() - started < 60, (seconds, done.stderr[-2000:])
+    assert not (tmp_path / "done0.json").exists()
