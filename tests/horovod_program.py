@@ -54,9 +54,13 @@ def compile_(model, lr=0.1):
     )
 
 
-def distributed_model(noise_level, shared_noise=False, batchnorm=False):
+def distributed_model(noise_level, shared_noise=False, batchnorm=False,
+                      sync=False):
     keras.utils.set_random_seed(1 + ssgd_hvd.rank())  # ranks differ at first
-    model = keras_ssgd.wrap(mlp(batchnorm), noise_level=noise_level, seed=7)
+    base = mlp(batchnorm)
+    if sync:
+        base = ssgd_hvd.with_sync_batchnorm(base)
+    model = keras_ssgd.wrap(base, noise_level=noise_level, seed=7)
     ssgd_hvd.distribute(model, shared_noise=shared_noise)
     compile_(model)
     return model
@@ -70,19 +74,20 @@ def save(out, name, arrays):
     np.savez(out / name, *arrays)
 
 
-def case_equivalence(out):
-    """Noise 0, no BatchNorm: 2 ranks x B/2 == 1 process x B."""
+def case_equivalence(out, sync=False):
+    """Noise 0: 2 ranks x B/2 == 1 process x B (no BatchNorm, or
+    synchronized BatchNorm, whose statistics must match too)."""
     x, y = data()
-    model = distributed_model(0.0)
+    model = distributed_model(0.0, batchnorm=sync, sync=sync)
     model.fit(ssgd_hvd.shard(global_batches(x, y, shuffle_seed=3)), epochs=3,
               verbose=0, callbacks=ssgd_hvd.callbacks())
     if ssgd_hvd.is_root():
         keras.utils.set_random_seed(1)  # rank 0's initial weights
-        reference = mlp()
+        reference = mlp(batchnorm=sync)
         compile_(reference)
         reference.fit(global_batches(x, y, shuffle_seed=3), epochs=3, verbose=0)
-        save(out, "distributed.npz", trainable(model))
-        save(out, "reference.npz", trainable(reference))
+        save(out, "distributed.npz", [v.numpy() for v in model.weights])
+        save(out, "reference.npz", [v.numpy() for v in reference.weights])
 
 
 def case_identical(out, shared):
@@ -156,6 +161,8 @@ def main():
     ssgd_hvd.init()
     if case == "equivalence":
         case_equivalence(out)
+    elif case == "syncbn":
+        case_equivalence(out, sync=True)
     elif case in ("per-rank", "shared"):
         case_identical(out, shared=case == "shared")
     elif case == "resume":

@@ -83,6 +83,73 @@ def is_root():
     return rank() == 0
 
 
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+class SyncBatchNormalization(keras.layers.BatchNormalization):
+    """`BatchNormalization` whose training statistics span all Horovod ranks.
+
+    In training, the batch mean and variance are computed over the global
+    batch (the local means of `x` and `x**2` averaged across ranks, which is
+    exact for equal shards), so every rank normalises with the same numbers
+    and updates the same moving statistics. Gradients flow through the
+    allreduce. Inference is plain BatchNormalization. Masks are not
+    supported (use the per-device layer for masked inputs).
+
+    Written for Keras 3 because Horovod's own `SyncBatchNormalization`
+    targets Keras 2's internals. It overrides `BatchNormalization._moments`,
+    a private Keras method (Keras 3.15).
+
+    Args:
+        **kwargs: the `keras.layers.BatchNormalization` arguments
+            (`synchronized` must stay False: that is tf.distribute's own
+            mechanism).
+
+    Example:
+
+    ```python
+    model = ssgd_hvd.with_sync_batchnorm(keras_ssgd.models.cifar_resnet(20))
+    ```
+
+    Reference:
+    - Ioffe and Szegedy, "Batch Normalization", ICML 2015; Peng et al.,
+      "MegDet" (cross-GPU BatchNorm), CVPR 2018.
+    """
+
+    def _moments(self, inputs, mask):
+        if mask is not None:
+            raise ValueError(
+                f"{type(self).__name__} does not support masks. Received a "
+                f"mask for layer '{self.name}'."
+            )
+        hvd = _hvd()
+        x = tf.cast(inputs, "float32")
+        axes = self._reduction_axes
+        mean = tf.reduce_mean(x, axis=axes)
+        mean_square = tf.reduce_mean(tf.square(x), axis=axes)
+        both = hvd.allreduce(
+            tf.stack([mean, mean_square]), op=hvd.Average,
+            name=f"ssgd_syncbn_{self.name}",
+        )
+        mean, mean_square = both[0], both[1]
+        variance = tf.maximum(mean_square - tf.square(mean), 0.0)
+        return (
+            tf.cast(mean, inputs.dtype), tf.cast(variance, inputs.dtype)
+        )
+
+
+def with_sync_batchnorm(model):
+    """A copy of functional `model` with every BatchNormalization layer
+    replaced by `SyncBatchNormalization` (same config and weights)."""
+
+    def clone(layer):
+        if type(layer) is keras.layers.BatchNormalization:
+            return SyncBatchNormalization.from_config(layer.get_config())
+        return layer.__class__.from_config(layer.get_config())
+
+    copy = keras.models.clone_model(model, clone_function=clone)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 class HorovodReducer:
     """Gradient reducer: one grouped allreduce (average) per step.
 
@@ -93,9 +160,28 @@ class HorovodReducer:
     non-finite loss on any rank skips the step on all ranks.
     """
 
+    def __init__(self):
+        # What one step sends, from the static shapes seen when the step is
+        # traced: the element count of the reduced gradients and their bytes.
+        self.elements_per_step = None
+        self.bytes_per_step = None
+        self.calls = None  # a counter variable: allreduce calls so far
+
     def __call__(self, gradients, finite):
         hvd = _hvd()
         present = [g for g in gradients if g is not None]
+        self.elements_per_step = sum(
+            math.prod(g.shape) for g in present
+            if not isinstance(g, tf.IndexedSlices)
+        )
+        self.bytes_per_step = sum(
+            math.prod(g.shape) * g.dtype.size for g in present
+            if not isinstance(g, tf.IndexedSlices)
+        )
+        if self.calls is None:
+            with tf.init_scope():
+                self.calls = tf.Variable(0, dtype="int64", trainable=False)
+        self.calls.assign_add(1)
         reduced = iter(
             hvd.grouped_allreduce(present, op=hvd.Average, name="ssgd_grads")
             if present else []

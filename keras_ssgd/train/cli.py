@@ -179,6 +179,11 @@ def build_parser():
         "learning rate times the number of ranks.",
     )
     parser.add_argument(
+        "--sync-batchnorm", action="store_true",
+        help="With --distributed horovod: BatchNorm statistics over the "
+        "global batch (default: per device, as in the paper).",
+    )
+    parser.add_argument(
         "--no-scale-lr", action="store_true",
         help="With --distributed horovod: do not multiply the learning rate "
         "by the number of ranks.",
@@ -240,11 +245,12 @@ def parse(argv=None):
                 f"{' '.join(map(str, drops))}"
             )
     if args.distributed != "horovod" and (
-        args.shared_noise or args.no_scale_lr
+        args.shared_noise or args.no_scale_lr or args.sync_batchnorm
     ):
         parser.error(
-            "arguments --shared-noise and --no-scale-lr need --distributed "
-            f"horovod. Received: --distributed {args.distributed}"
+            "arguments --shared-noise, --sync-batchnorm and --no-scale-lr "
+            "need --distributed horovod. Received: --distributed "
+            f"{args.distributed}"
         )
     if args.warmup_epochs < 0:
         parser.error(
@@ -308,7 +314,8 @@ def main(argv=None):
             args.distributed,
             **({"shared_noise": args.shared_noise,
                 "scale_lr": not args.no_scale_lr,
-                "warmup_epochs": args.warmup_epochs}
+                "warmup_epochs": args.warmup_epochs,
+                "sync_batchnorm": args.sync_batchnorm}
                if args.distributed == "horovod" else {}),
         )
     except ImportError as error:

@@ -17,6 +17,7 @@ class Single:
     rank = 0
     size = 1
     drop_remainder = False
+    transform = None  # maps a built plain model to the one to train
 
     def is_root(self):
         return True
@@ -51,7 +52,10 @@ class Horovod(Single):
     name = "horovod"
     drop_remainder = True
 
-    def __init__(self, shared_noise=False, scale_lr=True, warmup_epochs=5):
+    def __init__(
+        self, shared_noise=False, scale_lr=True, warmup_epochs=5,
+        sync_batchnorm=False,
+    ):
         from keras_ssgd.distributed import horovod
 
         self._hvd = horovod
@@ -59,6 +63,8 @@ class Horovod(Single):
         self.shared_noise = shared_noise
         self.scale_lr = scale_lr
         self.warmup_epochs = warmup_epochs
+        if sync_batchnorm:
+            self.transform = horovod.with_sync_batchnorm
 
     def is_root(self):
         return self.rank == 0

@@ -80,13 +80,20 @@ def learning_rate(config, steps_per_epoch):
     )
 
 
-def build_model(config, spec, data):
+def build_model(config, spec, data, transform=None):
     """The model of `spec`; every method starts from the same weights.
 
     The weights come from the seed alone: Dropout's model gets the weights
-    of the plain model built from the same seed.
+    of the plain model built from the same seed. `transform`, if given,
+    maps the plain model to another before the method wraps it (for
+    example synchronized BatchNorm).
     """
-    build = MODELS[config.model]
+    raw_build = MODELS[config.model]
+
+    def build(*args):
+        model = raw_build(*args)
+        return model if transform is None else transform(model)
+
     method = METHODS[spec.method]
     keras.utils.set_random_seed(spec.seed)
     model = build(data.input_shape, data.num_classes)
@@ -124,7 +131,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
     train_data = dist.shard(data.train)
     steps = data.steps_per_epoch
     with dist.scope():
-        model = dist.prepare(build_model(config, spec, data))
+        model = dist.prepare(
+            build_model(config, spec, data, transform=dist.transform)
+        )
         schedule = dist.learning_rate(learning_rate(config, steps), steps)
         if config.optimizer == "sgd":
             optimizer = keras.optimizers.SGD(
