@@ -36,6 +36,7 @@ def test_end_to_end_writes_json_summary_plot_and_models(tmp_path, capsys):
         assert 0 <= record["test_accuracy"] <= 100
         assert record["train_loss"] > 0
         assert record["epochs_run"] == 1
+        assert record["hessian_top"] > 0  # the training loss curves up
         assert (out / "runs" / f"{record['key']}.keras").exists()
     rows = {(r["method"], r["level"]): r for r in results["summary"]}
     assert set(rows) == {("sgd", None), ("ssgd", 0.2), ("ssgd", 0.4)}
@@ -44,6 +45,7 @@ def test_end_to_end_writes_json_summary_plot_and_models(tmp_path, capsys):
     assert (out / "accuracy.png").stat().st_size > 1000
     summary = (out / "summary.md").read_text()
     assert "| ssgd | noise_level 0.4 |" in summary
+    assert "top Hessian eigenvalue" in summary
     printed = capsys.readouterr().out
     assert "| sgd | - |" in printed
 
@@ -147,6 +149,8 @@ def test_unwritable_output_fails_before_training(tmp_path, monkeypatch, capsys):
         (["--phases", "2-1S", "--epochs", "4"], "the plan 2-1S sets 3 epochs"),
         (["--lr-schedule", "step", "--lr-drops", "1"], "is not before the end"),
         (["--momentum", "1.0"], "must be in [0, 1)"),
+        (["--hessian-iterations", "-1"], "must be >= 0. Received: -1"),
+        (["--shared-noise"], "need --distributed horovod"),
     ],
 )
 def test_bad_input_exits_2_with_a_clear_message(

@@ -161,6 +161,11 @@ def build_parser():
         "every method (default: 8 for mnist1d, 1 for CIFAR).",
     )
     parser.add_argument(
+        "--hessian-iterations", type=int, default=20, metavar="N",
+        help="Lanczos steps for the top Hessian eigenvalue of each final "
+        "model (training loss, training set, inference mode); 0 skips it.",
+    )
+    parser.add_argument(
         "--distributed", choices=["none", "horovod", "mirrored"],
         default="none",
         help="horovod: data parallel over the processes of `horovodrun -np "
@@ -252,6 +257,11 @@ def parse(argv=None):
             "need --distributed horovod. Received: --distributed "
             f"{args.distributed}"
         )
+    if args.hessian_iterations < 0:
+        parser.error(
+            "argument --hessian-iterations: must be >= 0. Received: "
+            f"{args.hessian_iterations}"
+        )
     if args.warmup_epochs < 0:
         parser.error(
             f"argument --warmup-epochs: must be >= 0. Received: "
@@ -275,6 +285,7 @@ def parse(argv=None):
         steps_per_execution=(
             args.steps_per_execution or recipe.steps_per_execution
         ),
+        hessian_iterations=args.hessian_iterations,
     )
     chosen = args.method or [("sgd", None), ("ssgd", None)]
     specs = []

@@ -40,6 +40,8 @@ def summarize(records, methods):
             "test_accuracy_mean": _mean(accuracies),
             "test_accuracy_std": _std(accuracies),
             "train_loss_mean": _mean([r["train_loss"] for r in ok]),
+            "hessian_top_mean": _mean([r.get("hessian_top") for r in ok]),
+            "hessian_top_std": _std([r.get("hessian_top") for r in ok]),
             "seconds_mean": seconds,
             "time_vs_sgd": seconds / sgd_time if sgd_time else None,
             "passes_vs_sgd": methods[method].passes,
@@ -53,8 +55,9 @@ def table(rows):
     """The summary as Markdown table lines (also readable on a terminal)."""
     lines = [
         "| method | level | test accuracy (%) | seeds | train loss "
-        "(clean W) | time / run (s) | time vs SGD | passes vs SGD |",
-        "|---|---|---|---|---|---|---|---|",
+        "(clean W) | top Hessian eigenvalue | time / run (s) | time vs SGD "
+        "| passes vs SGD |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         level = (
@@ -73,6 +76,7 @@ def table(rows):
         lines.append(
             f"| {row['method']} | {level} | {accuracy} | {row['runs']} | "
             f"{_fmt(row['train_loss_mean'], '.4f')} | "
+            f"{_pm(row['hessian_top_mean'], row['hessian_top_std'])} | "
             f"{row['seconds_mean']:.1f} | {_fmt(row['time_vs_sgd'], '.2f')} |"
             f" {row['passes_vs_sgd']} |"
         )
@@ -148,6 +152,12 @@ def _mean(values):
 def _std(values):
     values = [v for v in values if v is not None]
     return statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
+
+
+def _pm(mean, std):
+    if mean is None:
+        return "-"
+    return f"{mean:.3g} +- {std:.2g}"
 
 
 def _fmt(value, spec):

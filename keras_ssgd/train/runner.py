@@ -9,6 +9,7 @@ import keras
 from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
+from keras_ssgd.landscape import hessian_eigenvalues
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
@@ -31,6 +32,7 @@ class Config:
     lr_drops: tuple
     phases: str = None
     steps_per_execution: int = 1
+    hessian_iterations: int = 0
 
     def to_json(self):
         config = dataclasses.asdict(self)
@@ -187,6 +189,13 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
     test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
     train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
     status = "ok" if math.isfinite(test_loss) else "diverged"
+    if config.hessian_iterations and status == "ok" and dist.is_root():
+        start = time.perf_counter()
+        top = hessian_eigenvalues(
+            model, data.train_eval, k=1, iterations=config.hessian_iterations,
+        )
+        record["hessian_top"] = float(top[0])
+        record["hessian_seconds"] = time.perf_counter() - start
     if model_path is not None and dist.is_root():
         model.save(model_path)
         record["model_file"] = str(model_path)
