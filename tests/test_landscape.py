@@ -76,3 +76,105 @@ def test_empty_data_and_missing_loss_are_clear_errors():
         landscape.hessian_eigenvalues(model, empty, loss="mse")
     with pytest.raises(ValueError, match="not compiled with a loss"):
         landscape.hessian_eigenvalues(model, (x, y))
+
+
+def classifier(seed, batchnorm=False):
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((6,)), keras.layers.Dense(8, activation="tanh")]
+    if batchnorm:
+        layers.append(keras.layers.BatchNormalization())
+    layers.append(keras.layers.Dense(3))
+    model = keras.Sequential(layers)
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def classification_data(n=90):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(n, 6)).astype("float32")
+    return x, x[:, :3].argmax(axis=1).astype("int32")
+
+
+def test_interpolation_endpoints_equal_evaluate():
+    x, y = classification_data()
+    a, b, probe = classifier(1), classifier(2), classifier(3)
+    line = landscape.interpolate(probe, a, b, (x, y), alphas=[0.0, 0.5, 1.0, 1.5])
+    assert line["alpha"] == [0.0, 0.5, 1.0, 1.5]
+    for model, i in ((a, 0), (b, 2)):
+        loss, accuracy = model.evaluate(x, y, verbose=0, batch_size=256)
+        assert line["loss"][i] == pytest.approx(loss, rel=1e-6)
+        assert line["error"][i] == pytest.approx(1 - accuracy, abs=1e-7)
+    assert line["loss"][1] != pytest.approx(line["loss"][0])
+    # The probe model's own weights are left as they were.
+    np.testing.assert_array_equal(probe.get_weights()[0], classifier(3).get_weights()[0])
+
+
+def test_plane_places_models_at_their_coordinates():
+    x, y = classification_data()
+    models = [classifier(s) for s in (1, 2, 3)]
+    first = landscape.plane(models[0], *models, (x, y), grid=5)
+    (x1, y1), (x2, y2), (x3, y3) = first["points"]
+    assert (x1, y1, y2) == (0.0, 0.0, 0.0) and x2 > 0 and y3 > 0
+    assert len(first["loss"]) == 5 and len(first["loss"][0]) == 5
+    exact = landscape.plane(models[0], *models, (x, y), grid=([0.0, x2, x3], [0.0, y3]))
+    losses = [m.evaluate(x, y, verbose=0, batch_size=256)[0] for m in models]
+    np.testing.assert_allclose(
+        [exact["loss"][0][0], exact["loss"][0][1], exact["loss"][1][2]], losses, rtol=1e-5
+    )
+
+
+def test_plane_refuses_collinear_points_and_other_architectures():
+    x, y = classification_data()
+    a, b = classifier(1), classifier(2)
+    middle = [(p + q) / 2 for p, q in zip(a.get_weights(), b.get_weights())]
+    with pytest.raises(ValueError, match="collinear"):
+        landscape.plane(a, a, b, middle, (x, y), grid=3)
+    other = classifier(1, batchnorm=True)
+    with pytest.raises(ValueError, match="architectures differ"):
+        landscape.interpolate(a, a, other, (x, y))
+    wide = keras.Sequential([keras.Input((6,)), keras.layers.Dense(9), keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="first mismatching variable is '.*kernel'"):
+        landscape.interpolate(a, a, wide, (x, y))
+    with pytest.raises(ValueError, match="is empty"):
+        landscape.interpolate(a, a, b, (x[:0], y[:0]))
+
+
+def test_recomputed_batchnorm_statistics_are_the_batch_average():
+    x, _ = classification_data(n=96)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.BatchNormalization()])
+    data = tf.data.Dataset.from_tensor_slices(x).batch(32)
+    assert landscape.recompute_batchnorm(model, data) == 3
+    bn = model.layers[0]
+    np.testing.assert_allclose(bn.moving_mean.numpy(), x.mean(axis=0), atol=1e-5)
+    batch_vars = np.mean([x[i:i + 32].var(axis=0) for i in (0, 32, 64)], axis=0)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), batch_vars, rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
+
+
+def test_filter_normalized_directions():
+    model = classifier(1, batchnorm=True)
+    (direction,) = landscape.random_directions(model, seed=3)
+    for w, d in zip(model.get_weights(), direction):
+        if w.ndim < 2:
+            assert not d.any()
+        else:
+            np.testing.assert_allclose(
+                np.linalg.norm(d, axis=0), np.linalg.norm(w, axis=0), rtol=1e-5
+            )
+    other = landscape.random_directions(model, seed=4)[0]
+    assert not np.allclose(direction[0], other[0])
+
+
+def test_epsilon_sharpness_grows_with_epsilon_and_restores_weights():
+    x, y = classification_data()
+    model = classifier(1)
+    model.fit(x, y, epochs=5, verbose=0)
+    before = [w.copy() for w in model.get_weights()]
+    small = landscape.epsilon_sharpness(model, (x, y), epsilon=1e-3)
+    large = landscape.epsilon_sharpness(model, (x, y), epsilon=1e-1)
+    assert 0 < small < large
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

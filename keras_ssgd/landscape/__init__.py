@@ -1,12 +1,38 @@
 """Flatness tools: the curvature and shape of the loss around trained weights.
 
+Everything works on any compiled Keras model and any `tf.data` or NumPy
+`(x, y)` data.
+
+- `interpolate(model, a, b, data, alphas)`: loss and error along a line
+  (paper Fig. 2), extrapolating beyond both ends.
+- `plane(model, w1, w2, w3, data, grid)`: the plane through three models
+  (paper Fig. 7, after Garipov et al.).
+- `random_directions(model, filter_normalized=True)`: Li et al.'s directions.
 - `hessian_eigenvalues(model, data, k)`: top Hessian eigenvalues (Lanczos or
-  power iteration on Hessian-vector products).
-- `hessian_trace(model, data)`: Hutchinson's trace estimate.
+  power iteration on Hessian-vector products); `hessian_trace` (Hutchinson).
+- `epsilon_sharpness(model, data, epsilon)`: Keskar et al.'s measure.
+- `recompute_batchnorm(model, data)`: BatchNorm statistics for new weights.
+  Without it, pictures of BatchNorm networks show stale statistics, not the
+  landscape: pass `bn_data=` (training batches) to `interpolate` and
+  `plane`.
 """
 
+from keras_ssgd.landscape.geometry import epsilon_sharpness
+from keras_ssgd.landscape.geometry import interpolate
+from keras_ssgd.landscape.geometry import plane
+from keras_ssgd.landscape.geometry import random_directions
 from keras_ssgd.landscape.hessian import HessianOperator
 from keras_ssgd.landscape.hessian import hessian_eigenvalues
 from keras_ssgd.landscape.hessian import hessian_trace
+from keras_ssgd.landscape.weights import recompute_batchnorm
 
-__all__ = ["HessianOperator", "hessian_eigenvalues", "hessian_trace"]
+__all__ = [
+    "HessianOperator",
+    "epsilon_sharpness",
+    "hessian_eigenvalues",
+    "hessian_trace",
+    "interpolate",
+    "plane",
+    "random_directions",
+    "recompute_batchnorm",
+]
