@@ -20,7 +20,10 @@ setup(
     python_requires=">=3.10",
     install_requires=["keras>=3.5", "numpy", "matplotlib"],
     entry_points={
-        "console_scripts": ["ssgd-train=keras_ssgd.train.cli:main"],
+        "console_scripts": [
+            "ssgd-train=keras_ssgd.train.cli:main",
+            "ssgd-landscape=keras_ssgd.landscape.cli:main",
+        ],
     },
     extras_require={
         # TensorFlow 2.21 is the backend; pick the build for the machine.

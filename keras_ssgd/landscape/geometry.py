@@ -1,5 +1,6 @@
 """Loss along lines and planes in weight space (paper Figs. 2 and 7)."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -23,7 +24,7 @@ def _dataset(data, name="data", batch_size=256):
 
 
 def interpolate(model, weights_a, weights_b, data, alphas=None,
-                bn_data=None, bn_batches=None):
+                bn_data=None, bn_batches=None, verbose=0):
     """Loss and error along the line `(1 - alpha) * a + alpha * b`.
 
     Every weight is interpolated (BatchNorm moving statistics too); with
@@ -40,6 +41,7 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
         alphas: 1-D sequence. Defaults to 25 points from -0.5 to 1.5.
         bn_data: optional training batches for BatchNorm statistics.
         bn_batches: optional int, how many of them to use.
+        verbose: 0 or 1 (a Keras progress bar over the points).
 
     Returns:
         A dict of lists: `alpha`, `loss`, and when available `accuracy` and
@@ -59,6 +61,7 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
     alphas = np.linspace(-0.5, 1.5, 25) if alphas is None else np.asarray(alphas, float)
     original = model.get_weights()
     curves = {"alpha": [float(t) for t in alphas]}
+    bar = keras.utils.Progbar(len(alphas)) if verbose else None
     try:
         for t in alphas:
             point = [
@@ -69,13 +72,15 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
                 model, point, data, bn_data, bn_batches
             ).items():
                 curves.setdefault(key, []).append(value)
+            if bar is not None:
+                bar.add(1)
     finally:
         model.set_weights(original)
     return curves
 
 
 def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
-          bn_data=None, bn_batches=None):
+          bn_data=None, bn_batches=None, verbose=0):
     """Loss and error on the plane through three points (Garipov et al.).
 
     The plane's origin is point 1; its orthonormal basis (over the trainable
@@ -92,7 +97,7 @@ def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
             `margin` of their extent on each side) or a pair of 1-D arrays
             of coordinates `(xs, ys)`.
         margin: float, extra extent for an int `grid`. Defaults to `0.3`.
-        bn_data, bn_batches: as in `interpolate`.
+        bn_data, bn_batches, verbose: as in `interpolate`.
 
     Returns:
         A dict: `points` (the three models' `(x, y)` coordinates), `xs`,
@@ -137,6 +142,7 @@ def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
         xs, ys = (np.asarray(g, float) for g in grid)
     original = model.get_weights()
     result = {"points": points, "xs": xs.tolist(), "ys": ys.tolist()}
+    bar = keras.utils.Progbar(len(xs) * len(ys)) if verbose else None
     try:
         for y in ys:
             rows = {}
@@ -146,6 +152,8 @@ def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
                     model, point, data, bn_data, bn_batches
                 ).items():
                     rows.setdefault(key, []).append(value)
+                if bar is not None:
+                    bar.add(1)
             for key, row in rows.items():
                 result.setdefault(key, []).append(row)
     finally:
