@@ -41,6 +41,9 @@ def mlp(batchnorm=False):
 
 
 def global_batches(x, y, shuffle_seed=None):
+    # The shuffling order depends on the global seed too: the same on every
+    # rank (and in the single-process reference).
+    keras.utils.set_random_seed(100)
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     if shuffle_seed is not None:
         ds = ds.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
