@@ -198,3 +198,25 @@ def _fake_train(config, spec, **kwargs):
 
 def _fail_if_called(*args, **kwargs):
     raise AssertionError("training started despite bad input")
+
+
+def test_mirrored_strategy_run(tmp_path):
+    out = tmp_path / "run"
+    code = run_cli(["--method", "ssgd", "--distributed", "mirrored",
+                    "--hessian-iterations", "0"], out)
+    assert code == 0
+    record = json.loads((out / "results.json").read_text())["runs"][0]
+    assert record["distributed"] == "mirrored" and record["workers"] >= 1
+    assert record["status"] == "ok"
+
+
+def test_horovod_missing_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    from keras_ssgd.distributed import horovod
+
+    def missing():
+        raise ImportError("No module named 'horovod'")
+
+    monkeypatch.setattr(horovod, "_hvd", missing)
+    monkeypatch.setattr(runner, "train", _fail_if_called)
+    assert run_cli(["--distributed", "horovod"], tmp_path / "run") == 2
+    assert "--distributed horovod: No module named 'horovod'" in capsys.readouterr().err
