@@ -3,5 +3,7 @@
 from keras_ssgd.models.cifar_resnet import cifar_resnet
 from keras_ssgd.models.mlp import mlp
 from keras_ssgd.models.mnist1d_cnn import mnist1d_cnn
+from keras_ssgd.models.vgg import cifar_vgg
+from keras_ssgd.models.wide_resnet import wide_resnet
 
-__all__ = ["cifar_resnet", "mlp", "mnist1d_cnn"]
+__all__ = ["cifar_resnet", "cifar_vgg", "mlp", "mnist1d_cnn", "wide_resnet"]

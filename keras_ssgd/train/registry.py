@@ -90,6 +90,26 @@ def _resnet(depth):
     return build
 
 
+def _wide_resnet(depth, width):
+    def build(input_shape, num_classes, dropout=0.0):
+        return models.wide_resnet(
+            depth, width, num_classes=num_classes, input_shape=input_shape,
+            dropout=dropout,
+        )
+
+    return build
+
+
+def _vgg(depth):
+    def build(input_shape, num_classes, dropout=0.0):
+        return models.cifar_vgg(
+            depth, num_classes=num_classes, input_shape=input_shape,
+            dropout=dropout,
+        )
+
+    return build
+
+
 def _mlp(input_shape, num_classes, dropout=0.0):
     return models.mlp(input_shape, num_classes=num_classes, dropout=dropout)
 
@@ -102,6 +122,10 @@ MODELS = {
     "resnet20": _resnet(20),
     "resnet32": _resnet(32),
     "resnet56": _resnet(56),
+    "wrn28-2": _wide_resnet(28, 2),
+    "wrn28-4": _wide_resnet(28, 4),
+    "vgg6": _vgg(6),
+    "vgg16": _vgg(16),
 }
 
 DATASETS = data_lib.DATASETS
