@@ -82,6 +82,13 @@ def recurrent_kernels(variable):
     return kernels(variable) and hasattr(owning_layer(variable), "state_size")
 
 
+# The filters shipped here, by short name (also accepted as `noise_filter`).
+SHIPPED = {
+    f.__name__: f
+    for f in (kernels, all_trainable, conv_kernels, dense_kernels, recurrent_kernels)
+}
+
+
 def owning_layer(variable):
     """The innermost layer that holds `variable` as its own weight.
 

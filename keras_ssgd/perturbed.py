@@ -448,6 +448,8 @@ def _unscale_for_distribution(loss):
 def _resolve_filter(noise_filter):
     if noise_filter is None or callable(noise_filter):
         return noise_filter
+    if isinstance(noise_filter, str) and noise_filter in filters.SHIPPED:
+        return filters.SHIPPED[noise_filter]  # a short name: "conv_kernels"
     if isinstance(noise_filter, (str, dict)):
         resolved = keras.saving.deserialize_keras_object(noise_filter)
         if callable(resolved):

@@ -220,3 +220,23 @@ def test_horovod_missing_is_a_clear_error(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(runner, "train", _fail_if_called)
     assert run_cli(["--distributed", "horovod"], tmp_path / "run") == 2
     assert "--distributed horovod: No module named 'horovod'" in capsys.readouterr().err
+
+
+def test_noise_filter_and_per_epoch_evaluation(tmp_path, monkeypatch):
+    seen = []
+    real_build = runner.build_model
+
+    def build(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        seen.append([v.path for v in model.noise_variables])
+        return model
+
+    monkeypatch.setattr(runner, "build_model", build)
+    out = tmp_path / "run"
+    code = run_cli(["--method", "ssgd", "--noise-filter", "dense_kernels",
+                    "--eval-every-epoch", "--hessian-iterations", "0",
+                    "--model", "mnist1d-cnn"], out)
+    assert code == 0
+    assert seen == [["logits/kernel"]]
+    record = json.loads((out / "results.json").read_text())["runs"][0]
+    assert len(record["history"]["val_accuracy"]) == 1

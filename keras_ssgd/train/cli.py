@@ -161,6 +161,20 @@ def build_parser():
         "every method (default: 8 for mnist1d, 1 for CIFAR).",
     )
     parser.add_argument(
+        "--noise-filter", default=None,
+        choices=["kernels", "conv_kernels", "dense_kernels", "recurrent_kernels",
+                 "all_trainable"],
+        help="Which variables the perturbation methods perturb (default: "
+        "each method's own: kernels; dense kernels for dropconnect; every "
+        "trainable variable for sam). conv_kernels / dense_kernels are the "
+        "paper's 'S-SGD Conv only' / 'Dense only' (Fig. 3).",
+    )
+    parser.add_argument(
+        "--eval-every-epoch", action="store_true",
+        help="Evaluate the test set after every epoch (per-epoch "
+        "val_accuracy in each run's history, for convergence curves).",
+    )
+    parser.add_argument(
         "--hessian-iterations", type=int, default=20, metavar="N",
         help="Lanczos steps for the top Hessian eigenvalue of each final "
         "model (training loss, training set, inference mode); 0 skips it.",
@@ -286,6 +300,8 @@ def parse(argv=None):
             args.steps_per_execution or recipe.steps_per_execution
         ),
         hessian_iterations=args.hessian_iterations,
+        noise_filter=args.noise_filter,
+        epoch_eval=args.eval_every_epoch,
     )
     chosen = args.method or [("sgd", None), ("ssgd", None)]
     specs = []

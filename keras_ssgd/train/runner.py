@@ -33,6 +33,8 @@ class Config:
     phases: str = None
     steps_per_execution: int = 1
     hessian_iterations: int = 0
+    noise_filter: str = None
+    epoch_eval: bool = False
 
     def to_json(self):
         config = dataclasses.asdict(self)
@@ -108,6 +110,8 @@ def build_model(config, spec, data, transform=None):
     kwargs = {method.level_name: spec.level}
     if spec.method != "sam":
         kwargs["seed"] = spec.seed
+    if config.noise_filter:
+        kwargs["noise_filter"] = config.noise_filter
     return wrap(model, method=method.model_class, **kwargs)
 
 
@@ -158,6 +162,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
     start = time.perf_counter()
     history = model.fit(
         train_data, epochs=config.epochs, callbacks=callbacks,
+        validation_data=data.test if config.epoch_eval else None,
         verbose=verbose if dist.is_root() else 0,
         shuffle=False,  # the pipeline reshuffles per epoch
     )
