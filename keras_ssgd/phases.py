@@ -82,7 +82,10 @@ class PhasePlan:
     def learning_rate_schedule(
         self, initial_learning_rate, steps_per_epoch, factor=0.1
     ):
-        """A `PiecewiseConstantDecay` dropping by `factor` at each boundary."""
+        """A `PiecewiseConstantDecay` dropping by `factor` at each boundary
+        (the constant rate itself for a one-phase plan)."""
+        if not self.boundaries:
+            return float(initial_learning_rate)
         return keras.optimizers.schedules.PiecewiseConstantDecay(
             boundaries=[b * steps_per_epoch for b in self.boundaries],
             values=[

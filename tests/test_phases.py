@@ -33,3 +33,7 @@ def test_learning_rate_drops_at_boundaries():
     )
     lrs = [float(schedule(step)) for step in (0, 29, 31, 49, 51, 69)]
     np.testing.assert_allclose(lrs, [0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+
+
+def test_one_phase_plan_has_a_constant_rate():
+    assert PhasePlan.parse("20S").learning_rate_schedule(0.1, 10) == 0.1

@@ -1,0 +1,83 @@
+"""Fig. 3 of the paper: test accuracy against noise level, ResNet-20 on
+CIFAR-100, 5 runs per point: S-SGD, SmoothOut, S-SGD on convolutions only
+and on dense layers only, and SGD with Dropout on the dense layer.
+
+Each curve is one `ssgd-train` folder under `--output` (resumable); the plot
+`fig3.png` draws them together with SGD as the reference line.
+
+    python experiments/fig3_noise_sweep.py
+"""
+
+import argparse
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _common  # noqa: E402
+
+CURVES = {  # name -> (ssgd-train arguments)
+    "S-SGD": ["--method", "ssgd:{levels}"],
+    "SmoothOut": ["--method", "smoothout:{levels}"],
+    "S-SGD Conv only": ["--method", "ssgd:{levels}", "--noise-filter", "conv_kernels"],
+    "S-SGD Dense only": ["--method", "ssgd:{levels}", "--noise-filter", "dense_kernels"],
+    "SGD+Dropout": ["--method", "dropout:{levels}"],
+    "SGD": ["--method", "sgd"],
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--levels", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7",
+                        help="Noise levels (and dropout rates), comma-separated.")
+    parser.add_argument("--dataset", default="cifar100", choices=["cifar10", "cifar100"], help="Dataset.")
+    parser.add_argument("--model", default="resnet20", help="Model (paper: resnet20).")
+    parser.add_argument("--seeds", type=int, default=5, help="Runs per point.")
+    parser.add_argument("--epochs", type=int, default=175, help="Epochs (paper: 175).")
+    parser.add_argument("--curves", nargs="+", choices=list(CURVES), default=list(CURVES),
+                        help="Which curves to run.")
+    parser.add_argument("--output", default="results/fig3", help="Folder of run folders.")
+    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
+    args = parser.parse_args(argv)
+    recipe = ["--dataset", args.dataset, "--model", args.model, "--epochs", str(args.epochs),
+              *_common.PAPER_CIFAR, "--lr-schedule", "step",
+              "--lr-drops", *_common.scaled_drops(args.epochs),
+              "--seeds", str(args.seeds), "--hessian-iterations", "0"]
+    rows = {}
+    for name in args.curves:
+        extra = CURVES[name]
+        folder = pathlib.Path(args.output) / name.lower().replace(" ", "-").replace("+", "-")
+        extra = [e.format(levels=args.levels) for e in extra]
+        rows[name] = _common.run(folder, [*recipe, *extra], args.quiet)["summary"]
+    plot(rows, pathlib.Path(args.output) / "fig3.png")
+    return 0
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, summary in rows.items():
+        ok = [r for r in summary if r["test_accuracy_mean"] is not None]
+        if name == "SGD":
+            if ok:
+                ax.axhline(ok[0]["test_accuracy_mean"], color="black", linestyle="--", label="SGD")
+            continue
+        ok.sort(key=lambda r: r["level"])
+        ax.errorbar([r["level"] for r in ok], [r["test_accuracy_mean"] for r in ok],
+                    yerr=[r["test_accuracy_std"] for r in ok], marker="o", capsize=3, label=name)
+    ax.set_xlabel("noise level (x ||W|| per layer; dropout rate for SGD+Dropout)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
