@@ -158,10 +158,12 @@ class PerturbedModel(keras.Model):
         if reducer is not None and getattr(self, "compiled", False):
             self._refuse_xla()
 
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
+    def make_train_function(self, force=False):
+        # Not in `compile()`: overriding that would stop Keras from
+        # restoring the compile state when a saved model is loaded.
         if self._gradient_reducer is not None:
             self._refuse_xla()
+        return super().make_train_function(force=force)
 
     def _refuse_xla(self):
         if self.jit_compile:

@@ -90,7 +90,9 @@ def test_save_and_load_round_trip(form, tmp_path):
     np.testing.assert_allclose(
         loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6
     )
-    # The loaded model keeps training with the same optimizer state.
+    # The loaded model is compiled again (loss and optimizer state) and
+    # keeps training.
+    assert loaded.compiled and loaded.loss is not None
     assert loaded.optimizer.iterations.numpy() == 2
     loaded.fit(x, y, batch_size=32, epochs=1, verbose=0)
 
