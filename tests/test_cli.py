@@ -240,3 +240,16 @@ def test_noise_filter_and_per_epoch_evaluation(tmp_path, monkeypatch):
     assert seen == [["logits/kernel"]]
     record = json.loads((out / "results.json").read_text())["runs"][0]
     assert len(record["history"]["val_accuracy"]) == 1
+
+
+def test_resume_accepts_a_recipe_saved_before_new_default_fields(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, "train", _fake_train)
+    out = tmp_path / "run"
+    assert run_cli(["--method", "sgd"], out) == 0
+    config = json.loads((out / "config.json").read_text())
+    del config["recipe"]["epoch_eval"]  # as written by an older version
+    (out / "config.json").write_text(json.dumps(config))
+    # More seeds on resume: the planned runs may grow.
+    assert run_cli(["--method", "sgd", "--seeds", "2", "--resume"], out) == 0
+    assert {r["key"] for r in json.loads((out / "results.json").read_text())["runs"]} == {
+        "sgd-seed0", "sgd-seed1"}

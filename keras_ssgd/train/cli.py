@@ -363,7 +363,9 @@ def main(argv=None):
     plan = {"recipe": config.to_json(),
             "runs": [spec.key for spec in specs]}
     try:
-        store = RunStore(output, plan, resume=args.resume)
+        store = RunStore(
+            output, plan, resume=args.resume, defaults=runner.Config.defaults()
+        )
     except StoreError as error:
         print(f"ssgd-train: error: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -36,6 +36,14 @@ class Config:
     noise_filter: str = None
     epoch_eval: bool = False
 
+    @classmethod
+    def defaults(cls):
+        """The fields that have defaults, with them (JSON-ready)."""
+        return {
+            f.name: f.default for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING
+        }
+
     def to_json(self):
         config = dataclasses.asdict(self)
         config["lr_drops"] = list(self.lr_drops)

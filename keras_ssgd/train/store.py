@@ -28,17 +28,22 @@ class RunStore:
 
     Args:
         folder: path of the run folder.
-        config: JSON-ready dict, the recipe shared by every run.
+        config: JSON-ready dict: `recipe` (shared by every run) and `runs`
+            (the planned run keys).
         resume: bool. Continue a folder that holds earlier results with the
-            same recipe (their runs are skipped). Without it, a folder that
+            same recipe (their runs are skipped; the planned runs may
+            change, to add seeds or levels). Without it, a folder that
             already holds results is refused, so nothing is overwritten.
+        defaults: dict of recipe fields to their default values. A field
+            missing from a saved recipe (written by an older version)
+            matches when the new value is its default.
 
     Raises:
         StoreError: the folder is not writable, holds results while
             `resume` is false, or holds a different recipe.
     """
 
-    def __init__(self, folder, config, resume=False):
+    def __init__(self, folder, config, resume=False, defaults=None):
         self.folder = pathlib.Path(folder)
         self.config = config
         config_path = self.folder / "config.json"
@@ -49,14 +54,16 @@ class RunStore:
                     "(no config.json). Pass the --output folder of the run "
                     "to continue."
                 )
-            saved = json.loads(config_path.read_text())
+            saved = json.loads(config_path.read_text()).get("recipe", {})
+            recipe = config.get("recipe", {})
+            defaults = defaults or {}
             changed = sorted(
-                k for k in set(saved) | set(config)
-                if saved.get(k) != config.get(k)
+                k for k in set(saved) | set(recipe)
+                if saved.get(k, defaults.get(k)) != recipe.get(k)
             )
             if changed:
                 detail = ", ".join(
-                    f"{k}: {saved.get(k)!r} there, {config.get(k)!r} now"
+                    f"{k}: {saved.get(k)!r} there, {recipe.get(k)!r} now"
                     for k in changed
                 )
                 raise StoreError(
