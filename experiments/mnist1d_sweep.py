@@ -6,8 +6,10 @@ cosine learning rate from 0.05, data reshuffled every epoch).
 Every method gets the same tuning effort (five levels) and, per seed, the
 same initial weights and data order. Runs go to `ssgd-train` folders under
 `--output` (resumable; rerun to continue); `--report-only` just rebuilds
-`mnist1d_sweep.md`: per model, SGD, every S-SGD level, and for each other
-method its best level by mean test accuracy, with its whole sweep listed.
+`mnist1d_sweep.md` (per model: SGD, every S-SGD level, and for each other
+method its best level by mean test accuracy, with its whole sweep listed)
+and `mnist1d_sweep_<model>.png` (test accuracy against level, every
+method, SGD as the reference line).
 
     python experiments/mnist1d_sweep.py                  # about 3 h on 2 CPU cores
     python experiments/mnist1d_sweep.py --report-only
@@ -20,6 +22,8 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _common  # noqa: E402
+
+from keras_ssgd.train.report import plot  # noqa: E402
 
 LEVELS = "0.1,0.2,0.3,0.4,0.5"
 CORE = ["--method", "sgd", "--method", f"ssgd:{LEVELS}",
@@ -52,6 +56,8 @@ def main(argv=None):
                 ], args.quiet)
             rows += json.loads((root / folder / "results.json").read_text())["summary"]
         lines += report(model, rows)
+        plot(rows, root / f"mnist1d_sweep_{model}.png",
+             title=f"MNIST-1D, {model}, 5 seeds")
     (root / "mnist1d_sweep.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
