@@ -14,6 +14,7 @@ from keras_ssgd.data.cifar import load_cifar
 from keras_ssgd.data.mnist1d import load_mnist1d
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
+from keras_ssgd.data.ptb import load_ptb
 
 DATASETS = {
     "mnist1d": load_mnist1d,
@@ -36,4 +37,6 @@ def load(name, **kwargs):
     return DATASETS[name](**kwargs)
 
 
-__all__ = ["DATASETS", "Data", "batches", "load", "load_cifar", "load_mnist1d"]
+__all__ = [
+    "DATASETS", "Data", "batches", "load", "load_cifar", "load_mnist1d", "load_ptb",
+]

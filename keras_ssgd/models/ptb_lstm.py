@@ -1,0 +1,64 @@
+"""The word-level PTB language models of Zaremba et al. (2014)."""
+
+import keras
+from keras import layers
+
+# size -> (layers, units, dropout, init scale)
+SIZES = {
+    "small": (1, 300, 0.0, 0.1),     # the paper's small model (Hubara et al.)
+    "medium": (2, 650, 0.5, 0.05),
+    "large": (2, 1500, 0.65, 0.04),
+}
+
+
+def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
+             dropout=None, name=None):
+    """Embedding, stacked stateful LSTMs with dropout between layers (the
+    forward path only, never the recurrent one), and a softmax layer.
+
+    The states carry over from one 35-step window to the next (call
+    `reset_states()` at each epoch start). Weights are uniform in
+    `[-scale, scale]` as in Zaremba et al. Parameters with 10k words:
+    small 6.73M, medium 19.8M, large 66.0M. (The S-SGD paper gives "about
+    6.7 million weights" for the 2 x 1500 model; that is the small model's
+    count, the two 1500-unit LSTMs alone hold 36M.)
+
+    Args:
+        size: `"small"` (1 x 300), `"medium"` (2 x 650) or `"large"`
+            (2 x 1500). Defaults to `"large"`.
+        vocab_size: int. Defaults to `10000`.
+        batch_size: int, fixed (stateful). Defaults to `20`.
+        steps: int, the unrolled length. Defaults to `35`.
+        dropout: float or None, the size's default (0.5 medium, 0.65
+            large, none small).
+        name: str. Defaults to `f"ptb_lstm_{size}"`.
+
+    Example:
+
+    >>> model = ptb_lstm("small", batch_size=20)
+
+    Reference:
+    - Zaremba, Sutskever and Vinyals, "Recurrent Neural Network
+      Regularization", arXiv:1409.2329; Sung et al., Table 5.
+    """
+    if size not in SIZES:
+        raise ValueError(
+            f"Argument `size` must be one of {list(SIZES)}. Received: size={size!r}"
+        )
+    depth, units, default_dropout, scale = SIZES[size]
+    rate = default_dropout if dropout is None else dropout
+    init = keras.initializers.RandomUniform(-scale, scale)
+    inputs = keras.Input(batch_shape=(batch_size, steps), dtype="int32")
+    x = layers.Embedding(vocab_size, units, embeddings_initializer=init, name="embedding")(inputs)
+    if rate:
+        x = layers.Dropout(rate, name="dropout_in")(x)
+    for i in range(depth):
+        x = layers.LSTM(
+            units, return_sequences=True, stateful=True,
+            kernel_initializer=init, recurrent_initializer=init,
+            name=f"lstm{i + 1}",
+        )(x)
+        if rate:
+            x = layers.Dropout(rate, name=f"dropout{i + 1}")(x)
+    outputs = layers.Dense(vocab_size, kernel_initializer=init, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name or f"ptb_lstm_{size}")
