@@ -92,24 +92,6 @@ class SymmetricSGDModel(PerturbedModel):
 
     passes = 2
 
-    def __init__(
-        self,
-        *args,
-        noise_level=0.5,
-        noise_filter=None,
-        batchnorm_update="both",
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            *args,
-            noise_level=noise_level,
-            noise_filter=noise_filter,
-            batchnorm_update=batchnorm_update,
-            seed=seed,
-            **kwargs,
-        )
-
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """Loss and gradients of S-SGD: perturb, measure, restore."""
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.

@@ -12,6 +12,14 @@ from keras import ops
 from keras import random
 
 
+def _split(flat, weights, sizes):
+    """Yields `(w, part)`: `flat` cut into pieces shaped like `weights`."""
+    offset = 0
+    for w, size in zip(weights, sizes):
+        yield w, ops.reshape(flat[offset : offset + size], ops.shape(w))
+        offset += size
+
+
 def l2_norm(x):
     """The L2 (Frobenius) norm of a tensor of any rank, as a scalar."""
     return ops.sqrt(ops.sum(ops.square(x)))
@@ -62,14 +70,10 @@ def symmetric_noise(weights, noise_level, seed):
     sizes = [math.prod(w.shape) for w in weights]
     flat = random.normal((sum(sizes),), dtype="float32", seed=seed)
     level = ops.cast(noise_level, "float32")
-    noise = []
-    offset = 0
-    for w, size in zip(weights, sizes):
-        u = ops.reshape(flat[offset : offset + size], ops.shape(w))
-        offset += size
-        n = scale_to_norm(u, level * l2_norm(ops.cast(w, "float32")))
-        noise.append(ops.cast(n, w.dtype))
-    return noise
+    return [
+        ops.cast(scale_to_norm(u, level * l2_norm(ops.cast(w, "float32"))), w.dtype)
+        for w, u in _split(flat, weights, sizes)
+    ]
 
 
 
@@ -127,14 +131,10 @@ def uniform_noise(weights, noise_level, seed):
         (sum(sizes),), minval=-1.0, maxval=1.0, dtype="float32", seed=seed
     )
     level = ops.cast(noise_level, "float32")
-    noise = []
-    offset = 0
-    for w, size in zip(weights, sizes):
-        u = ops.reshape(flat[offset : offset + size], ops.shape(w))
-        offset += size
-        bound = level * l2_norm(ops.cast(w, "float32")) / math.sqrt(size)
-        noise.append(ops.cast(u * bound, w.dtype))
-    return noise
+    return [
+        ops.cast(u * (level * l2_norm(ops.cast(w, "float32")) / math.sqrt(size)), w.dtype)
+        for (w, u), size in zip(_split(flat, weights, sizes), sizes)
+    ]
 
 
 def dropconnect_scales(weights, rate, seed):
@@ -167,13 +167,7 @@ def dropconnect_scales(weights, rate, seed):
     flat = random.uniform((sum(sizes),), dtype="float32", seed=seed)
     rate = ops.cast(rate, "float32")
     kept = ops.where(flat >= rate, 1.0 / (1.0 - rate), 0.0)
-    scales = []
-    offset = 0
-    for w, size in zip(weights, sizes):
-        s = ops.reshape(kept[offset : offset + size], ops.shape(w))
-        offset += size
-        scales.append(ops.cast(s, w.dtype))
-    return scales
+    return [ops.cast(s, w.dtype) for w, s in _split(kept, weights, sizes)]
 
 
 def sharpness_aware_perturbation(gradients, rho):

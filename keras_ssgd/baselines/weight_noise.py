@@ -46,24 +46,6 @@ class WeightNoiseModel(PerturbedModel):
       perceptron training", IEEE TNN 1993.
     """
 
-    def __init__(
-        self,
-        *args,
-        noise_level=0.5,
-        noise_filter=None,
-        batchnorm_update="both",
-        seed=None,
-        **kwargs,
-    ):
-        super().__init__(
-            *args,
-            noise_level=noise_level,
-            noise_filter=noise_filter,
-            batchnorm_update=batchnorm_update,
-            seed=seed,
-            **kwargs,
-        )
-
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         weights = [v.value for v in noise_variables]
         noise = self._sample(weights)
