@@ -15,6 +15,8 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 import _common  # noqa: E402
 
+from keras_ssgd.train.report import plot  # noqa: E402
+
 CURVES = {  # name -> (ssgd-train arguments)
     "S-SGD": ["--method", "ssgd:{levels}"],
     "SmoothOut": ["--method", "smoothout:{levels}"],
@@ -49,34 +51,13 @@ def main(argv=None):
         folder = pathlib.Path(args.output) / name.lower().replace(" ", "-").replace("+", "-")
         extra = [e.format(levels=args.levels) for e in extra]
         rows[name] = _common.run(folder, [*recipe, *extra], args.quiet)["summary"]
-    plot(rows, pathlib.Path(args.output) / "fig3.png")
+    # One line per curve (named as in the paper), SGD as the reference.
+    curves = [dict(row, method=name, level_name="level")
+              for name, summary in rows.items() for row in summary]
+    pathlib.Path(args.output).mkdir(parents=True, exist_ok=True)
+    plot(curves, pathlib.Path(args.output) / "fig3.png",
+         title=f"{args.dataset}, {args.model}")
     return 0
-
-
-def plot(rows, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for name, summary in rows.items():
-        ok = [r for r in summary if r["test_accuracy_mean"] is not None]
-        if name == "SGD":
-            if ok:
-                ax.axhline(ok[0]["test_accuracy_mean"], color="black", linestyle="--", label="SGD")
-            continue
-        ok.sort(key=lambda r: r["level"])
-        ax.errorbar([r["level"] for r in ok], [r["test_accuracy_mean"] for r in ok],
-                    yerr=[r["test_accuracy_std"] for r in ok], marker="o", capsize=3, label=name)
-    ax.set_xlabel("noise level (x ||W|| per layer; dropout rate for SGD+Dropout)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 if __name__ == "__main__":

@@ -105,6 +105,17 @@ class PerturbedModel(keras.Model):
         self._gradient_reducer = None
 
     @classmethod
+    def _refuse_noise_level(cls, kwargs):
+        """A clear error for `noise_level=` where the level has its own name
+        (`rate`, `rho`): subclasses call it before passing theirs on."""
+        if "noise_level" in kwargs:
+            raise TypeError(
+                f"{cls.__name__} takes its level as `{cls.level_argument}`, "
+                f"not `noise_level`. Received: "
+                f"noise_level={kwargs['noise_level']!r}"
+            )
+
+    @classmethod
     def check_level(cls, value, name="noise_level"):
         """Validates a noise level for this method; returns it as a float."""
         return check_noise_level(value, name)

@@ -56,7 +56,7 @@ class DropConnectModel(PerturbedModel):
         seed=None,
         **kwargs,
     ):
-        _refuse_noise_level(kwargs, type(self).__name__, "rate")
+        self._refuse_noise_level(kwargs)
         super().__init__(
             *args,
             noise_level=rate,
@@ -99,11 +99,3 @@ class DropConnectModel(PerturbedModel):
         self._track(x, y, sample_weight, loss, [y_pred])
         return loss, gradients
 
-
-def _refuse_noise_level(kwargs, class_name, argument):
-    """A clear error for `noise_level=` where the level has its own name."""
-    if "noise_level" in kwargs:
-        raise TypeError(
-            f"{class_name} takes its level as `{argument}`, not "
-            f"`noise_level`. Received: noise_level={kwargs['noise_level']!r}"
-        )

@@ -5,7 +5,6 @@ import tensorflow as tf
 
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
-from keras_ssgd.baselines.dropconnect import _refuse_noise_level
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.perturbed import _flat_tensors
 
@@ -63,7 +62,7 @@ class SharpnessAwareModel(PerturbedModel):
         batchnorm_update="both",
         **kwargs,
     ):
-        _refuse_noise_level(kwargs, type(self).__name__, "rho")
+        self._refuse_noise_level(kwargs)
         kwargs.pop("seed", None)  # SAM draws nothing at random.
         super().__init__(
             *args,

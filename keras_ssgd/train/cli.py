@@ -31,46 +31,34 @@ def _method_arg(text):
     return name, tuple(_level(x, f"--method {name}") for x in levels.split(","))
 
 
-def _level(text, flag="--noise-level"):
+def _number(text, convert, positive, flag=""):
+    """`text` as an int or a finite float, > 0 or >= 0, else a usage error."""
+    prefix = f"{flag} " if flag else ""
+    noun = "an int" if convert is int else "a finite number"
+    bound = "> 0" if positive else ">= 0"
     try:
-        value = float(text)
+        value = convert(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{flag} must be a number >= 0. Received: {text!r}"
+            f"{prefix}must be {noun} {bound}. Received: {text!r}"
         ) from None
-    if not value >= 0 or value == float("inf"):
+    if not (value > 0 if positive else value >= 0) or value == float("inf"):
         raise argparse.ArgumentTypeError(
-            f"{flag} must be a finite number >= 0. Received: {text}"
+            f"{prefix}must be {noun} {bound}. Received: {text}"
         )
     return value
+
+
+def _level(text, flag="--noise-level"):
+    return _number(text, float, positive=False, flag=flag)
 
 
 def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be an int > 0. Received: {text!r}"
-        ) from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(
-            f"must be an int > 0. Received: {value}"
-        )
-    return value
+    return _number(text, int, positive=True)
 
 
 def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"must be a number > 0. Received: {text!r}"
-        ) from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(
-            f"must be a finite number > 0. Received: {text}"
-        )
-    return value
+    return _number(text, float, positive=True)
 
 
 def _phases(text):
