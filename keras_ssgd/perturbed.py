@@ -230,7 +230,7 @@ class PerturbedModel(keras.Model):
         else:
             loss, gradients = _cond_with_none(
                 self._noise.level > 0,
-                lambda: self._perturbed_gradients(
+                lambda: self._perturbed_step(
                     x, y, sample_weight, noise_variables
                 ),
                 lambda: self._plain_gradients(x, y, sample_weight),
@@ -240,6 +240,47 @@ class PerturbedModel(keras.Model):
             gradients, finite = self._gradient_reducer(gradients, finite)
         self._apply_if_finite(gradients, finite)
         return self.get_metrics_result()
+
+    def _perturbed_step(self, x, y, sample_weight, noise_variables):
+        """The subclass's passes, then the recurrent state they carry on."""
+        self._pass_states = []
+        loss, gradients = self._perturbed_gradients(
+            x, y, sample_weight, noise_variables
+        )
+        self._carry_recurrent_state()
+        return loss, gradients
+
+    def _carry_recurrent_state(self):
+        """Sets each stateful RNN's state to the mean of the passes' states.
+
+        Every pass starts from the state the previous batch left (the
+        variables are not written between passes); the batch's own final
+        state, averaged over the passes, is what the next batch starts from.
+        For S-SGD that mean matches the state of the clean weights to first
+        order in the noise.
+        """
+        passes = self._pass_states
+        self._pass_states = []
+        if not passes:
+            return
+        for i, variable in enumerate(self._recurrent_states()):
+            values = [p[i] for p in passes if p[i] is not None]
+            if values:
+                variable.assign(ops.mean(ops.stack(values), axis=0))
+
+    def _recurrent_states(self):
+        """The state variables of the model's stateful RNN layers.
+
+        Keras keeps them out of `non_trainable_variables`, so a functional
+        pass records their new values in its scope and nowhere else.
+        """
+        states = []
+        for layer in self._flatten_layers():
+            if getattr(layer, "stateful", False) and getattr(
+                layer, "states", None
+            ) is not None:
+                states.extend(keras.tree.flatten(layer.states))
+        return states
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """`(loss, gradients)` of one step; the subclass's method."""
@@ -261,7 +302,9 @@ class PerturbedModel(keras.Model):
         order of `trainable_variables`. Non-trainable state the pass changes
         (BatchNorm statistics, dropout seeds, loss-metric state) is written
         back afterwards; with `keep_statistics=False` the model's
-        non-trainable weights are not.
+        non-trainable weights are not. The final states of stateful RNNs are
+        kept aside: every pass starts from the same state, and the step
+        carries their mean on (`_carry_recurrent_state`).
         """
         mapping = list(zip(noise_variables, values))
         with tf.GradientTape() as tape:
@@ -277,6 +320,10 @@ class PerturbedModel(keras.Model):
         targets = [perturbed.get(id(v), v) for v in self.trainable_variables]
         gradients = tape.gradient(scaled_loss, targets)
         self._write_back(scope, keep_statistics)
+        if getattr(self, "_pass_states", None) is not None:
+            self._pass_states.append(
+                [scope.get_current_value(v) for v in self._recurrent_states()]
+            )
         return loss, gradients, y_pred
 
     def _write_back(self, scope, keep_statistics):
