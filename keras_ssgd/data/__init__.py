@@ -11,6 +11,7 @@ model.fit(data.train, epochs=60, validation_data=data.test)
 import functools
 
 from keras_ssgd.data.cifar import load_cifar
+from keras_ssgd.data.imagenet import load_imagenet
 from keras_ssgd.data.mnist1d import load_mnist1d
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
@@ -20,6 +21,7 @@ DATASETS = {
     "mnist1d": load_mnist1d,
     "cifar10": functools.partial(load_cifar, "cifar10"),
     "cifar100": functools.partial(load_cifar, "cifar100"),
+    "imagenet2012": load_imagenet,
 }
 
 
@@ -38,5 +40,5 @@ def load(name, **kwargs):
 
 
 __all__ = [
-    "DATASETS", "Data", "batches", "load", "load_cifar", "load_mnist1d", "load_ptb",
+    "DATASETS", "Data", "batches", "load", "load_cifar", "load_imagenet", "load_mnist1d", "load_ptb",
 ]

@@ -1,6 +1,7 @@
 """Model builders used by the benchmarks and experiments."""
 
 from keras_ssgd.models.cifar_resnet import cifar_resnet
+from keras_ssgd.models.imagenet_resnet import imagenet_resnet
 from keras_ssgd.models.mlp import mlp
 from keras_ssgd.models.mnist1d_cnn import mnist1d_cnn
 from keras_ssgd.models.ptb_lstm import ptb_lstm
@@ -9,5 +10,5 @@ from keras_ssgd.models.vgg import cifar_vgg
 from keras_ssgd.models.wide_resnet import wide_resnet
 
 __all__ = [
-    "cifar_resnet", "cifar_vgg", "mlp", "mnist1d_cnn", "ptb_lstm", "sgcn", "wide_resnet",
+    "cifar_resnet", "cifar_vgg", "imagenet_resnet", "mlp", "mnist1d_cnn", "ptb_lstm", "sgcn", "wide_resnet",
 ]
