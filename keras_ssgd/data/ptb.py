@@ -53,6 +53,60 @@ def batchify(ids, batch_size, steps):
     return x.transpose(1, 0, 2), y.transpose(1, 0, 2)
 
 
+def ptb_ids(data_dir):
+    """The word ids of the three PTB splits, and the vocabulary.
+
+    Args:
+        data_dir: folder holding `ptb.train.txt`, `ptb.valid.txt` and
+            `ptb.test.txt`.
+
+    Returns:
+        `(ids, vocabulary)`: `ids` maps `train`, `valid` and `test` to int32
+        arrays of word ids (one stream per split, `<eos>` ending each line);
+        `vocabulary` maps word -> id, built from the training split. Words
+        of the other splits that it lacks become `<unk>`.
+
+    Raises:
+        FileNotFoundError: a file is missing (the message names it).
+        ValueError: a word is out of vocabulary and there is no `<unk>`.
+
+    Example:
+
+    >>> ids, vocabulary = ptb_ids("simple-examples/data")
+    """
+    folder = pathlib.Path(data_dir)
+    missing = [name for name in FILES.values() if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Argument `data_dir` must hold {', '.join(FILES.values())}. "
+            f"Received: data_dir={str(data_dir)!r}, missing: {', '.join(missing)}"
+        )
+    words = {split: read_words(folder / name) for split, name in FILES.items()}
+    vocabulary = build_vocabulary(words["train"])
+    unknown = vocabulary.get("<unk>")
+    ids = {}
+    for split, split_words in words.items():
+        out = []
+        for word in split_words:
+            if word in vocabulary:
+                out.append(vocabulary[word])
+            elif unknown is not None:
+                out.append(unknown)
+            else:
+                raise ValueError(
+                    f"Word {word!r} of {FILES[split]} is not in the training "
+                    "vocabulary and there is no <unk> token."
+                )
+        ids[split] = np.asarray(out, np.int32)
+    return ids, vocabulary
+
+
+def windows(ids, batch_size, steps):
+    """`batchify(ids, batch_size, steps)` as a `tf.data.Dataset` of
+    `(x, y)` windows in order (for a stateful model of that batch size)."""
+    return tf.data.Dataset.from_tensor_slices(batchify(ids, batch_size, steps))
+
+
 def load_ptb(data_dir, batch_size=20, steps=35):
     """PTB from the standard `ptb.{train,valid,test}.txt` files in `data_dir`.
 
@@ -77,29 +131,8 @@ def load_ptb(data_dir, batch_size=20, steps=35):
     """
     check_positive_int(batch_size, "batch_size")
     check_positive_int(steps, "steps")
-    folder = pathlib.Path(data_dir)
-    missing = [name for name in FILES.values() if not (folder / name).is_file()]
-    if missing:
-        raise FileNotFoundError(
-            f"Argument `data_dir` must hold {', '.join(FILES.values())}. "
-            f"Received: data_dir={str(data_dir)!r}, missing: {', '.join(missing)}"
-        )
-    words = {split: read_words(folder / name) for split, name in FILES.items()}
-    vocabulary = build_vocabulary(words["train"])
-    unknown = vocabulary.get("<unk>")
+    ids, vocabulary = ptb_ids(data_dir)
     result = {"vocabulary": vocabulary, "vocab_size": len(vocabulary)}
-    for split, split_words in words.items():
-        ids = []
-        for word in split_words:
-            if word in vocabulary:
-                ids.append(vocabulary[word])
-            elif unknown is not None:
-                ids.append(unknown)
-            else:
-                raise ValueError(
-                    f"Word {word!r} of {FILES[split]} is not in the training "
-                    "vocabulary and there is no <unk> token."
-                )
-        x, y = batchify(ids, batch_size, steps)
-        result[split] = tf.data.Dataset.from_tensor_slices((x, y))
+    for split, split_ids in ids.items():
+        result[split] = windows(split_ids, batch_size, steps)
     return result

@@ -3,6 +3,9 @@
 import keras
 from keras import layers
 
+from keras_ssgd.validation import check_positive_int
+from keras_ssgd.validation import check_rate
+
 # size -> (layers, units, dropout, init scale)
 SIZES = {
     "small": (1, 300, 0.0, 0.1),     # the paper's small model (Hubara et al.)
@@ -12,7 +15,8 @@ SIZES = {
 
 
 def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
-             dropout=None, name=None):
+             dropout=None, init_scale=None, num_layers=None, units=None,
+             name=None):
     """Embedding, stacked stateful LSTMs with dropout between layers (the
     forward path only, never the recurrent one), and a softmax layer.
 
@@ -31,6 +35,14 @@ def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
         steps: int, the unrolled length. Defaults to `35`.
         dropout: float or None, the size's default (0.5 medium, 0.65
             large, none small).
+        init_scale: float > 0 or None, the half-width of the uniform
+            initialisation; None is the size's (0.1 small, 0.05 medium,
+            0.04 large).
+        num_layers: int or None, the number of LSTM layers; None is the
+            size's.
+        units: int or None, the units per LSTM layer (and the embedding
+            width); None is the size's. With `num_layers`, a scaled-down
+            model with the size's recipe (for smoke tests).
         name: str. Defaults to `f"ptb_lstm_{size}"`.
 
     Example:
@@ -45,8 +57,16 @@ def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
         raise ValueError(
             f"Argument `size` must be one of {list(SIZES)}. Received: size={size!r}"
         )
-    depth, units, default_dropout, scale = SIZES[size]
-    rate = default_dropout if dropout is None else dropout
+    default_depth, default_units, default_dropout, default_scale = SIZES[size]
+    depth = default_depth if num_layers is None else check_positive_int(
+        num_layers, "num_layers")
+    units = default_units if units is None else check_positive_int(units, "units")
+    scale = default_scale if init_scale is None else init_scale
+    if not scale > 0:
+        raise ValueError(
+            f"Argument `init_scale` must be > 0. Received: init_scale={init_scale!r}"
+        )
+    rate = default_dropout if dropout is None else check_rate(dropout, "dropout")
     init = keras.initializers.RandomUniform(-scale, scale)
     inputs = keras.Input(batch_shape=(batch_size, steps), dtype="int32")
     x = layers.Embedding(vocab_size, units, embeddings_initializer=init, name="embedding")(inputs)
