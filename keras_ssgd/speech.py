@@ -146,3 +146,51 @@ def character_error_rate(references, hypotheses):
         references, hypotheses,
         lambda t: tf.strings.unicode_split(t, "UTF-8"), "character",
     )
+
+
+def evaluate(model, dataset):
+    """Greedy-decoding WER and CER of `model` over a dataset of
+    `({"features", "lengths"}, labels)` batches (`keras_ssgd.data.speech`).
+
+    Returns:
+        `{"wer": float, "cer": float, "utterances": int}`.
+    """
+    references, hypotheses = [], []
+    for inputs, labels in dataset:
+        logits = model(inputs, training=False)
+        hypotheses += greedy_decode(logits, inputs["lengths"])
+        references += [decode_ids(row) for row in keras.ops.convert_to_numpy(labels)]
+    return {
+        "wer": word_error_rate(references, hypotheses),
+        "cer": character_error_rate(references, hypotheses),
+        "utterances": len(references),
+    }
+
+
+class GreedyWER(keras.callbacks.Callback):
+    """Adds the greedy-decoding `val_wer` and `val_cer` of `dataset` to the
+    logs at the end of every `every`-th epoch (and the last one).
+
+    Args:
+        dataset: `tf.data.Dataset` of `({"features", "lengths"}, labels)`.
+        every: int. Evaluate every `every` epochs. Defaults to `1`.
+        epochs: int or None. The last epoch, always evaluated.
+
+    Example:
+
+    >>> model.fit(data.train, epochs=50, callbacks=[GreedyWER(data.test)])
+    """
+
+    def __init__(self, dataset, every=1, epochs=None):
+        super().__init__()
+        self.dataset = dataset
+        self.every = every
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = self.epochs is not None and epoch + 1 == self.epochs
+        if logs is None or not ((epoch + 1) % self.every == 0 or last):
+            return
+        result = evaluate(self.model, self.dataset)
+        logs["val_wer"] = result["wer"]
+        logs["val_cer"] = result["cer"]
