@@ -3,6 +3,8 @@ keras-cv's ResNet (v1) backbone."""
 
 import keras
 
+from keras_ssgd.validation import check_rate
+
 # depth -> (blocks per stage, keras-cv block type). Filters and strides are
 # the same for every depth: 64/128/256/512, the first stage not strided.
 ARCHITECTURES = {
@@ -16,7 +18,7 @@ ARCHITECTURES = {
 
 def imagenet_resnet(
     depth=50, classes=1000, input_shape=(224, 224, 3), weight_decay=0.0,
-    classifier_activation=None, name=None,
+    dropout=0.0, classifier_activation=None, name=None,
 ):
     """A ResNet v1 for ImageNet: keras-cv's `ResNetBackbone` (7x7 stem, max
     pooling, four stages of basic or bottleneck blocks), global average
@@ -40,6 +42,9 @@ def imagenet_resnet(
             kernel and on the dense bias (not on BatchNorm), scaled so that
             its gradient is `weight_decay * w`, as in the reference
             `weight_decay * tf.nn.l2_loss(w)`. Defaults to `0` (none).
+        dropout: float in `[0, 1)`. Rate of a `Dropout` layer before the
+            dense classifier (the paper's "SGD+Dropout" baseline); 0 adds
+            none. Defaults to `0`.
         classifier_activation: str or None. Activation of the dense head;
             `None` gives logits (pair with `from_logits=True`), `"softmax"`
             probabilities. Defaults to `None`.
@@ -60,7 +65,7 @@ def imagenet_resnet(
     """
     import keras_cv
 
-    if depth not in ARCHITECTURES or isinstance(depth, bool):
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in ARCHITECTURES:
         raise ValueError(
             f"Argument `depth` must be one of {sorted(ARCHITECTURES)}. "
             f"Received: depth={depth!r}"
@@ -90,6 +95,8 @@ def imagenet_resnet(
         input_shape=input_shape,
     )
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
+    if dropout:
+        x = keras.layers.Dropout(check_rate(dropout, "dropout"), name="dropout")(x)
     outputs = keras.layers.Dense(
         classes, activation=classifier_activation, name="predictions"
     )(x)

@@ -110,6 +110,17 @@ def _vgg(depth):
     return build
 
 
+def _imagenet_resnet(depth):
+    # The reference recipe's weight decay (Ying et al. 2018): 1e-4.
+    def build(input_shape, num_classes, dropout=0.0):
+        return models.imagenet_resnet(
+            depth, classes=num_classes, input_shape=input_shape,
+            weight_decay=1e-4, dropout=dropout,
+        )
+
+    return build
+
+
 def _mlp(input_shape, num_classes, dropout=0.0):
     return models.mlp(input_shape, num_classes=num_classes, dropout=dropout)
 
@@ -126,6 +137,8 @@ MODELS = {
     "wrn28-4": _wide_resnet(28, 4),
     "vgg6": _vgg(6),
     "vgg16": _vgg(16),
+    "resnet18": _imagenet_resnet(18),
+    "resnet50": _imagenet_resnet(50),
 }
 
 DATASETS = data_lib.DATASETS
@@ -149,4 +162,8 @@ RECIPES = {
     "mnist1d": Recipe("mnist1d-cnn-bn", 60, 100, 0.05, "cosine", (), 8),
     "cifar10": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
     "cifar100": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
+    # ImageNet: paper Section 5.1 (batch 1024, 90 epochs) with Ying et al.'s
+    # rate, 0.1 per 256 images, /10 at 30, 60, 80 (without its 5-epoch
+    # warm-up, which experiments/table3_imagenet.py adds).
+    "imagenet2012": Recipe("resnet50", 90, 1024, 0.4, "step", (30, 60, 80)),
 }
