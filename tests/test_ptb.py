@@ -62,3 +62,37 @@ def test_small_model_runs_statefully(ptb_dir):
     assert not np.allclose(first, second)
     with pytest.raises(ValueError, match="`size` must be one of"):
         models.ptb_lstm("huge")
+
+
+def test_ids_and_windows_match_the_loader(ptb_dir):
+    ids, vocab = ptb.ptb_ids(ptb_dir)
+    assert set(ids) == {"train", "valid", "test"} and ids["train"].dtype == np.int32
+    data = ptb.load_ptb(ptb_dir, batch_size=4, steps=5)
+    assert vocab == data["vocabulary"]
+    for split in ids:
+        got = list(ptb.windows(ids[split], 4, 5).as_numpy_iterator())
+        expected = list(data[split].as_numpy_iterator())
+        assert len(got) == len(expected)
+        for (gx, gy), (ex, ey) in zip(got, expected):
+            np.testing.assert_array_equal(gx, ex)
+            np.testing.assert_array_equal(gy, ey)
+    # batch 1 reads the split as one stream, in order
+    (x0, y0), (x1, _) = list(ptb.windows(ids["test"], 1, 5).as_numpy_iterator())[:2]
+    np.testing.assert_array_equal(np.concatenate([x0[0], x1[0]]), ids["test"][:10])
+    np.testing.assert_array_equal(y0[0], ids["test"][1:6])
+
+
+def test_builder_overrides():
+    model = models.ptb_lstm("large", vocab_size=50, batch_size=2, steps=3, num_layers=3,
+                           units=8, init_scale=0.01, dropout=0.1)
+    assert [layer.name for layer in model.layers if "lstm" in layer.name] == [
+        "lstm1", "lstm2", "lstm3"]
+    assert model.get_layer("lstm1").units == 8
+    assert model.get_layer("dropout1").rate == 0.1
+    assert max(np.abs(w).max() for w in model.get_weights()) <= 0.01
+    with pytest.raises(ValueError, match="`init_scale` must be > 0"):
+        models.ptb_lstm("small", init_scale=0)
+    with pytest.raises(ValueError, match="`units` must be an int > 0"):
+        models.ptb_lstm("small", units=0)
+    with pytest.raises(ValueError, match="`dropout` must be in"):
+        models.ptb_lstm("small", dropout=1.5)

@@ -208,7 +208,8 @@ def test_every_method_of_a_seed_starts_from_the_same_weights():
     c = training.build_model(recipe, 12, 2, seed=4).get_weights()
     assert all(np.array_equal(u, v) for u, v in zip(a, b))
     assert not all(np.array_equal(u, v) for u, v in zip(a, c))
-    assert np.abs(a[0]).max() <= recipe.init_scale
+    for weight in a:  # Zaremba et al.: every parameter, biases included
+        assert 0 < np.abs(weight).max() <= recipe.init_scale
 
 
 @pytest.mark.parametrize("method, level, match", [

@@ -21,8 +21,9 @@ def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
     forward path only, never the recurrent one), and a softmax layer.
 
     The states carry over from one 35-step window to the next (call
-    `reset_states()` at each epoch start). Weights are uniform in
-    `[-scale, scale]` as in Zaremba et al. Parameters with 10k words:
+    `reset_states()` at each epoch start). All parameters,
+    biases included (no forget-gate bias of 1), are uniform in
+    `[-scale, scale]`, as in Zaremba et al.'s code. Parameters with 10k words:
     small 6.73M, medium 19.8M, large 66.0M. (The S-SGD paper gives "about
     6.7 million weights" for the 2 x 1500 model; that is the small model's
     count, the two 1500-unit LSTMs alone hold 36M.)
@@ -76,9 +77,12 @@ def ptb_lstm(size="large", vocab_size=10000, batch_size=20, steps=35,
         x = layers.LSTM(
             units, return_sequences=True, stateful=True,
             kernel_initializer=init, recurrent_initializer=init,
+            bias_initializer=init, unit_forget_bias=False,
             name=f"lstm{i + 1}",
         )(x)
         if rate:
             x = layers.Dropout(rate, name=f"dropout{i + 1}")(x)
-    outputs = layers.Dense(vocab_size, kernel_initializer=init, name="logits")(x)
+    outputs = layers.Dense(
+        vocab_size, kernel_initializer=init, bias_initializer=init, name="logits"
+    )(x)
     return keras.Model(inputs, outputs, name=name or f"ptb_lstm_{size}")
