@@ -54,15 +54,21 @@ def parse(argv=None):
                         help="Runs per point (the paper does not say; seeds 0..N-1).")
     parser.add_argument("--epochs", type=int, default=None,
                         help="Epochs (default: the recipe's, large 55, small 39).")
-    parser.add_argument("--output", default="results/table5", help="Folder of run folders.")
+    parser.add_argument("--output", default=None,
+                        help="Folder of run folders (default: results/table5, or "
+                        "results/smoke/table5 with --smoke).")
     parser.add_argument("--no-save-models", action="store_true",
                         help="Do not save the trained models (a large one is 264 MB).")
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
     parser.add_argument("--smoke", action="store_true",
                         help="Generate tiny ptb.*.txt files under OUTPUT/smoke-data and run "
                         "the whole pipeline on them with 16-unit models, 2 epochs, the "
-                        "first level of each size (seconds, not a result).")
+                        "first level of each size, quiet (seconds, not a result).")
     args = parser.parse_args(argv)
+    if args.output is None:
+        args.output = "results/smoke/table5" if args.smoke else "results/table5"
+    if args.smoke:
+        args.quiet = True
     unknown = [s for s in args.sizes if s not in RECIPES]
     if unknown:
         parser.error(f"argument --sizes: unknown size {unknown[0]!r}; "

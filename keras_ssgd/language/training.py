@@ -87,9 +87,11 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
 
     Returns:
         A dict: `key`, `method`, `level`, `seed`, `status`, `seconds`,
-        `epochs_run`, `history` (per epoch: `train_perplexity`,
-        `valid_perplexity`, `learning_rate`), `valid_perplexity`,
-        `test_perplexity`.
+        `epochs_run`, `history` (per epoch: `loss`, `train_perplexity`
+        as `fit()` measured it, at the perturbed weights for S-SGD and
+        with dropout on; `valid_perplexity` on the training batch layout;
+        `learning_rate`), and the final `valid_perplexity` and
+        `test_perplexity` (clean weights, `recipe.eval_batch_size` rows).
 
     Example:
 
