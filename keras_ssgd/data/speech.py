@@ -23,8 +23,9 @@ with their first and second differences) or whatever the files hold:
   `keras_ssgd.speech.normalize_text` (lower case, letters, space, apostrophe);
   WSJ's noise markers should be removed beforehand.
 
-Batches of the training set are reshuffled every epoch; test batches come
-in order. Padded frames are zeros and padded labels 0 (see
+Features are read (or computed) as batches are made, never all held in
+memory (WSJ si-284 is about 14 GB of float32 features). Batches of the
+training set are reshuffled every epoch; test batches come in order. Padded frames are zeros and padded labels 0 (see
 `keras_ssgd.models.sgcn`).
 """
 
@@ -106,30 +107,47 @@ def _pack(features, labels):
     return {"features": features, "lengths": tf.shape(features)[0]}, labels
 
 
-def speech_batches(examples, batch_size, seed=None, shuffle=False, shuffle_buffer=None):
-    """Pads `(features, labels)` examples into model batches.
+def speech_batches(items, prepare, batch_size, seed=None, shuffle=False,
+                   shuffle_buffer=None):
+    """Model batches from a dataset of raw items.
+
+    The items (file names, or tfds examples) are shuffled first, every epoch
+    anew, then turned into `(features (time, F), labels (n,))` by `prepare`
+    and padded into batches: nothing is held in memory beyond the buffers.
 
     Args:
-        examples: `tf.data.Dataset` of `(features (time, F), labels (n,))`.
+        items: `tf.data.Dataset` of raw items.
+        prepare: function of one item to `(features, labels)`.
         batch_size: int > 0.
         seed: int or None. Seed of the shuffling.
         shuffle: bool. Reshuffle every epoch. Defaults to `False`.
-        shuffle_buffer: int or None. Defaults to the whole dataset
-            (at most 10000 examples).
+        shuffle_buffer: int or None. Defaults to the whole dataset.
 
     Returns:
         A `tf.data.Dataset` of `({"features", "lengths"}, labels)` batches.
     """
     check_positive_int(batch_size, "batch_size")
-    ds = examples
+    ds = items
     if shuffle:
-        size = int(ds.cardinality())
-        buffer = shuffle_buffer or (size if 0 < size <= 10000 else 10000)
+        buffer = shuffle_buffer or max(1, int(ds.cardinality()))
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.map(_pack, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.padded_batch(batch_size, padding_values=(
         {"features": 0.0, "lengths": 0}, speech.BLANK))
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _data(train, test, prepare, dims, batch_size, seed, shuffle_buffer=None):
+    return Data(
+        train=speech_batches(train, prepare, batch_size, seed=seed, shuffle=True,
+                             shuffle_buffer=shuffle_buffer),
+        test=speech_batches(test, prepare, batch_size),
+        train_eval=speech_batches(train, prepare, batch_size),
+        train_size=int(train.cardinality()),
+        input_shape=(None, dims),
+        num_classes=speech.NUM_CLASSES,
+    )
 
 
 def read_transcripts(path):
@@ -168,25 +186,28 @@ def _folder_split(folder, split):
             f"{len(missing)} utterance(s) of {listing} have no feature file in "
             f"{where}, e.g. {missing[0]}.npy (expected ID.npy per listed ID)."
         )
-    features, labels = [], []
-    dims = None
+    paths, texts, dims = [], [], None
     for utterance, text in transcripts.items():
-        array = np.load(where / f"{utterance}.npy")
-        if array.ndim != 2 or (dims is not None and array.shape[1] != dims) or len(array) == 0:
+        path = where / f"{utterance}.npy"
+        shape = np.load(path, mmap_mode="r").shape  # reads the header only
+        if len(shape) != 2 or (dims is not None and shape[1] != dims) or shape[0] == 0:
             raise ValueError(
-                f"Feature file {where / (utterance + '.npy')} must be a non-empty "
-                f"(frames, F) array with the same F as the others"
-                f"{'' if dims is None else f' (F={dims})'}. Received shape: {array.shape}"
+                f"Feature file {path} must be a non-empty (frames, F) array with "
+                f"the same F as the others{'' if dims is None else f' (F={dims})'}. "
+                f"Received shape: {shape}"
             )
-        dims = array.shape[1]
-        features.append(array.astype(np.float32))
-        labels.append(speech.encode_text(text))
-    ds = tf.data.Dataset.from_generator(
-        lambda: zip(features, labels),
-        output_signature=(
-            tf.TensorSpec((None, dims), tf.float32), tf.TensorSpec((None,), tf.int32)),
-    )
-    return ds.apply(tf.data.experimental.assert_cardinality(len(features))), dims
+        dims = shape[1]
+        paths.append(str(path))
+        texts.append(text)
+    return tf.data.Dataset.from_tensor_slices((paths, texts)), dims
+
+
+def _read_features(dims):
+    def prepare(path, text):
+        features = tf.numpy_function(
+            lambda p: np.load(p.decode()).astype(np.float32), [path], tf.float32)
+        return tf.ensure_shape(features, (None, dims)), _label_ids(text)
+    return prepare
 
 
 def load_speech_folder(data_dir, batch_size=32, seed=None, train_split="train",
@@ -235,29 +256,19 @@ def load_speech_folder(data_dir, batch_size=32, seed=None, train_split="train",
             f"The {train_split} and {test_split} features must have the same "
             f"size F. Received: F={dims} and F={test_dims}"
         )
-    return _data(train, test, dims, batch_size, seed)
-
-
-def _data(train, test, dims, batch_size, seed):
-    train = train.cache()
-    test = test.cache()
-    return Data(
-        train=speech_batches(train, batch_size, seed=seed, shuffle=True),
-        test=speech_batches(test, batch_size),
-        train_eval=speech_batches(train, batch_size),
-        train_size=int(train.cardinality()),
-        input_shape=(None, dims),
-        num_classes=speech.NUM_CLASSES,
-    )
+    return _data(train, test, _read_features(dims), dims, batch_size, seed)
 
 
 def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
-                     test_split="dev_clean", num_mel_bins=40, data_dir=None):
+                     test_split="dev_clean", num_mel_bins=40, data_dir=None,
+                     shuffle_buffer=1024):
     """LibriSpeech from `tfds.load("librispeech")`, as log-mel batches.
 
-    The features (`log_mel`, `num_mel_bins * 3` per frame) are computed once
-    and cached in memory. `tfds.load` downloads and prepares the data on
-    first use (tens of GB for the training splits) into `data_dir`.
+    The features (`log_mel`, `num_mel_bins * 3` per frame) are computed from
+    the audio as it is read, every epoch. The training files are read in a
+    shuffled order and the examples shuffled again in a buffer of
+    `shuffle_buffer`. `tfds.load` downloads and prepares the data on first
+    use (tens of GB for the training splits) into `data_dir`.
 
     Args:
         batch_size: int > 0. Defaults to `32`.
@@ -268,6 +279,8 @@ def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
         test_split: str. Defaults to `"dev_clean"`.
         num_mel_bins: int. Defaults to `40`.
         data_dir: str or None. Where tensorflow-datasets keeps its data.
+        shuffle_buffer: int. Examples (audio) held for shuffling. Defaults
+            to `1024`.
 
     Returns:
         A `keras_ssgd.data.Data`.
@@ -284,10 +297,13 @@ def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
 
     check_positive_int(batch_size, "batch_size")
     check_positive_int(num_mel_bins, "num_mel_bins")
+    check_positive_int(shuffle_buffer, "shuffle_buffer")
     try:
-        train, test = tfds.load(
-            "librispeech", split=[train_split, test_split], data_dir=data_dir
+        train = tfds.load(
+            "librispeech", split=train_split, data_dir=data_dir, shuffle_files=True,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
         )
+        test = tfds.load("librispeech", split=test_split, data_dir=data_dir)
     except Exception as error:  # tfds raises many types; keep one message
         raise RuntimeError(
             f"Could not load LibriSpeech splits {train_split!r} and {test_split!r} "
@@ -298,6 +314,5 @@ def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
     def prepare(example):
         return log_mel(example["speech"], num_mel_bins=num_mel_bins), _label_ids(example["text"])
 
-    train = train.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    test = test.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
-    return _data(train, test, num_mel_bins * 3, batch_size, seed)
+    return _data(train, test, prepare, num_mel_bins * 3, batch_size, seed,
+                 shuffle_buffer=shuffle_buffer)
