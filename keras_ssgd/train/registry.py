@@ -110,6 +110,13 @@ def _vgg(depth):
     return build
 
 
+def _mnist1d_lstm(input_shape, num_classes, dropout=0.0):
+    return models.mnist1d_lstm(
+        length=input_shape[0], features=input_shape[1],
+        num_classes=num_classes, dropout=dropout,
+    )
+
+
 def _imagenet_resnet(depth):
     # The reference recipe's weight decay (Ying et al. 2018): 1e-4.
     def build(input_shape, num_classes, dropout=0.0):
@@ -129,6 +136,7 @@ def _mlp(input_shape, num_classes, dropout=0.0):
 MODELS = {
     "mnist1d-cnn-bn": _mnist1d_cnn(batchnorm=True),
     "mnist1d-cnn": _mnist1d_cnn(batchnorm=False),
+    "mnist1d-lstm": _mnist1d_lstm,
     "mlp": _mlp,
     "resnet20": _resnet(20),
     "resnet32": _resnet(32),
