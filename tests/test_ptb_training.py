@@ -223,6 +223,15 @@ def test_bad_run_arguments(method, level, match):
         training.train_run(tiny(), random_ids(), 12, method, level)
 
 
+def test_a_bad_run_in_a_sweep_is_refused_before_any_training(tmp_path):
+    script = load_script()
+    data = script.write_smoke_data(tmp_path / "data")
+    with pytest.raises(ValueError, match="`level` must be > 0"):
+        language.run_sweep(tmp_path / "out", tiny(), data,
+                           [("sgd", None, 0), ("ssgd", 0.0, 0)])
+    assert not (tmp_path / "out").exists()
+
+
 def test_smoke_run_end_to_end_and_resume(tmp_path):
     script = load_script()
     argv = ["--smoke", "--sizes", "small", "--quiet", "--output", str(tmp_path)]

@@ -30,6 +30,23 @@ def run_key(method, level, seed):
     return f"{method}{level}-seed{seed}"
 
 
+def check_run(method, level, seed):
+    """Checks one run's arguments; returns the level (a float, or None for
+    SGD)."""
+    check_choice(method, "method", METHODS)
+    check_seed(seed)
+    if method == "sgd":
+        if level is not None:
+            raise ValueError(
+                f"Argument `level` must be None for SGD. Received: level={level!r}"
+            )
+        return None
+    level = check_noise_level(level, "level")
+    if level == 0:
+        raise ValueError("Argument `level` must be > 0 for S-SGD. Received: level=0")
+    return level
+
+
 def build_model(recipe, vocab_size, batch_size, seed):
     """The plain stateful LSTM of `recipe`; its weights come from `seed`."""
     keras.utils.set_random_seed(seed)
@@ -47,7 +64,30 @@ def compile_model(recipe, base, method, level, seed, steps_per_epoch):
     SGD trains `base` itself; S-SGD wraps it (`keras_ssgd.wrap`) with the
     noise on every weight but the biases: the `kernels` filter, which
     selects the embeddings, the LSTM kernels and recurrent kernels and the
-    softmax kernel (Sung et al., Section 5.3).
+    softmax kernel (Sung et al., Section 5.3). The optimizer is SGD without
+    momentum on `recipe.learning_rate`, clipping the global gradient norm
+    (the embeddings' sparse gradient included) to `recipe.clipnorm`.
+
+    Args:
+        recipe: a `PTBRecipe`.
+        base: the model of `build_model`.
+        method: `"sgd"` or `"ssgd"`.
+        level: float > 0, the S-SGD noise level (None for SGD).
+        seed: int, the seed of the noise.
+        steps_per_epoch: int, windows per epoch (for the schedule).
+
+    Returns:
+        The compiled model to `fit()` (`base`, or the S-SGD model sharing
+        its weights).
+
+    Example:
+
+    >>> base = build_model(RECIPES["large"], 10000, 20, seed=0)
+    >>> model = compile_model(RECIPES["large"], base, "ssgd", 1.0, 0, 1327)
+
+    Reference:
+    - Zaremba, Sutskever and Vinyals, arXiv:1409.2329; Sung et al.,
+      Section 5.3 and Table 5.
     """
     if method == "sgd":
         model = base
@@ -98,15 +138,7 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
     >>> ids, vocab = keras_ssgd.data.ptb.ptb_ids("simple-examples/data")
     >>> record = train_run(RECIPES["large"], ids, len(vocab), "ssgd", 1.0)
     """
-    check_choice(method, "method", METHODS)
-    check_seed(seed)
-    if method == "sgd":
-        if level is not None:
-            raise ValueError(f"Argument `level` must be None for SGD. Received: level={level!r}")
-    else:
-        level = check_noise_level(level, "level")
-        if level == 0:
-            raise ValueError("Argument `level` must be > 0 for S-SGD. Received: level=0")
+    level = check_run(method, level, seed)
     train = ptb.windows(ids["train"], recipe.batch_size, recipe.steps)
     valid = ptb.windows(ids["valid"], recipe.batch_size, recipe.steps)
     steps_per_epoch = int(train.cardinality())
@@ -200,9 +232,8 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
             or cannot be written.
     """
     ids, vocabulary = ptb.ptb_ids(data_dir)
-    for method, level, seed in runs:  # checked before anything is trained
-        check_choice(method, "method", METHODS)
-        check_seed(seed)
+    for run in runs:  # checked before anything is trained
+        check_run(*run)
     keys = [run_key(*run) for run in runs]
     config = {"recipe": {**recipe.to_json(), "vocab_size": len(vocabulary)},
               "runs": keys}
