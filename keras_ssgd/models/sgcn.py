@@ -98,12 +98,14 @@ def sgcn(units=190, depth=12, num_features=120, num_classes=29, kernel_size=15,
     Parameter counts. S-SGD's Table 4 gives 1.09M (12 x 190) and 2.24M
     (12 x 300). This reading of the layer (120 input features, 29 classes,
     width 15) has 0.885M and 2.12M: 81% and 95% of the stated counts. No
-    layer layout of the form `depth * (2 N^2 + O(N)) + O(N)` fits both
-    stated counts (their difference, 1.15M, is smaller than the 24 N^2 term's
-    1.29M); the counts fit about `16 N^2 + 2700 N`, i.e. the published
-    layer differs in a way neither paper's text states (the width of the
-    time convolution and the input features are not given either).
-    The difference is reported, not hidden by padding the model.
+    model with 12 layers of `2 N^2` gated pointwise weights plus terms that
+    grow with `N` fits both stated counts: going from 190 to 300 units adds
+    1.29M weights in those layers alone, the stated counts differ by 1.15M.
+    The stated counts fit about `16 N^2 + 2700 N`, so the published model
+    differs from this reading in a way the S-SGD paper's text does not give
+    (nor does it give the width of the time convolution or the input
+    features). The difference is reported here, not hidden by resizing the
+    model.
 
     Args:
         units: int. Units per layer (190 or 300 in the paper). Defaults
@@ -123,9 +125,9 @@ def sgcn(units=190, depth=12, num_features=120, num_classes=29, kernel_size=15,
 
     Example:
 
-    >>> model = sgcn(190)
-    >>> model = keras_ssgd.wrap(model, noise_level=0.1)
-    >>> model.compile(optimizer="adam", loss=keras_ssgd.speech.ctc_loss())
+    >>> from keras_ssgd import speech
+    >>> model = keras_ssgd.wrap(sgcn(190), noise_level=0.25)
+    >>> model.compile(optimizer="adam", loss=speech.ctc_loss())
 
     Reference:
     - Lee, Park and Sung, "Simple Gated ConvNet for Small Footprint Acoustic
