@@ -39,8 +39,8 @@ def imagenet_resnet(
             `(224, 224, 3)`; any size from 32 works (the parameter count
             does not depend on it).
         weight_decay: float >= 0. L2 penalty on every convolution and dense
-            kernel and on the dense bias (not on BatchNorm), scaled so that
-            its gradient is `weight_decay * w`, as in the reference
+            kernel (not on BatchNorm, nor on the dense bias), scaled so
+            that its gradient is `weight_decay * w`, as in the reference
             `weight_decay * tf.nn.l2_loss(w)`. Defaults to `0` (none).
         dropout: float in `[0, 1)`. Rate of a `Dropout` layer before the
             dense classifier (the paper's "SGD+Dropout" baseline); 0 adds
@@ -108,17 +108,17 @@ def imagenet_resnet(
 
 
 def _add_weight_decay(model, weight_decay):
-    """Sets an L2 regularizer on the kernels (and the dense bias) of `model`.
+    """Sets an L2 regularizer on the kernels of `model`.
 
     keras-cv's backbone takes no regularizer argument, so the regularizer
     is set on the built layers: on the variable, for the loss, and as the
-    layer attribute, so that `get_config` (saving) carries it.
+    layer attribute, so that `get_config` (saving) carries it. Only kernels:
+    they are the variables S-SGD perturbs by default, and its passes
+    evaluate the penalty at the perturbed values (whose mean gradient,
+    `weight_decay * ((W + n) + (W - n)) / 2`, is the plain one).
     """
     l2 = keras.regularizers.L2(weight_decay / 2.0)
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
             layer.kernel_regularizer = l2
             layer.kernel.regularizer = l2
-        if isinstance(layer, keras.layers.Dense) and layer.use_bias:
-            layer.bias_regularizer = l2
-            layer.bias.regularizer = l2
