@@ -203,8 +203,10 @@ def summarize(runs):
 
 
 def table(rows, depth, smoke):
-    lines = ["| model | method | params (built) | params (paper) | WER % measured "
-             "(mean +- std, runs) | WER % paper |", "|---|---|---|---|---|---|"]
+    """The Markdown table of `rows` next to the paper's numbers."""
+    header = ("| model | method | params (built) | params (paper) | WER % measured "
+              "(mean +- std, runs) | WER % paper |")
+    lines = [header, "|---|---|---|---|---|---|"]
     for row in rows:
         stated, adam, ssgd = PAPER.get(row["units"], ("", "", ""))
         measured = "diverged" if row["wer_mean"] is None else (

@@ -72,6 +72,14 @@ def test_padded_batch_gives_each_utterance_its_own_logits_and_loss():
     np.testing.assert_allclose(padded, np.sum(exact), rtol=1e-4)
 
 
+def test_model_saves_and_loads(tmp_path):
+    model = sgcn(8, depth=2, num_features=6, kernel_size=3)
+    model.save(tmp_path / "sgcn.keras")
+    loaded = keras.saving.load_model(tmp_path / "sgcn.keras")
+    x, _ = small_batch()
+    np.testing.assert_allclose(model(x), loaded(x), atol=1e-6)
+
+
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="units"):
         sgcn(0)

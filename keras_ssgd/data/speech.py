@@ -304,7 +304,7 @@ def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
             read_config=tfds.ReadConfig(shuffle_seed=seed),
         )
         test = tfds.load("librispeech", split=test_split, data_dir=data_dir)
-    except Exception as error:  # tfds raises many types; keep one message
+    except Exception as error:  # noqa: BLE001 (tfds raises many types; keep one message)
         raise RuntimeError(
             f"Could not load LibriSpeech splits {train_split!r} and {test_split!r} "
             f"with tensorflow-datasets (data_dir={data_dir!r}): "
