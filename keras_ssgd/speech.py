@@ -154,6 +154,10 @@ def evaluate(model, dataset):
 
     Returns:
         `{"wer": float, "cer": float, "utterances": int}`.
+
+    Example:
+
+    >>> evaluate(model, data.test)["wer"]
     """
     references, hypotheses = [], []
     for inputs, labels in dataset:
