@@ -212,6 +212,20 @@ def test_every_method_of_a_seed_starts_from_the_same_weights():
         assert 0 < np.abs(weight).max() <= recipe.init_scale
 
 
+def test_ssgd_learns_a_periodic_stream_embeddings_included():
+    # The next word is fixed by the current one: a model that trains (its
+    # sparse embedding gradient averaged over the +-n passes) gets close to
+    # perplexity 1; the untrained one is at about the vocabulary size, 12.
+    vocab = 12
+    ids = {s: (np.arange(240) % vocab).astype("int32") for s in ("train", "valid", "test")}
+    recipe = language.RECIPES["small"].replace(
+        units=32, batch_size=2, steps=4, epochs=2, dropout=0.0, init_scale=0.3)
+    record = training.train_run(recipe, ids, vocab, "ssgd", 0.7, seed=0, verbose=0)
+    assert record["status"] == "ok"
+    assert record["history"]["train_perplexity"][0] > record["history"]["train_perplexity"][1]
+    assert record["test_perplexity"] < 1.5
+
+
 @pytest.mark.parametrize("method, level, match", [
     ("adam", None, "`method` must be one of"),
     ("ssgd", None, "`level` must be a float"),
