@@ -151,8 +151,11 @@ def main(argv=None):
             )
         except StoreError as error:
             parser.exit(2, f"{parser.prog}: error: {error}\n")
-    rows = ["| model | method | valid perplexity | test perplexity (measured) | "
-            "runs | test perplexity (paper) |", "|---|---|---|---|---|---|"]
+    rows = [
+        ("| model | method | valid perplexity | test perplexity (measured) | runs "
+         "| test perplexity (paper) |"),
+        "|---|---|---|---|---|---|",
+    ]
     for size, summary in table.items():
         sgd, ssgd = PAPER_TABLE5.get(size, (None, {}))
         for row in summary:
