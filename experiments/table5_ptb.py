@@ -180,6 +180,8 @@ def _cell(row, split):
     mean = row[f"{split}_perplexity_mean"]
     if mean is None:
         return "diverged"
+    if row["runs"] == 1:
+        return f"{mean:.2f}"
     return f"{mean:.2f} +- {row[f'{split}_perplexity_std']:.2f}"
 
 
