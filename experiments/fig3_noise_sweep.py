@@ -6,6 +6,7 @@ Each curve is one `ssgd-train` folder under `--output` (resumable); the plot
 `fig3.png` draws them together with SGD as the reference line.
 
     python experiments/fig3_noise_sweep.py
+    python experiments/fig3_noise_sweep.py --smoke    # the pipeline in seconds
 """
 
 import argparse
@@ -33,24 +34,25 @@ def main(argv=None):
     parser.add_argument("--levels", default="0.1,0.2,0.3,0.4,0.5,0.6,0.7",
                         help="Noise levels (and dropout rates), comma-separated.")
     parser.add_argument("--dataset", default="cifar100", choices=["cifar10", "cifar100"], help="Dataset.")
-    parser.add_argument("--model", default="resnet20", help="Model (paper: resnet20).")
-    parser.add_argument("--seeds", type=int, default=5, help="Runs per point.")
     parser.add_argument("--epochs", type=int, default=175, help="Epochs (paper: 175).")
     parser.add_argument("--curves", nargs="+", choices=list(CURVES), default=list(CURVES),
-                        help="Which curves to run.")
-    parser.add_argument("--output", default="results/fig3", help="Folder of run folders.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-    args = parser.parse_args(argv)
+                        metavar="CURVE", help="Which curves to run, of: %(choices)s.")
+    _common.add_common_arguments(parser, "results/fig3")
+    args = _common.finish_arguments(parser.parse_args(argv), "results/smoke/fig3")
+    if args.smoke:  # one level, one epoch; the tiny model has no convolution
+        args.levels, args.epochs = "0.3", 1
+        args.curves = [c for c in args.curves if c != "S-SGD Conv only"]
     recipe = ["--dataset", args.dataset, "--model", args.model, "--epochs", str(args.epochs),
               *_common.PAPER_CIFAR, "--lr-schedule", "step",
               "--lr-drops", *_common.scaled_drops(args.epochs),
               "--seeds", str(args.seeds), "--hessian-iterations", "0"]
     rows = {}
-    for name in args.curves:
-        extra = CURVES[name]
-        folder = pathlib.Path(args.output) / name.lower().replace(" ", "-").replace("+", "-")
-        extra = [e.format(levels=args.levels) for e in extra]
-        rows[name] = _common.run(folder, [*recipe, *extra], args.quiet)["summary"]
+    with _common.data_for(args):
+        for name in args.curves:
+            extra = CURVES[name]
+            folder = pathlib.Path(args.output) / name.lower().replace(" ", "-").replace("+", "-")
+            extra = [e.format(levels=args.levels) for e in extra]
+            rows[name] = _common.run(folder, [*recipe, *extra], args.quiet)["summary"]
     # One line per curve (named as in the paper), SGD as the reference.
     curves = [dict(row, method=name, level_name="level")
               for name, summary in rows.items() for row in summary]

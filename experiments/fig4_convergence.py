@@ -3,6 +3,7 @@ on CIFAR-10, 175 epochs (paper recipe), mean over runs; `fig4.png` has the
 two panels of the paper (epochs 0-90 and 100-175).
 
     python experiments/fig4_convergence.py
+    python experiments/fig4_convergence.py --smoke    # the pipeline in seconds
 """
 
 import argparse
@@ -18,18 +19,18 @@ def main(argv=None):
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--noise-level", default="0.5", help="S-SGD noise level.")
     parser.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"], help="Dataset.")
-    parser.add_argument("--model", default="resnet20", help="Model (paper: resnet20).")
-    parser.add_argument("--seeds", type=int, default=5, help="Runs per method.")
     parser.add_argument("--epochs", type=int, default=175, help="Epochs (paper: 175).")
-    parser.add_argument("--output", default="results/fig4", help="Run folder.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-    args = parser.parse_args(argv)
-    results = _common.run(args.output, [
-        "--dataset", args.dataset, "--model", args.model, "--epochs", str(args.epochs),
-        *_common.PAPER_CIFAR, "--lr-schedule", "step",
-        "--lr-drops", *_common.scaled_drops(args.epochs), "--seeds", str(args.seeds),
-        "--method", "sgd", "--method", f"ssgd:{args.noise_level}",
-        "--eval-every-epoch", "--hessian-iterations", "0"], args.quiet)
+    _common.add_common_arguments(parser, "results/fig4")
+    args = _common.finish_arguments(parser.parse_args(argv), "results/smoke/fig4")
+    if args.smoke:  # two epochs: both panels get a point
+        args.epochs = 2
+    with _common.data_for(args):
+        results = _common.run(args.output, [
+            "--dataset", args.dataset, "--model", args.model, "--epochs", str(args.epochs),
+            *_common.PAPER_CIFAR, "--lr-schedule", "step",
+            "--lr-drops", *_common.scaled_drops(args.epochs), "--seeds", str(args.seeds),
+            "--method", "sgd", "--method", f"ssgd:{args.noise_level}",
+            "--eval-every-epoch", "--hessian-iterations", "0"], args.quiet)
     if results is not None:
         plot(results["runs"], pathlib.Path(args.output) / "fig4.png", args.epochs)
     return 0

@@ -6,6 +6,7 @@ the 175-epoch step schedule, SGDR and S-SGDR 300 epochs of cosine with warm
 restarts (first period 10, doubling). Run it under Horovod:
 
     horovodrun -np 4 python experiments/fig5_large_batch.py
+    python experiments/fig5_large_batch.py --smoke    # the pipeline in seconds, no Horovod
 """
 
 import argparse
@@ -31,15 +32,19 @@ def main(argv=None):
     parser.add_argument("--methods", nargs="+", choices=list(METHODS), default=list(METHODS),
                         help="Methods.")
     parser.add_argument("--noise-level", default="0.5", help="S-SGD noise level.")
-    parser.add_argument("--model", default="resnet20", help="Model (paper: resnet20).")
-    parser.add_argument("--seeds", type=int, default=1, help="Runs per point.")
     parser.add_argument("--epochs-scale", type=float, default=1.0,
                         help="Multiply the epochs (175 / 300) by this, for short runs.")
     parser.add_argument("--distributed", default="horovod", choices=["horovod", "mirrored", "none"],
                         help="How to spread each run (paper: Horovod, 4 GPUs).")
-    parser.add_argument("--output", default="results/fig5", help="Folder of run folders.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-    args = parser.parse_args(argv)
+    _common.add_common_arguments(parser, "results/fig5", seeds=1)
+    args = _common.finish_arguments(parser.parse_args(argv), "results/smoke/fig5")
+    if args.smoke:  # every method, one small batch, one epoch, one process
+        args.batch_sizes, args.epochs_scale, args.distributed = [16], 0.001, "none"
+    with _common.data_for(args):
+        return _run(args)
+
+
+def _run(args):
     table = ["| batch | method | test accuracy |", "|---|---|---|"]
     for batch in args.batch_sizes:
         for name in args.methods:

@@ -10,14 +10,17 @@ measured means next to the paper's numbers.
 
     python experiments/table2_cifar.py --models resnet20 --datasets cifar10
     python experiments/table2_cifar.py             # all 6 models x 2 datasets (GPU days)
+    python experiments/table2_cifar.py --smoke     # the pipeline in seconds on mock data
 
 CIFAR comes through tensorflow-datasets (downloaded on first use).
 """
 
 import argparse
-import json
 import pathlib
 import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+import _common  # noqa: E402
 
 # The paper's Table 2: model -> (noise levels, {dataset: (SGD, {level: S-SGD})}).
 PAPER = {
@@ -42,22 +45,30 @@ def parse(argv=None):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--models", nargs="+", choices=list(PAPER), default=list(PAPER),
-                        help="Models of Table 2 to run.")
+                        metavar="MODEL", help="Models of Table 2 to run, of: %(choices)s.")
     parser.add_argument("--datasets", nargs="+", choices=["cifar10", "cifar100"],
                         default=["cifar10", "cifar100"], help="Datasets.")
-    parser.add_argument("--seeds", type=int, default=5, help="Runs per point (paper: 5).")
     parser.add_argument("--epochs", type=int, default=175,
                         help="Epochs (paper: 175; the /10 drops stay at 75 and "
                         "125 when it is 175, else at 3/7 and 5/7 of it).")
-    parser.add_argument("--output", default="results/table2", help="Folder of run folders.")
-    parser.add_argument("--quiet", action="store_true", help="No progress bars.")
-    return parser.parse_args(argv)
+    _common.add_common_arguments(parser, "results/table2", model=None)
+    args = _common.finish_arguments(parser.parse_args(argv), "results/smoke/table2")
+    # Each Table 2 model is built as itself, except under --smoke (the tiny
+    # model in place of the first one, with its levels and paper numbers).
+    args.build = {name: name for name in PAPER}
+    if args.smoke:
+        args.models, args.datasets, args.epochs = args.models[:1], ["cifar10"], 2
+        args.build[args.models[0]] = args.model
+    return args
 
 
 def main(argv=None):
-    from keras_ssgd.train import cli
-
     args = parse(argv)
+    with _common.data_for(args):
+        return _run(args)
+
+
+def _run(args):
     root = pathlib.Path(args.output)
     drops = [round(args.epochs * 75 / 175), round(args.epochs * 125 / 175)]
     drops = sorted({d for d in drops if 0 < d < args.epochs})
@@ -67,21 +78,12 @@ def main(argv=None):
         levels, paper = PAPER[model]
         for dataset in args.datasets:
             run = root / f"{dataset}-{model}"
-            command = [
-                "--dataset", dataset, "--model", model, "--epochs", str(args.epochs),
+            summary = _common.run(run, [
+                "--dataset", dataset, "--model", args.build[model], "--epochs", str(args.epochs),
                 "--batch-size", "128", "--lr", "0.1", "--lr-schedule", "step",
                 "--lr-drops", *map(str, drops), "--seeds", str(args.seeds),
                 "--method", "sgd", "--method", "ssgd:" + ",".join(map(str, levels)),
-                "--hessian-iterations", "0", "--output", str(run),
-            ]
-            if args.quiet:
-                command.append("--quiet")
-            if (run / "config.json").exists():
-                command.append("--resume")
-            code = cli.main(command)
-            if code != 0:
-                return code
-            summary = json.loads((run / "results.json").read_text())["summary"]
+                "--hessian-iterations", "0"], args.quiet)["summary"]
             sgd, ssgd = paper[dataset]
             for row in summary:
                 reference = sgd if row["level"] is None else ssgd.get(row["level"])
@@ -89,7 +91,8 @@ def main(argv=None):
                     f"{row['test_accuracy_mean']:.2f} +- {row['test_accuracy_std']:.2f} "
                     f"({row['runs']})")
                 label = "SGD" if row["level"] is None else f"S-SGD ({row['level']:g})"
-                rows.append(f"| {model} | {label} | {dataset} | {measured} | {reference} |")
+                name = model if args.build[model] == model else f"{model} (as {args.build[model]})"
+                rows.append(f"| {name} | {label} | {dataset} | {measured} | {reference} |")
     root.mkdir(parents=True, exist_ok=True)
     (root / "table2.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))

@@ -1,6 +1,9 @@
-"""The paper-reproduction scripts, end to end on tfds mock data."""
+"""The paper-reproduction scripts: every `--smoke` mode, end to end on
+generated data (tfds mock data, or MNIST-1D generated offline), and their
+refusals of unknown names."""
 
 import importlib.util
+import json
 import pathlib
 
 import pytest
@@ -15,42 +18,97 @@ def load(name):
     return module
 
 
-def test_table2_runs_the_paper_recipe_and_writes_the_table(tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    table2 = load("table2_cifar")
-    with tfds.testing.mock_data(num_examples=40):
-        code = table2.main(["--models", "resnet20", "--datasets", "cifar10",
-                            "--seeds", "1", "--epochs", "2", "--quiet",
-                            "--output", str(tmp_path)])
+def smoke(script, tmp_path, *args):
+    pytest.importorskip("tensorflow_datasets")
+    code = load(script).main(["--smoke", "--output", str(tmp_path), *args])
     assert code == 0
+
+
+def recipe(folder):
+    return json.loads((folder / "config.json").read_text())["recipe"]
+
+
+def test_table2_smoke_runs_the_paper_recipe_and_writes_the_table(tmp_path):
+    smoke("table2_cifar", tmp_path)
     table = (tmp_path / "table2.md").read_text()
-    assert "| resnet20 | SGD | cifar10 |" in table and "| 92.17 |" in table
-    assert "| resnet20 | S-SGD (0.5) | cifar10 |" in table and "| 92.62 |" in table
-    import json
-
-    recipe = json.loads((tmp_path / "cifar10-resnet20" / "config.json").read_text())["recipe"]
-    assert recipe["lr"] == 0.1 and recipe["batch_size"] == 128
-    assert recipe["lr_schedule"] == "step" and recipe["lr_drops"] == [1]
+    assert "| resnet20 (as mlp) | SGD | cifar10 |" in table and "| 92.17 |" in table
+    assert "| resnet20 (as mlp) | S-SGD (0.5) | cifar10 |" in table and "| 92.62 |" in table
+    used = recipe(tmp_path / "cifar10-resnet20")
+    assert used["lr"] == 0.1 and used["batch_size"] == 128 and used["model"] == "mlp"
+    assert used["lr_schedule"] == "step" and used["lr_drops"] == [1]
 
 
-@pytest.mark.parametrize(
-    "script, args, outputs",
-    [
-        ("fig3_noise_sweep", ["--levels", "0.3", "--epochs", "1", "--curves", "S-SGD",
-                              "SmoothOut", "S-SGD Dense only", "SGD+Dropout", "SGD"],
-         ["fig3.png"]),
-        ("table1_budget", ["--plans", "1-1S", "2", "--datasets", "cifar10"], ["table1.md"]),
-        ("fig4_convergence", ["--epochs", "2"], ["fig4.png"]),
-        ("fig5_large_batch", ["--distributed", "none", "--batch-sizes", "16",
-                              "--epochs-scale", "0.01"], ["fig5.md"]),
-    ],
-)
-def test_paper_scripts_run_on_a_tiny_budget(script, args, outputs, tmp_path):
-    tfds = pytest.importorskip("tensorflow_datasets")
-    module = load(script)
-    with tfds.testing.mock_data(num_examples=32):
-        code = module.main([*args, "--model", "mlp", "--seeds", "1", "--quiet",
-                            "--output", str(tmp_path)])
-    assert code == 0
-    for name in outputs:
-        assert (tmp_path / name).stat().st_size > 0
+def test_table1_smoke_runs_an_sgd_and_an_s_sgd_plan(tmp_path):
+    smoke("table1_budget", tmp_path)
+    table = (tmp_path / "table1.md").read_text()
+    assert "| 1-1S | 1-1S | 3 | cifar10 |" in table and "| 2 | 2 | 2 | cifar10 |" in table
+
+
+def test_table1_scales_the_paper_plans_without_exceeding_the_budget():
+    table1 = load("table1_budget")
+    scaled = {p: table1.scale_plan(p, 60) for p in table1.PLANS}
+    assert [str(p) for p in scaled.values()] == [
+        "26-17-17", "12S-8S-8S", "26-17-8S", "26-8S-17", "26-8S-8S"]
+    assert all(p.cost() <= 60 for p in scaled.values())
+    assert [str(table1.scale_plan(p, 175)) for p in table1.PLANS] == list(table1.PLANS)
+    with pytest.raises(ValueError, match="Argument `budget` must be an int > 0. Received: budget=0"):
+        table1.scale_plan("75-50-50", 0)
+
+
+def test_fig3_smoke_draws_every_curve_the_tiny_model_has(tmp_path):
+    smoke("fig3_noise_sweep", tmp_path)
+    assert (tmp_path / "fig3.png").stat().st_size > 0
+    folders = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
+    assert folders == ["s-sgd", "s-sgd-dense-only", "sgd", "sgd-dropout", "smoothout"]
+
+
+def test_fig4_smoke_draws_both_panels(tmp_path):
+    smoke("fig4_convergence", tmp_path)
+    assert (tmp_path / "fig4.png").stat().st_size > 0
+    assert recipe(tmp_path)["epoch_eval"] is True
+
+
+def test_fig5_smoke_runs_every_method(tmp_path):
+    smoke("fig5_large_batch", tmp_path)
+    table = (tmp_path / "fig5.md").read_text()
+    for method in ("SGD", "SGDR", "S-SGD", "S-SGDR"):
+        assert f"| 16 | {method} |" in table
+
+
+def test_lstm_smoke_trains_the_lstm_with_both_methods(tmp_path):
+    smoke("mnist1d_lstm", tmp_path)
+    table = (tmp_path / "lstm.md").read_text()
+    assert "| sgd | - |" in table and "| ssgd | 0.1 |" in table
+    assert recipe(tmp_path)["model"] == "mnist1d-lstm"
+
+
+@pytest.mark.parametrize("script", ["table1_budget", "fig3_noise_sweep", "fig4_convergence",
+                                    "fig5_large_batch", "mnist1d_lstm"])
+def test_an_unknown_model_lists_the_valid_ones(script, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load(script).main(["--model", "resnet21"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'resnet21'" in error
+    assert "mnist1d-lstm" in error and "resnet20" in error
+
+
+@pytest.mark.parametrize("script, flag, valid", [
+    ("table2_cifar", "--models", "wrn28-2"),
+    ("fig3_noise_sweep", "--curves", "SmoothOut"),
+    ("fig5_large_batch", "--methods", "S-SGDR"),
+    ("table1_budget", "--datasets", "mnist1d"),
+])
+def test_an_unknown_experiment_lists_the_valid_ones(script, flag, valid, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        load(script).main([flag, "nonsense"])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert "invalid choice: 'nonsense'" in error and valid in error
+
+
+def test_a_bad_plan_is_refused_before_any_run(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        load("table1_budget").main(["--plans", "75-x", "--output", str(tmp_path)])
+    assert "Received: plan='75-x'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
