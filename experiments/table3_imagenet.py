@@ -65,7 +65,7 @@ RECIPE = {
     "image_size": 224,
 }
 # --smoke: the whole pipeline on tfds mock data, tiny images, a few steps.
-SMOKE = {"examples": 16, "batch_size": 8, "epochs": 1, "image_size": 32,
+SMOKE = {"examples": 8, "batch_size": 4, "epochs": 1, "image_size": 32,
          "models": ["resnet18"], "seeds": 1}
 
 
@@ -130,7 +130,7 @@ def parse(argv=None):
                         "results/table3-smoke with --smoke).")
     parser.add_argument("--smoke", action="store_true",
                         help="Run the whole pipeline on tensorflow-datasets' "
-                        "mock data (random images), 32x32 crops, batch 8, one "
+                        "mock data (random images), 32x32 crops, batch 4, one "
                         "epoch, eagerly: a check that everything runs, not a "
                         "result.")
     parser.add_argument("--quiet", action="store_true", help="No progress bars.")
@@ -243,7 +243,8 @@ def train(args, model_name, method, seed, key, root):
     ]
     start = time.perf_counter()
     history = model.fit(data.train, epochs=args.epochs, callbacks=callbacks,
-                        verbose=0 if args.quiet else 1)
+                        verbose=0 if args.quiet else 1,
+                        shuffle=False)  # the pipeline reshuffles per epoch
     seconds = time.perf_counter() - start
     losses = history.history.get("loss", [])
     record = {
@@ -338,7 +339,8 @@ def _describe(record):
 class WarmupStepDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from 0 to `peak` over `warmup_steps`, then `peak`
     times `factor` after each of `boundaries` (Keras's
-    `PiecewiseConstantDecay`): the Cloud TPU ResNet schedule.
+    `PiecewiseConstantDecay`: the drop applies from the step after the
+    boundary): the Cloud TPU ResNet schedule.
 
     Args:
         peak: float. The rate at the end of the warm-up.

@@ -85,6 +85,7 @@ def imagenet_resnet(
             "Argument `weight_decay` must be a number >= 0. "
             f"Received: weight_decay={weight_decay!r}"
         )
+    dropout = check_rate(dropout, "dropout")
     blocks, block_type = ARCHITECTURES[depth]
     backbone = keras_cv.models.ResNetBackbone(
         stackwise_filters=[64, 128, 256, 512],
@@ -96,7 +97,7 @@ def imagenet_resnet(
     )
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(backbone.output)
     if dropout:
-        x = keras.layers.Dropout(check_rate(dropout, "dropout"), name="dropout")(x)
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(
         classes, activation=classifier_activation, name="predictions"
     )(x)
