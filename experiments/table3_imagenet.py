@@ -292,10 +292,10 @@ def table_markdown(rows, args):
     """The measured numbers next to the paper's, as a markdown table."""
     lines = []
     if args.smoke:
-        lines += ["Smoke run on random mock images: the numbers below check "
-                  "the pipeline and mean nothing.", ""]
-    lines += ["| model | method | top-1 measured | top-5 measured | top-1 paper "
-              "| top-5 paper |", "|---|---|---|---|---|---|"]
+        lines += [("Smoke run on random mock images: the numbers below check "
+                   "the pipeline and mean nothing."), ""]
+    lines += [("| model | method | top-1 measured | top-5 measured | top-1 paper "
+               "| top-5 paper |"), "|---|---|---|---|---|---|"]
     for row in rows:
         paper_top1, paper_top5 = PAPER[row["model"]][row["method"]]
         if row["method"] == "ssgd" and row["noise_level"] != RECIPE["noise_level"]:

@@ -4,7 +4,6 @@ data and generated JPEGs), and Table 3's script end to end."""
 import importlib.util
 import json
 import pathlib
-import sys
 
 import keras
 import numpy as np
