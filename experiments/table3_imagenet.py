@@ -93,21 +93,21 @@ def _level(text):
 def parse(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--models", nargs="+", choices=list(PAPER), default=None,
                         help="Models of Table 3 to run (default: both; "
                         "resnet18 with --smoke).")
     parser.add_argument("--seeds", type=_positive_int, default=None,
-                        help="Runs per point, seeds 0..N-1 (paper: 3; 1 with --smoke).")
+                        help="Runs per point, seeds 0..N-1 (default: 3, the paper's; 1 "
+                        "with --smoke).")
     parser.add_argument("--epochs", type=_positive_int, default=None,
-                        help="Epochs (paper: 90). The warm-up and the drops "
+                        help="Epochs (default: 90, the paper's). The warm-up and the drops "
                         "scale with it: 5/90, 30/90, 60/90 and 80/90 of it.")
     parser.add_argument("--batch-size", type=_positive_int, default=None,
-                        help="Global batch (paper: 1024). The learning rate "
+                        help="Global batch (default: 1024, the paper's). The learning rate "
                         "is 0.1 per 256 images of it.")
     parser.add_argument("--noise-level", type=_level, default=RECIPE["noise_level"],
-                        help="S-SGD noise level (paper: 0.25).")
+                        help="S-SGD noise level (default: 0.25, the paper's).")
     parser.add_argument("--data-dir", default=None,
                         help="tensorflow-datasets' data folder, where the "
                         "prepared imagenet2012 is or will be (default: "
@@ -117,7 +117,8 @@ def parse(argv=None):
                         "ILSVRC2012_img_val.tar, needed until the data are "
                         "prepared (default: <data-dir>/downloads/manual).")
     parser.add_argument("--image-size", type=_positive_int, default=None,
-                        help="Side of the training and test crops (paper: 224).")
+                        help="Side of the training and test crops (default: 224; "
+                        "32 with --smoke).")
     parser.add_argument("--mirrored", action="store_true",
                         help="Train on all local GPUs with "
                         "tf.distribute.MirroredStrategy (BatchNorm statistics "

@@ -16,7 +16,6 @@ from keras_ssgd.data import imagenet
 from keras_ssgd.models import imagenet_resnet
 
 tfds = pytest.importorskip("tensorflow_datasets")
-pytest.importorskip("keras_cv")
 
 EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments"
 
