@@ -3,11 +3,19 @@
 S-SGD (Sung et al.) measures the gradient at two symmetrically perturbed
 copies of the weights, `W + n` and `W - n` with `||n|| = noise_level * ||W||`
 per layer, averages them, and updates the master weights `W`.
+
+The training step runs on the TensorFlow, JAX and PyTorch backends of
+Keras 3. The dataset loaders (`keras_ssgd.data`), `ssgd-train`
+(`keras_ssgd.train`), the flatness tools (`keras_ssgd.landscape`) and
+Horovod (`keras_ssgd.distributed`) use TensorFlow; they are imported on first
+use, so `import keras_ssgd` works without it.
 """
 
+import importlib
+
+from keras_ssgd import backends
 from keras_ssgd import baselines
 from keras_ssgd import callbacks
-from keras_ssgd import data
 from keras_ssgd import filters
 from keras_ssgd import models
 from keras_ssgd import noise
@@ -26,6 +34,18 @@ from keras_ssgd.wrap import wrapper_class
 
 __version__ = "0.1.0"
 
+# Subpackages that import TensorFlow, loaded on first access.
+_LAZY = ("data", "distributed", "landscape", "train")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        module = importlib.import_module(f"keras_ssgd.{name}")
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module 'keras_ssgd' has no attribute {name!r}")
+
+
 __all__ = [
     "METHODS",
     "DropConnectModel",
@@ -35,6 +55,7 @@ __all__ = [
     "SymmetricSGDModel",
     "SymmetricSGDWrapper",
     "WeightNoiseModel",
+    "backends",
     "baselines",
     "callbacks",
     "data",

@@ -42,5 +42,7 @@ def mean_gradients(grads_a, grads_b):
 
 
 def _is_sparse(g):
-    return hasattr(g, "indices") and hasattr(g, "values")
+    # `tf.IndexedSlices`-like; a torch tensor also has `indices`/`values`
+    # methods, but no `dense_shape`.
+    return all(hasattr(g, a) for a in ("indices", "values", "dense_shape"))
 

@@ -1,8 +1,8 @@
 """`SymmetricSGDModel`: a `keras.Model` whose `fit()` runs S-SGD."""
 
 import keras
-import tensorflow as tf
 
+from keras_ssgd import backends
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.gradients import mean_gradients
 from keras_ssgd.perturbed import PerturbedModel
@@ -107,8 +107,11 @@ class SymmetricSGDModel(PerturbedModel):
         )
         # The W - n pass starts once the W + n gradients exist, so the two
         # passes never hold their activations in memory at the same time.
-        with tf.control_dependencies(_flat_tensors(grads_plus)):
-            weights_minus = [w - n for w, n in zip(weights, noise)]
+        weights_minus = backends.current().after(
+            _flat_tensors(grads_plus),
+            lambda weights, noise: [w - n for w, n in zip(weights, noise)],
+            weights, noise,
+        )
         loss_minus, grads_minus, y_minus = self._measure(
             x, y, sample_weight, noise_variables, weights_minus,
             keep_statistics=self.batchnorm_update == "both",

@@ -13,18 +13,22 @@ master weights with them. The subclasses differ only in where they measure:
 Every pass is computed functionally: `keras.StatelessScope` maps the selected
 variables to their perturbed values while the variables keep holding `W`, so
 nothing has to be restored and `W` never drifts by rounding.
+
+The step is written once, in `keras.ops`; the backend-specific part (how
+gradients are taken, how a conditional keeps its variable writes, how the
+trainer passes state) is in `keras_ssgd.backends`.
 """
 
 import random
 import warnings
 
 import keras
-import tensorflow as tf
 from keras import ops
 from keras.src.models.functional import Functional
 from keras.src.models.model import functional_init_arguments
 from keras.src.saving import object_registration
 
+from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_noise_level
@@ -52,8 +56,10 @@ class PerturbedModel(keras.Model):
       untouched) when the loss is not finite; the loss is still reported.
     - Random perturbations are a function of `seed` and the optimizer's step
       counter, so a checkpointed run resumes the same sequence.
-    - Mixed precision, `tf.distribute.MirroredStrategy`, sample weights and
-      `jit_compile` work as in `keras.Model`.
+    - Mixed precision, sample weights and `jit_compile` work as in
+      `keras.Model`, on the TensorFlow, JAX and PyTorch backends;
+      `tf.distribute.MirroredStrategy` and `gradient_reducer` (Horovod) on
+      TensorFlow only.
 
     Args:
         noise_level: float >= 0, the perturbation size (its meaning is the
@@ -90,6 +96,7 @@ class PerturbedModel(keras.Model):
         seed=None,
         **kwargs,
     ):
+        backends.name()  # a clear error on a backend it cannot train with
         noise_level = self.check_level(noise_level, self.level_argument)
         noise_filter = _resolve_filter(noise_filter)
         check_choice(batchnorm_update, "batchnorm_update", BATCHNORM_UPDATES)
@@ -159,6 +166,8 @@ class PerturbedModel(keras.Model):
 
     @gradient_reducer.setter
     def gradient_reducer(self, reducer):
+        if reducer is not None:
+            backends.require("gradient_reducer (Horovod)")
         if reducer is not None and not callable(reducer):
             raise TypeError(
                 "`gradient_reducer` must be None or a callable "
@@ -211,12 +220,25 @@ class PerturbedModel(keras.Model):
             )
         return selected
 
-    def train_step(self, data):
+    @property
+    def non_trainable_variables(self):
+        # On JAX the trainer threads these through its jitted step; the
+        # noise level and RNN states are listed so that it threads them too.
+        variables = super().non_trainable_variables
+        seen = {id(v) for v in variables}
+        extra = [
+            v for v in backends.current().extra_state(self)
+            if id(v) not in seen
+        ]
+        return variables + extra
+
+    def train_step(self, *args):
+        # `(data)` on TensorFlow and PyTorch, `(state, data)` on JAX.
+        data = args[-1]
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if not all(layer.built for layer in self._flatten_layers()):
             self(x)  # A subclassed model creates its variables on first call.
-        noise_variables = self.noise_variables
-        if not noise_variables:
+        if not self.noise_variables:
             warnings.warn(
                 f"Model '{self.name}' has no variable to perturb (the "
                 f"default filter `{_name_of(self.default_noise_filter)}` "
@@ -225,7 +247,14 @@ class PerturbedModel(keras.Model):
                 stacklevel=2,
             )
             if self._gradient_reducer is None:
-                return super().train_step(data)
+                return super().train_step(*args)
+        return backends.current().run_step(self, args, self._step)
+
+    def _step(self, data):
+        """The step on the variables: measure, reduce, update."""
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        noise_variables = self.noise_variables
+        if not noise_variables:
             loss, gradients = self._plain_gradients(x, y, sample_weight)
         else:
             loss, gradients = _cond_with_none(
@@ -234,6 +263,7 @@ class PerturbedModel(keras.Model):
                     x, y, sample_weight, noise_variables
                 ),
                 lambda: self._plain_gradients(x, y, sample_weight),
+                self,
             )
         finite = ops.isfinite(loss)
         if self._gradient_reducer is not None:
@@ -306,49 +336,38 @@ class PerturbedModel(keras.Model):
         kept aside: every pass starts from the same state, and the step
         carries their mean on (`_carry_recurrent_state`).
         """
-        mapping = list(zip(noise_variables, values))
-        with tf.GradientTape() as tape:
-            tape.watch(values)
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                y_pred = self(x, training=True)
-                loss = self.compute_loss(
-                    x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                    training=True,
-                )
-            scaled_loss = self.optimizer.scale_loss(loss)
-        perturbed = {id(v): value for v, value in mapping}
-        targets = [perturbed.get(id(v), v) for v in self.trainable_variables]
-        gradients = tape.gradient(scaled_loss, targets)
-        self._write_back(scope, keep_statistics)
+        loss, gradients, y_pred, new_value = backends.current().measure(
+            self, x, y, sample_weight, noise_variables, values
+        )
+        self._write_back(new_value, keep_statistics)
         if getattr(self, "_pass_states", None) is not None:
             self._pass_states.append(
-                [scope.get_current_value(v) for v in self._recurrent_states()]
+                [new_value(v) for v in self._recurrent_states()]
             )
         return loss, gradients, y_pred
 
-    def _write_back(self, scope, keep_statistics):
-        skip = set()
+    def _write_back(self, new_value, keep_statistics):
+        """Assigns the values a pass left (`new_value(variable)`) to the
+        non-trainable and metric variables; not to the RNN states, which
+        `_carry_recurrent_state` sets, nor, without `keep_statistics`, to
+        the model's non-trainable weights."""
+        skip = {id(v) for v in self._recurrent_states()}
         if not keep_statistics:
-            skip = {id(v) for v in self.non_trainable_weights}
+            skip |= {id(v) for v in self.non_trainable_weights}
         seen = set()
         for v in self.non_trainable_variables + self.metrics_variables:
             if id(v) in seen or id(v) in skip:
                 continue
             seen.add(id(v))
-            value = scope.get_current_value(v)
+            value = new_value(v)
             if value is not None:
                 v.assign(value)
 
     def _plain_gradients(self, x, y, sample_weight):
         """Loss and gradients of the plain Keras step (noise level 0)."""
-        with tf.GradientTape() as tape:
-            y_pred = self(x, training=True)
-            loss = self.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                training=True,
-            )
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        loss, gradients, y_pred = backends.current().plain_gradients(
+            self, x, y, sample_weight
+        )
         self._track(x, y, sample_weight, loss, [y_pred])
         return loss, gradients
 
@@ -365,36 +384,10 @@ class PerturbedModel(keras.Model):
     def _apply_if_finite(self, gradients, finite):
         """Updates W with the gradients, unless the loss was not finite.
 
-        The optimizer's update synchronises replicas under `tf.distribute`,
-        which a conditional in replica context cannot hold; there the
-        decision is taken once, in cross-replica context (as Keras's
-        `LossScaleOptimizer` does), skipping the step if any replica's loss
-        was not finite.
+        Under `tf.distribute` the step is skipped if any replica's loss was
+        not finite (see `keras_ssgd.backends.tensorflow`).
         """
-        variables = self.trainable_variables
-
-        def apply(gradients):
-            self.optimizer.apply_gradients(zip(gradients, variables))
-
-        if tf.__internal__.distribute.strategy_supports_no_merge_call():
-            ops.cond(finite, lambda: apply(gradients), lambda: None)
-            return
-
-        def cross_replica(strategy, gradients, finite):
-            all_finite = ops.all(
-                ops.stack(strategy.experimental_local_results(finite))
-            )
-            ops.cond(
-                all_finite,
-                lambda: strategy.extended.call_for_each_replica(
-                    apply, args=(gradients,)
-                ),
-                lambda: None,
-            )
-
-        tf.distribute.get_replica_context().merge_call(
-            cross_replica, args=(gradients, finite)
-        )
+        backends.current().apply_if_finite(self, gradients, finite)
 
     def get_config(self):
         config = super().get_config()
@@ -467,7 +460,7 @@ class _NoiseState:
         return self._generator
 
 
-def _cond_with_none(pred, true_fn, false_fn):
+def _cond_with_none(pred, true_fn, false_fn, model=None):
     """`ops.cond` over `(loss, gradients)` where some gradients may be None.
 
     `None` gradients (variables the loss does not reach) cannot cross a
@@ -485,7 +478,9 @@ def _cond_with_none(pred, true_fn, false_fn):
 
         return branch
 
-    loss, present = ops.cond(pred, without_none(true_fn), without_none(false_fn))
+    loss, present = backends.current().cond(
+        pred, without_none(true_fn), without_none(false_fn), model
+    )
     present = iter(present)
     return loss, [None if m else next(present) for m in missing]
 
@@ -499,7 +494,7 @@ def _flat_tensors(gradients):
 def _unscale_for_distribution(loss):
     # Under tf.distribute Keras divides each replica's loss by the number of
     # replicas; the tracker reports the unscaled value, as Keras does.
-    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    replicas = backends.current().num_replicas()
     if replicas > 1:
         loss = loss * ops.cast(replicas, loss.dtype)
     return loss

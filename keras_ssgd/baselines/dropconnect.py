@@ -1,8 +1,8 @@
 """DropConnect (Wan et al. 2013): one pass with randomly dropped weights."""
 
 import keras
-import tensorflow as tf
 
+from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
@@ -91,9 +91,10 @@ class DropConnectModel(PerturbedModel):
         )
         # Chain rule through W * scale: dropped weights get no gradient.
         scale_of = {id(v): s for v, s in zip(noise_variables, scales)}
+        dense = backends.current().dense
         gradients = [
             g if g is None or id(v) not in scale_of
-            else tf.convert_to_tensor(g) * scale_of[id(v)]
+            else dense(g) * scale_of[id(v)]
             for v, g in zip(self.trainable_variables, gradients)
         ]
         self._track(x, y, sample_weight, loss, [y_pred])

@@ -1,8 +1,8 @@
 """Sharpness-Aware Minimization (Foret et al. 2021) as a Keras model."""
 
 import keras
-import tensorflow as tf
 
+from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
@@ -90,18 +90,22 @@ class SharpnessAwareModel(PerturbedModel):
             keep_statistics=True,
         )
         position = {id(v): i for i, v in enumerate(self.trainable_variables)}
+        dense = backends.current().dense
         ascent = [
-            None if g is None else tf.convert_to_tensor(g)
+            None if g is None else dense(g)
             for g in (gradients[position[id(v)]] for v in noise_variables)
         ]
         steps = noise_lib.sharpness_aware_perturbation(
             ascent, self._noise.level
         )
         # 2. The gradient at W + e, applied to W by the base class.
-        with tf.control_dependencies(_flat_tensors(gradients)):
-            values = [
+        values = backends.current().after(
+            _flat_tensors(gradients),
+            lambda weights, steps: [
                 w if e is None else w + e for w, e in zip(weights, steps)
-            ]
+            ],
+            weights, steps,
+        )
         loss, gradients, y_pred = self._measure(
             x, y, sample_weight, noise_variables, values,
             keep_statistics=self.batchnorm_update == "both",

@@ -1,0 +1,71 @@
+"""The backend-specific part of the training step, one module per backend.
+
+`PerturbedModel` writes its step once, in `keras.ops`; the few operations
+that differ between backends live here, each module offering the same
+functions:
+
+- `run_step(model, args, step)`: calls the shared step the way the backend's
+  trainer calls `train_step` (TensorFlow and PyTorch: `step(data)`; JAX: a
+  stateless `train_step(state, data)` that maps the state onto the model's
+  variables and returns the updated state).
+- `measure(model, x, y, sample_weight, noise_variables, values)`: one
+  forward and backward pass with `noise_variables` at `values`.
+- `plain_gradients(model, x, y, sample_weight)`: the plain Keras pass.
+- `cond(pred, true_fn, false_fn)`: a conditional whose branches may assign
+  variables.
+- `apply_if_finite(model, gradients, finite)`: the optimizer update,
+  skipped when `finite` is false.
+- `after(dependencies, fn, *args)`: `fn(*args)`, computed once the
+  `dependencies` exist.
+- `dense(gradient)`, `num_replicas()`, `extra_state(model)`.
+
+Reference:
+- Keras's own trainers, `keras/src/backend/{tensorflow,jax,torch}/trainer.py`.
+"""
+
+import importlib
+
+import keras
+
+BACKENDS = ("tensorflow", "jax", "torch")
+_MODULES = {
+    "tensorflow": "keras_ssgd.backends.tensorflow",
+    "jax": "keras_ssgd.backends.jax",
+    "torch": "keras_ssgd.backends.torch",
+}
+
+
+def name():
+    """The Keras backend in use, checked to be one keras_ssgd trains on."""
+    backend = keras.backend.backend()
+    if backend not in BACKENDS:
+        raise ValueError(
+            "keras_ssgd trains with the TensorFlow, JAX or PyTorch backend. "
+            f"Received: backend={backend!r} (set KERAS_BACKEND to one of "
+            f"{', '.join(BACKENDS)})."
+        )
+    return backend
+
+
+def current():
+    """The step module of the Keras backend in use."""
+    return importlib.import_module(_MODULES[name()])
+
+
+def require(feature, backends=("tensorflow",)):
+    """Raises a clear error if `feature` is used on an unsupported backend.
+
+    Args:
+        feature: str, what the user asked for (e.g. "gradient_reducer").
+        backends: the backends that support it.
+
+    Example:
+
+    >>> require("Horovod")  # a ValueError under KERAS_BACKEND=jax
+    """
+    backend = keras.backend.backend()
+    if backend not in backends:
+        raise ValueError(
+            f"{feature} requires the {' or '.join(backends)} Keras backend. "
+            f"Received: backend={backend!r}, feature={feature!r}."
+        )

@@ -1,0 +1,111 @@
+"""The TensorFlow part of the perturbed step: `tf.GradientTape`, graph
+control dependencies and `tf.distribute` (MirroredStrategy, Horovod)."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+
+def run_step(model, args, step):
+    """`train_step(data)`: Keras traces it into a `tf.function`."""
+    return step(*args)
+
+
+def extra_state(model):
+    """Variables the trainer must thread besides the model's: none here
+    (a `tf.function` reads and writes variables in place)."""
+    return []
+
+
+def measure(model, x, y, sample_weight, noise_variables, values):
+    """One pass with `noise_variables` at `values`, under a gradient tape.
+
+    Returns `(loss, gradients, y_pred, new_value)`: the gradients are taken
+    with respect to `values` for the perturbed variables and to the
+    variables themselves for the others, in the order of
+    `trainable_variables`; `new_value(variable)` is the value the pass left
+    in a variable (or `None`).
+    """
+    mapping = list(zip(noise_variables, values))
+    with tf.GradientTape() as tape:
+        tape.watch(values)
+        with keras.StatelessScope(state_mapping=mapping) as scope:
+            y_pred = model(x, training=True)
+            loss = model.compute_loss(
+                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+                training=True,
+            )
+        scaled_loss = model.optimizer.scale_loss(loss)
+    perturbed = {id(v): value for v, value in mapping}
+    targets = [perturbed.get(id(v), v) for v in model.trainable_variables]
+    gradients = tape.gradient(scaled_loss, targets)
+    return loss, gradients, y_pred, scope.get_current_value
+
+
+def plain_gradients(model, x, y, sample_weight):
+    """The plain Keras pass: `(loss, gradients, y_pred)`."""
+    with tf.GradientTape() as tape:
+        y_pred = model(x, training=True)
+        loss = model.compute_loss(
+            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+            training=True,
+        )
+        scaled_loss = model.optimizer.scale_loss(loss)
+    gradients = tape.gradient(scaled_loss, model.trainable_variables)
+    return loss, gradients, y_pred
+
+
+def cond(pred, true_fn, false_fn, model=None):
+    """`ops.cond`: `tf.cond` keeps the branches' variable writes."""
+    return ops.cond(pred, true_fn, false_fn)
+
+
+def after(dependencies, fn, *args):
+    """`fn(*args)` under control dependencies on `dependencies`."""
+    with tf.control_dependencies(dependencies):
+        return fn(*args)
+
+
+def dense(gradient):
+    """A dense tensor from a gradient (`tf.IndexedSlices` included)."""
+    return tf.convert_to_tensor(gradient)
+
+
+def num_replicas():
+    """Replicas of the current `tf.distribute` strategy."""
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def apply_if_finite(model, gradients, finite):
+    """Updates the trainable variables, unless `finite` is false.
+
+    The optimizer's update synchronises replicas under `tf.distribute`,
+    which a conditional in replica context cannot hold; there the decision
+    is taken once, in cross-replica context (as Keras's
+    `LossScaleOptimizer` does), skipping the step if any replica's loss was
+    not finite.
+    """
+    variables = model.trainable_variables
+
+    def apply(gradients):
+        model.optimizer.apply_gradients(zip(gradients, variables))
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        ops.cond(finite, lambda: apply(gradients), lambda: None)
+        return
+
+    def cross_replica(strategy, gradients, finite):
+        all_finite = ops.all(
+            ops.stack(strategy.experimental_local_results(finite))
+        )
+        ops.cond(
+            all_finite,
+            lambda: strategy.extended.call_for_each_replica(
+                apply, args=(gradients,)
+            ),
+            lambda: None,
+        )
+
+    tf.distribute.get_replica_context().merge_call(
+        cross_replica, args=(gradients, finite)
+    )
