@@ -136,7 +136,7 @@ def test_unwritable_output_fails_before_training(tmp_path, monkeypatch, capsys):
     "args, message",
     [
         (["--method", "adamw"], "valid methods: sgd, ssgd, weight-noise"),
-        (["--dataset", "imagenet"], "choose from 'cifar10', 'cifar100', 'mnist1d'"),
+        (["--dataset", "imagenet"], "choose from 'cifar10', 'cifar100', 'imagenet2012', 'mnist1d'"),
         (["--model", "vit"], "choose from 'mnist1d-cnn-bn'"),
         (["--noise-level", "-0.1"], "--noise-level must be a finite number >= 0"),
         (["--method", "ssgd:-1"], "--method ssgd must be a finite number >= 0"),
