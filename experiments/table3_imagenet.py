@@ -170,6 +170,16 @@ def main(argv=None):
 def _run_all(args):
     root = pathlib.Path(args.output)
     (root / "runs").mkdir(parents=True, exist_ok=True)
+    # Finished runs are reused only under the same recipe.
+    recipe = {k: v for k, v in _recipe(args).items() if k not in ("models", "seeds")}
+    recipe["smoke"] = args.smoke
+    stored = root / "config.json"
+    if stored.exists() and json.loads(stored.read_text()) != recipe:
+        print(f"table3_imagenet.py: error: {root} holds runs of another recipe "
+              f"({stored}); choose another --output. Received: {recipe}",
+              file=sys.stderr)
+        return 2
+    stored.write_text(json.dumps(recipe, indent=1))
     records = []
     for model in args.models:
         for seed in range(args.seeds):

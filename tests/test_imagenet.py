@@ -230,3 +230,6 @@ def test_table3_smoke_runs_end_to_end(tmp_path):
     # A second call resumes: nothing is trained again.
     assert table3.main(["--smoke", "--quiet", "--output", str(tmp_path)]) == 0
     assert json.loads((tmp_path / "results.json").read_text())["runs"] == results["runs"]
+    # Another recipe in the same folder is refused before any training.
+    assert table3.main(["--smoke", "--quiet", "--epochs", "2",
+                        "--output", str(tmp_path)]) == 2
