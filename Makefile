@@ -1,12 +1,13 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
 #   make demo   # the main job, ssgd-train: SGD vs S-SGD on MNIST-1D (offline, CPU)
-#   make test   # the test suite (slow tests: make test-slow)
+#   make test   # the test suite (slow tests: make test-slow), then its
+#               # backend-neutral part under JAX and PyTorch
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-slow benchmark horovod lint clean
+.PHONY: demo test test-slow benchmark wheels horovod lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -14,11 +15,18 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
+# JAX (CPU) and PyTorch (CPU build) for the per-backend tests.
+$(VENV)/.backends: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[jax,torch]"
+	touch $@
+
 demo: $(VENV)/.installed
 	$(VENV)/bin/ssgd-train
 
-test: $(VENV)/.installed
+test: $(VENV)/.installed $(VENV)/.backends
 	$(PY) -m pytest -q
+	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_backends.py
+	KERAS_BACKEND=torch $(PY) -m pytest -q tests/test_backends.py
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
@@ -36,5 +44,18 @@ lint: $(VENV)/.installed
 benchmark: $(VENV)/.installed
 	$(PY) experiments/step_time.py
 
+# The GPU benchmark's payload, for a machine without TensorFlow or internet
+# (see README, "Backends"): the package (pure Python, no dependencies) and
+# Keras with its dependencies, binary wheels for that machine's Python
+# (WHEEL_PYTHON, default 3.12, x86-64 Linux), in dist/.
+WHEEL_PYTHON ?= 3.12
+wheels: $(VENV)/.installed
+	rm -rf dist
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir dist .
+	$(PY) -m pip download --quiet --dest dist --only-binary=:all: \
+	    --python-version $(WHEEL_PYTHON) --platform manylinux_2_28_x86_64 \
+	    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	    keras==$$($(PY) -m pip show keras | sed -n "s/^Version: //p")
+
 clean:
-	rm -rf $(VENV) *.egg-info build results
+	rm -rf $(VENV) *.egg-info build dist results

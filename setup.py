@@ -12,7 +12,7 @@ setup(
     version="0.1.0",
     description=(
         "Symmetrical SGD (S-SGD): flat-minima training for Keras 3 "
-        "(TensorFlow backend)"
+        "(TensorFlow, JAX and PyTorch backends)"
     ),
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -30,9 +30,19 @@ setup(
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         "tf": ["tensorflow==2.21.*"],
-        # Dataset loaders: MNIST-1D (generated offline) and tfds (CIFAR).
-        "data": ["mnist1d>=0.0.2", "tensorflow-datasets>=4.9"],
-        "test": ["pytest>=7", "mnist1d>=0.0.2", "tensorflow-datasets>=4.9"],
+        # The other backends of the training step (CPU builds; on a GPU
+        # machine install the CUDA build of jax or torch instead).
+        "jax": ["jax"],
+        "torch": ["torch==2.13.0"],
+        # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR) and
+        # keras-cv (augmentation layers).
+        "data": [
+            "mnist1d>=0.0.2", "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
+        ],
+        "test": [
+            "pytest>=7", "mnist1d>=0.0.2", "tensorflow-datasets>=4.9",
+            "keras-cv==0.9.*",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",

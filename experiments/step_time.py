@@ -1,22 +1,33 @@
-"""Step time and peak memory of S-SGD relative to the plain Keras step.
+"""Throughput and peak memory of S-SGD relative to plain Keras training.
 
 Two forward/backward passes put S-SGD's FLOP cost at 2.0x plain SGD. This
-script measures, in one process, the time of `fit()` steps for:
+script measures, in one process and on the Keras backend chosen with
+`--backend` (TensorFlow, JAX or PyTorch), `fit()` on random data of the
+model's input shape (CIFAR-shaped 32x32x3 for ResNet-20) for:
 
 - `keras`: the plain `keras.Model` (the baseline);
 - `ssgd`: `SymmetricSGDModel` with noise (two passes);
-- `ssgd_level0`: `SymmetricSGDModel` with `noise_level=0` (one pass, the cost
-  of being switched off by a `NoiseSchedule`).
+- `ssgd_level0`: `SymmetricSGDModel` with `noise_level=0` (one pass: plain
+  training through the S-SGD step, the cost of being switched off by a
+  `NoiseSchedule`).
+
+For each batch size it reports images per second per method, the S-SGD /
+Keras step-time ratio (target <= 2.0x) and the peak memory of each method:
+the accelerator's peak bytes in use where the backend reports them (JAX:
+`device.memory_stats()["peak_bytes_in_use"]`; PyTorch:
+`torch.cuda.max_memory_allocated()`; TensorFlow:
+`tf.config.experimental.get_memory_info("GPU:0")["peak"]`), measured in a
+fresh subprocess per method; on a CPU it says "n/a" and gives the peak
+resident size (VmHWM) of that process instead.
 
 Machines are noisy, so it times alternating rounds (the order rotates each
-round) and reports the median of the per-round ratios. Peak memory is measured
-in a fresh subprocess per method: the peak resident set size during training
-minus the resident size of the built model before training.
+round) and reports the median of the per-round ratios.
 
 Usage:
 
-    python experiments/step_time.py                      # ResNet-20 and MLP
-    python experiments/step_time.py --model resnet20 --rounds 9 --steps 20
+    python experiments/step_time.py --backend jax        # ResNet-20, batch 128 and 1024
+    python experiments/step_time.py --backend torch --batch-size 32 --steps 2 --rounds 1
+    python experiments/step_time.py --model mlp --batch-size 128 --rounds 9
 """
 
 import argparse
@@ -29,14 +40,29 @@ import subprocess
 import sys
 import time
 
+BACKENDS = ("tensorflow", "jax", "torch")
+
+
+def _backend_from_argv(argv):
+    """`--backend` must be known before Keras is imported."""
+    for i, arg in enumerate(argv):
+        if arg == "--backend" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--backend="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+_requested = _backend_from_argv(sys.argv[1:])
+if _requested in BACKENDS:
+    os.environ["KERAS_BACKEND"] = _requested
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import keras_ssgd  # noqa: E402
-from keras_ssgd.models import cifar_resnet  # noqa: E402
+from keras_ssgd.models.cifar_resnet import cifar_resnet  # noqa: E402
 
 METHODS = ("keras", "ssgd", "ssgd_level0")
 INPUT_SHAPES = {"resnet20": (32, 32, 3), "mlp": (784,)}
@@ -65,21 +91,44 @@ def make_model(name, method, seed=0):
 
 
 def make_data(name, batch_size):
+    """Four batches of random inputs and labels, as NumPy arrays."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((batch_size * 4, *INPUT_SHAPES[name]))
-    y = rng.integers(0, 10, batch_size * 4)
-    return (
-        tf.data.Dataset.from_tensor_slices((x.astype("float32"), y))
-        .batch(batch_size, drop_remainder=True)
-        .repeat()
-        .prefetch(2)
-    )
+    y = rng.integers(0, 10, batch_size * 4).astype("int32")
+    return x.astype("float32"), y
+
+
+class Batches(keras.utils.PyDataset):
+    """`steps` batches cycling over the four random ones (no copies)."""
+
+    def __init__(self, data, steps):
+        super().__init__()
+        self.x, self.y = data
+        self.batch_size = len(self.x) // 4
+        self.steps = steps
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, index):
+        start = (index % 4) * self.batch_size
+        end = start + self.batch_size
+        return self.x[start:end], self.y[start:end]
 
 
 def timed_fit(model, data, steps):
+    """Seconds for one `fit()` of `steps` training steps."""
     start = time.perf_counter()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
+    model.fit(Batches(data, steps), epochs=1, verbose=0)
+    _wait(model)
     return time.perf_counter() - start
+
+
+def _wait(model):
+    """Blocks until the device has finished (JAX and PyTorch dispatch
+    asynchronously); `fit` already waits for its logs on every backend, so
+    this only makes the end of the timed region explicit."""
+    keras.ops.convert_to_numpy(model.trainable_variables[0])
 
 
 def time_methods(name, batch_size, steps, rounds):
@@ -101,13 +150,41 @@ def time_methods(name, batch_size, steps, rounds):
 
 
 def memory_probe(name, method, batch_size, steps):
-    """Runs in a subprocess: resident memory of training one method."""
+    """Runs in a subprocess: the peak memory of training one method."""
     data = make_data(name, batch_size)
     model = make_model(name, method)
-    model.predict(data.take(1), verbose=0)
+    model.predict(data[0][:batch_size], batch_size=batch_size, verbose=0)
     before = _rss_bytes()
-    model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0)
-    return {"rss_before_training": before, "peak_rss": _status_bytes("VmHWM")}
+    timed_fit(model, data, steps)
+    return {
+        "rss_before_training": before,
+        "peak_rss": _status_bytes("VmHWM"),
+        "peak_device_bytes": peak_device_bytes(),
+    }
+
+
+def peak_device_bytes():
+    """Peak accelerator memory of this process, or None on a CPU."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        device = jax.devices()[0]
+        if device.platform == "cpu":
+            return None
+        stats = device.memory_stats() or {}
+        return stats.get("peak_bytes_in_use")
+    if backend == "torch":
+        import torch
+
+        if not torch.cuda.is_available():
+            return None
+        return torch.cuda.max_memory_allocated()
+    import tensorflow as tf
+
+    if not tf.config.list_physical_devices("GPU"):
+        return None
+    return tf.config.experimental.get_memory_info("GPU:0")["peak"]
 
 
 def _rss_bytes():
@@ -125,11 +202,13 @@ def _status_bytes(field):
 
 
 def measure_memory(name, batch_size, steps, extra_args=()):
+    """Peak memory of each method, each in a fresh process."""
     out = {}
     for method in METHODS:
         result = subprocess.run(
             [
                 sys.executable, __file__, "--memory-probe", method,
+                "--backend", keras.backend.backend(),
                 "--model", name, "--batch-size", str(batch_size),
                 "--steps", str(steps),
             ] + list(extra_args),
@@ -141,14 +220,19 @@ def measure_memory(name, batch_size, steps, extra_args=()):
     return out
 
 
-def main(argv=None):
+def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--model", choices=["resnet20", "mlp", "all"], default="all",
-        help="Model to measure (default: both).",
+        "--backend", choices=BACKENDS, default=None,
+        help="Keras backend (default: KERAS_BACKEND, else Keras's default).",
     )
     parser.add_argument(
-        "--batch-size", type=int, default=128, help="Batch size (default 128)."
+        "--model", choices=["resnet20", "mlp", "all"], default="resnet20",
+        help="Model to measure (default resnet20).",
+    )
+    parser.add_argument(
+        "--batch-size", type=int, nargs="+", default=[128, 1024],
+        help="Batch sizes (default 128 1024).",
     )
     parser.add_argument(
         "--steps", type=int, default=10,
@@ -163,97 +247,154 @@ def main(argv=None):
         "--no-memory", action="store_true", help="Skip the memory probes."
     )
     parser.add_argument(
-        "--output", default="results/step_time.json",
-        help="Where to write the JSON results (default results/step_time.json).",
+        "--output", default=None,
+        help="Where to write the JSON results (default "
+        "results/step_time_<backend>.json).",
     )
     parser.add_argument(
         "--inter-op-threads", type=int, default=None,
-        help="TensorFlow inter-op threads (default: TensorFlow's choice). "
-        "1 runs independent ops, such as the two S-SGD passes, one at a time.",
+        help="TensorFlow backend only: inter-op threads (default: "
+        "TensorFlow's choice). 1 runs independent ops, such as the two "
+        "S-SGD passes, one at a time.",
     )
     parser.add_argument("--memory-probe", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.inter_op_threads is not None:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
-    for flag in ("batch_size", "steps", "rounds"):
+    for flag in ("steps", "rounds"):
         if getattr(args, flag) <= 0:
             parser.error(
-                f"argument --{flag.replace('_', '-')} must be > 0. "
+                f"argument --{flag}: must be > 0. "
                 f"Received: {getattr(args, flag)}"
             )
+    if any(b <= 0 for b in args.batch_size):
+        parser.error(
+            f"argument --batch-size: must be > 0. Received: {args.batch_size}"
+        )
+    backend = keras.backend.backend()
+    if args.backend is not None and args.backend != backend:
+        parser.error(
+            f"argument --backend: Keras was already imported with backend "
+            f"{backend!r}. Received: --backend {args.backend}"
+        )
+    if args.inter_op_threads is not None and backend != "tensorflow":
+        parser.error(
+            "argument --inter-op-threads: a TensorFlow setting, not "
+            f"available with backend {backend!r}. Received: "
+            f"--inter-op-threads {args.inter_op_threads}, --backend {backend}"
+        )
+    return args
+
+
+def machine():
+    backend = keras.backend.backend()
+    info = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "keras": keras.__version__,
+        "backend": backend,
+    }
+    if backend == "jax":
+        import jax
+
+        info["jax"] = jax.__version__
+        info["device"] = str(jax.devices()[0].device_kind)
+    elif backend == "torch":
+        import torch
+
+        info["torch"] = torch.__version__
+        info["device"] = (
+            torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        )
+    else:
+        import tensorflow as tf
+
+        info["tensorflow"] = tf.__version__
+        gpus = tf.config.list_physical_devices("GPU")
+        info["device"] = gpus[0].name if gpus else "cpu"
+        info["inter_op_threads"] = (
+            tf.config.threading.get_inter_op_parallelism_threads()
+        )
+    return info
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.inter_op_threads is not None:
+        import tensorflow as tf
+
+        tf.config.threading.set_inter_op_parallelism_threads(
+            args.inter_op_threads
+        )
 
     if args.memory_probe:
-        probe = memory_probe(args.model, args.memory_probe, args.batch_size, args.steps)
+        probe = memory_probe(
+            args.model, args.memory_probe, args.batch_size[0], args.steps
+        )
         print(json.dumps(probe))
         return
 
+    backend = keras.backend.backend()
     names = ["resnet20", "mlp"] if args.model == "all" else [args.model]
-    report = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads(),
-            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
-        },
-        "config": vars(args),
-        "models": {},
-    }
+    report = {"machine": machine(), "config": vars(args), "runs": []}
     for name in names:
-        times, ratios = time_methods(name, args.batch_size, args.steps, args.rounds)
-        entry = {
-            "step_seconds": times,
-            "ratio_rounds": ratios,
-            "median_ratio": {m: statistics.median(r) for m, r in ratios.items()},
-            "median_step_seconds": {m: statistics.median(t) for m, t in times.items()},
-        }
-        if not args.no_memory:
-            extra = []
-            if args.inter_op_threads is not None:
-                extra = ["--inter-op-threads", str(args.inter_op_threads)]
-            memory = measure_memory(name, args.batch_size, args.steps, extra)
-            entry["memory"] = memory
-            base = memory["keras"]
-            entry["memory_ratio"] = {
-                m: {
-                    "peak_rss": memory[m]["peak_rss"] / base["peak_rss"],
-                    "training_bytes": memory[m]["training_bytes"]
-                    / max(base["training_bytes"], 1),
-                }
-                for m in METHODS
-                if m != "keras"
-            }
-        report["models"][name] = entry
-        print_summary(name, args, entry)
+        for batch_size in args.batch_size:
+            entry = measure(name, batch_size, args)
+            report["runs"].append(entry)
+            print_summary(entry, args)
 
-    path = pathlib.Path(args.output)
+    path = pathlib.Path(args.output or f"results/step_time_{backend}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     print(f"\nWrote {path}")
 
 
-def print_summary(name, args, entry):
-    print(f"\n{name}, batch {args.batch_size}, {args.rounds} rounds of {args.steps} steps")
-    print(f"{'method':<13}{'step (ms)':>11}{'time / keras':>14}{'rounds':>34}")
+def measure(name, batch_size, args):
+    times, ratios = time_methods(name, batch_size, args.steps, args.rounds)
+    median_step = {m: statistics.median(t) for m, t in times.items()}
+    entry = {
+        "model": name,
+        "batch_size": batch_size,
+        "step_seconds": times,
+        "ratio_rounds": ratios,
+        "median_ratio": {m: statistics.median(r) for m, r in ratios.items()},
+        "median_step_seconds": median_step,
+        "images_per_second": {m: batch_size / t for m, t in median_step.items()},
+    }
+    if not args.no_memory:
+        extra = []
+        if args.inter_op_threads is not None:
+            extra = ["--inter-op-threads", str(args.inter_op_threads)]
+        entry["memory"] = measure_memory(name, batch_size, args.steps, extra)
+    return entry
+
+
+def _mb(value):
+    return "n/a" if value is None else f"{value / 2**20:.0f}"
+
+
+def print_summary(entry, args):
+    print(
+        f"\n{entry['model']}, batch {entry['batch_size']}, backend "
+        f"{keras.backend.backend()}, {args.rounds} rounds of {args.steps} steps"
+    )
+    print(
+        f"{'method':<13}{'images/s':>10}{'step (ms)':>11}{'time / keras':>14}"
+        f"{'peak device MB':>16}{'peak RSS MB':>13}   rounds"
+    )
     for m in METHODS:
         ms = 1000 * entry["median_step_seconds"][m]
-        if m == "keras":
-            print(f"{m:<13}{ms:>11.1f}{'1.00':>14}")
-            continue
-        rounds = " ".join(f"{r:.2f}" for r in entry["ratio_rounds"][m])
-        print(f"{m:<13}{ms:>11.1f}{entry['median_ratio'][m]:>14.2f}   {rounds}")
-    if "memory" in entry:
-        print(f"{'method':<13}{'peak RSS (MB)':>15}{'training MB':>13}{'peak / keras':>14}{'training / keras':>18}")
-        for m in METHODS:
-            mem = entry["memory"][m]
-            ratio = entry["memory_ratio"].get(m, {"peak_rss": 1.0, "training_bytes": 1.0})
-            print(
-                f"{m:<13}{mem['peak_rss'] / 2**20:>15.0f}"
-                f"{mem['training_bytes'] / 2**20:>13.0f}"
-                f"{ratio['peak_rss']:>14.2f}{ratio['training_bytes']:>18.2f}"
-            )
+        ratio = 1.0 if m == "keras" else entry["median_ratio"][m]
+        rounds = (
+            "" if m == "keras"
+            else " ".join(f"{r:.2f}" for r in entry["ratio_rounds"][m])
+        )
+        memory = entry.get("memory", {}).get(m, {})
+        print(
+            f"{m:<13}{entry['images_per_second'][m]:>10.1f}{ms:>11.1f}"
+            f"{ratio:>14.2f}{_mb(memory.get('peak_device_bytes')):>16}"
+            f"{_mb(memory.get('peak_rss')):>13}   {rounds}"
+        )
 
 
 if __name__ == "__main__":

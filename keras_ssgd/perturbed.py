@@ -167,7 +167,9 @@ class PerturbedModel(keras.Model):
     @gradient_reducer.setter
     def gradient_reducer(self, reducer):
         if reducer is not None:
-            backends.require("gradient_reducer (Horovod)")
+            backends.require(
+                "A gradient reducer (Horovod)", f"gradient_reducer={reducer!r}"
+            )
         if reducer is not None and not callable(reducer):
             raise TypeError(
                 "`gradient_reducer` must be None or a callable "
@@ -183,7 +185,9 @@ class PerturbedModel(keras.Model):
         # restoring the compile state when a saved model is loaded.
         if self._gradient_reducer is not None:
             self._refuse_xla()
-        return super().make_train_function(force=force)
+        return backends.current().make_train_function(
+            self, super().make_train_function, force
+        )
 
     def _refuse_xla(self):
         if self.jit_compile:
@@ -254,8 +258,15 @@ class PerturbedModel(keras.Model):
         """The step on the variables: measure, reduce, update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         noise_variables = self.noise_variables
-        if not noise_variables:
+        # JAX compiles one step per branch and picks it outside (see
+        # `keras_ssgd.backends.jax.make_train_function`).
+        noisy = getattr(self, "_static_noisy", None)
+        if not noise_variables or noisy is False:
             loss, gradients = self._plain_gradients(x, y, sample_weight)
+        elif noisy:
+            loss, gradients = self._perturbed_step(
+                x, y, sample_weight, noise_variables
+            )
         else:
             loss, gradients = _cond_with_none(
                 self._noise.level > 0,

@@ -3,6 +3,18 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
+# The suite runs on TensorFlow; under another backend (KERAS_BACKEND=jax or
+# torch) only the backend-neutral modules are collected.
+BACKEND_NEUTRAL = {"test_backends.py"}
+
+
+def pytest_ignore_collect(collection_path, config):
+    name = collection_path.name
+    if os.environ["KERAS_BACKEND"] != "tensorflow" and name.startswith("test_"):
+        return name not in BACKEND_NEUTRAL
+    return None
+
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

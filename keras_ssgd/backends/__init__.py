@@ -52,20 +52,22 @@ def current():
     return importlib.import_module(_MODULES[name()])
 
 
-def require(feature, backends=("tensorflow",)):
+def require(feature, setting, backends=("tensorflow",)):
     """Raises a clear error if `feature` is used on an unsupported backend.
 
     Args:
-        feature: str, what the user asked for (e.g. "gradient_reducer").
+        feature: str, what the user asked for, in words ("Horovod").
+        setting: str, the argument that asked for it
+            (`"distributed='horovod'"`).
         backends: the backends that support it.
 
     Example:
 
-    >>> require("Horovod")  # a ValueError under KERAS_BACKEND=jax
+    >>> require("Horovod", "distributed='horovod'")  # ValueError on JAX
     """
     backend = keras.backend.backend()
     if backend not in backends:
         raise ValueError(
-            f"{feature} requires the {' or '.join(backends)} Keras backend. "
-            f"Received: backend={backend!r}, feature={feature!r}."
+            f"{feature} is supported on the {' and '.join(backends)} Keras "
+            f"backend only. Received: {setting} with backend={backend!r}."
         )

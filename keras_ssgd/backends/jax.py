@@ -40,6 +40,50 @@ def run_step(model, args, step):
     return logs, new_state
 
 
+def make_train_function(model, make, force):
+    """One compiled step per branch, chosen by the noise level per call.
+
+    XLA on a CPU runs convolutions inside `lax.cond` an order of magnitude
+    slower than outside it, so the level-0 branch (the plain pass) and the
+    noisy branch are compiled as two functions, each at most once, and the
+    current `noise_level` picks one before each call. The level's value is
+    still read inside the step: changing it (`NoiseSchedule`) never
+    retraces.
+    """
+    if model.train_function is not None and not force:
+        return model.train_function
+    compiled = {}
+
+    def train_function(state, iterator):
+        noisy = model.noise_level > 0
+        if noisy not in compiled:
+            # A step function of its own, so that `jax.jit` traces it anew.
+            model.train_step = _branch_step(model, noisy)
+            try:
+                make(force=True)
+            finally:
+                del model.train_step
+            compiled[noisy] = model.train_function
+            model.train_function = train_function
+        return compiled[noisy](state, iterator)
+
+    model.train_function = train_function
+    return train_function
+
+
+def _branch_step(model, noisy):
+    """`model.train_step` with the branch fixed to `noisy`."""
+
+    def train_step(state, data):
+        model._static_noisy = noisy
+        try:
+            return type(model).train_step(model, state, data)
+        finally:
+            model._static_noisy = None
+
+    return train_step
+
+
 def extra_state(model):
     """Variables the jitted step reads that Keras would not pass in: the
     noise level (so that `NoiseSchedule` changes it without retracing) and

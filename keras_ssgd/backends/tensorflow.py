@@ -11,6 +11,11 @@ def run_step(model, args, step):
     return step(*args)
 
 
+def make_train_function(model, make, force):
+    """Keras's own (`make`): one step holds both branches."""
+    return make(force=force)
+
+
 def extra_state(model):
     """Variables the trainer must thread besides the model's: none here
     (a `tf.function` reads and writes variables in place)."""

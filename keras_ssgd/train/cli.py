@@ -333,7 +333,7 @@ def main(argv=None):
                 "sync_batchnorm": args.sync_batchnorm}
                if args.distributed == "horovod" else {}),
         )
-    except ImportError as error:
+    except (ImportError, ValueError) as error:
         print(f"ssgd-train: error: --distributed {args.distributed}: {error}",
               file=sys.stderr)
         return EXIT_USAGE

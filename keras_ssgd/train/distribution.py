@@ -4,6 +4,7 @@ import contextlib
 
 import tensorflow as tf
 
+from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.wrap import wrap
 
@@ -108,7 +109,15 @@ class Mirrored(Single):
 
 
 def make(name, **kwargs):
-    """The distribution called `name` (one of `CHOICES`)."""
+    """The distribution called `name` (one of `CHOICES`).
+
+    Raises:
+        ValueError: `name` is unknown, or is Horovod or MirroredStrategy
+            while Keras runs on another backend than TensorFlow.
+    """
+    if name in ("horovod", "mirrored"):
+        feature = {"horovod": "Horovod", "mirrored": "MirroredStrategy"}[name]
+        backends.require(feature, f"distributed={name!r}")
     if name == "none":
         return Single()
     if name == "horovod":
