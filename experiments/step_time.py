@@ -57,6 +57,10 @@ _requested = _backend_from_argv(sys.argv[1:])
 if _requested in BACKENDS:
     os.environ["KERAS_BACKEND"] = _requested
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# The memory probes run in processes of their own while this one holds its
+# device memory: JAX and TensorFlow must not reserve most of the GPU upfront.
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
