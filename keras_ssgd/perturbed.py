@@ -258,9 +258,10 @@ class PerturbedModel(keras.Model):
         """The step on the variables: measure, reduce, update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         noise_variables = self.noise_variables
-        # JAX compiles one step per branch and picks it outside (see
-        # `keras_ssgd.backends.jax.make_train_function`).
-        noisy = getattr(self, "_static_noisy", None)
+        # True/False where the backend picks the branch before the step
+        # (JAX: one compiled step per branch; PyTorch: eager), None where
+        # the compiled step tests the level itself (TensorFlow).
+        noisy = backends.current().noisy(self)
         if not noise_variables or noisy is False:
             loss, gradients = self._plain_gradients(x, y, sample_weight)
         elif noisy:

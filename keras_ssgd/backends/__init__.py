@@ -17,6 +17,9 @@ functions:
   skipped when `finite` is false.
 - `after(dependencies, fn, *args)`: `fn(*args)`, computed once the
   `dependencies` exist.
+- `noisy(model)`: True or False where the backend picks the step's branch
+  before the step, None where the step tests the level itself.
+- `make_train_function(model, make, force)`: Keras's, or one per branch.
 - `dense(gradient)`, `num_replicas()`, `extra_state(model)`.
 
 Reference:

@@ -84,6 +84,13 @@ def _branch_step(model, noisy):
     return train_step
 
 
+def noisy(model):
+    """The branch of the compiled step being traced (set by
+    `make_train_function`), or None for a `train_step` called directly,
+    which then tests the level inside the step."""
+    return getattr(model, "_static_noisy", None)
+
+
 def extra_state(model):
     """Variables the jitted step reads that Keras would not pass in: the
     noise level (so that `NoiseSchedule` changes it without retracing) and

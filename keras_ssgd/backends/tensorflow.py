@@ -16,6 +16,12 @@ def make_train_function(model, make, force):
     return make(force=force)
 
 
+def noisy(model):
+    """None: the traced step tests the level (`tf.cond`), so changing it
+    never retraces."""
+    return None
+
+
 def extra_state(model):
     """Variables the trainer must thread besides the model's: none here
     (a `tf.function` reads and writes variables in place)."""

@@ -18,6 +18,11 @@ def make_train_function(model, make, force):
     return make(force=force)
 
 
+def noisy(model):
+    """Whether this step perturbs, from the Python level (no device sync)."""
+    return model.noise_level > 0
+
+
 def extra_state(model):
     """Variables the trainer must thread besides the model's: none here."""
     return []
