@@ -317,3 +317,35 @@ def test_distributed_horovod_names_the_backend():
     for name in ("horovod", "mirrored"):
         with pytest.raises(ValueError, match=f"distributed='{name}' with "):
             distribution.make(name)
+
+
+def test_regularized_weights_outside_the_filter_are_penalised():
+    # The dense kernels carry an L2 penalty but only the conv kernel is
+    # perturbed: each pass must still see (and differentiate) the penalty.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 16, 2)).astype("float32")
+    y = rng.integers(0, 3, 8).astype("int32")
+    penalty = 0.25
+
+    def step(regularizer):
+        keras.utils.set_random_seed(5)
+        inputs = keras.Input((16, 2))
+        h = keras.layers.Conv1D(6, 3, activation="relu")(inputs)
+        h = keras.layers.GlobalAveragePooling1D()(h)
+        outputs = keras.layers.Dense(3, kernel_regularizer=regularizer)(h)
+        model = keras_ssgd.SymmetricSGDModel(
+            inputs, outputs, noise_level=0.3, noise_filter="conv_kernels",
+            seed=1,
+        )
+        compile_model(model, keras.optimizers.SGD(1.0))
+        before = keras.ops.convert_to_numpy(model.layers[-1].kernel)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        return before, keras.ops.convert_to_numpy(model.layers[-1].kernel)
+
+    start, plain = step(None)
+    same_start, penalised = step(keras.regularizers.L2(penalty))
+    np.testing.assert_array_equal(start, same_start)
+    # d/dW (penalty * ||W||^2) = 2 * penalty * W, at learning rate 1.
+    np.testing.assert_allclose(
+        plain - penalised, 2 * penalty * start, rtol=1e-4, atol=1e-6
+    )

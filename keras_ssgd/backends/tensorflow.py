@@ -38,8 +38,9 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     in a variable (or `None`).
     """
     mapping = list(zip(noise_variables, values))
+    mapping += _regularized_rest(model, noise_variables)
     with tf.GradientTape() as tape:
-        tape.watch(values)
+        tape.watch([value for _, value in mapping])
         with keras.StatelessScope(state_mapping=mapping) as scope:
             y_pred = model(x, training=True)
             loss = model.compute_loss(
@@ -120,3 +121,15 @@ def apply_if_finite(model, gradients, finite):
     tf.distribute.get_replica_context().merge_call(
         cross_replica, args=(gradients, finite)
     )
+
+
+def _regularized_rest(model, noise_variables):
+    """`(variable, value)` for the unperturbed trainable variables that have
+    a regularizer: in a stateless scope Keras reads a regularized variable
+    from the scope only, so they are mapped to their own value."""
+    perturbed = {id(v) for v in noise_variables}
+    return [
+        (v, tf.identity(v.value))
+        for v in model.trainable_variables
+        if id(v) not in perturbed and getattr(v, "regularizer", None)
+    ]

@@ -38,6 +38,14 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     # Leaves of their own: the gradient is the one at the perturbed point.
     values = [v.detach().requires_grad_(True) for v in values]
     mapping = list(zip(noise_variables, values))
+    # Keras reads a regularized variable from the scope only: the
+    # unperturbed ones are mapped to leaves holding their own value.
+    perturbed_ids = {id(v) for v in noise_variables}
+    mapping += [
+        (v, v.value.detach().requires_grad_(True))
+        for v in model.trainable_variables
+        if id(v) not in perturbed_ids and getattr(v, "regularizer", None)
+    ]
     with keras.StatelessScope(state_mapping=mapping) as scope:
         y_pred = model(x, training=True)
         loss = model.compute_loss(
