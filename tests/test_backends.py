@@ -349,3 +349,38 @@ def test_regularized_weights_outside_the_filter_are_penalised():
     np.testing.assert_allclose(
         plain - penalised, 2 * penalty * start, rtol=1e-4, atol=1e-6
     )
+
+
+BLOCK_TENSORFLOW = """
+import sys
+
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "tf_keras"):
+            raise ImportError(f"{name} is blocked (a machine without it)")
+
+sys.meta_path.insert(0, Block())
+import keras
+import numpy as np
+import keras_ssgd
+inputs = keras.Input((4,))
+model = keras_ssgd.SymmetricSGDModel(
+    inputs, keras.layers.Dense(2)(inputs), noise_level=0.3, seed=0
+)
+model.compile(optimizer="sgd", loss="mse")
+history = model.fit(np.ones((8, 4)), np.ones((8, 2)), verbose=0)
+assert np.isfinite(history.history["loss"][0])
+assert "tensorflow" not in sys.modules
+print("ok")
+"""
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="the GPU machine's case: JAX")
+def test_import_and_train_without_tensorflow():
+    env = dict(os.environ, KERAS_BACKEND=BACKEND)
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCK_TENSORFLOW], env=env,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
