@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-slow benchmark wheels horovod lint clean
+.PHONY: demo test test-slow smoke benchmark wheels horovod lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ test: $(VENV)/.installed $(VENV)/.backends
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
+
+# Every paper script's whole pipeline on generated or mock data (seconds
+# each), into build/smoke/<script>/.
+SMOKE := table1_budget table2_cifar table3_imagenet table4_sgcn table5_ptb \
+	fig3_noise_sweep fig4_convergence fig5_large_batch mnist1d_lstm
+smoke: $(VENV)/.installed
+	rm -rf build/smoke
+	set -e; for script in $(SMOKE); do \
+	    echo "== $$script --smoke"; \
+	    $(PY) experiments/$$script.py --smoke --quiet --output build/smoke/$$script; \
+	done
 
 # Horovod 0.28.1 built for TensorFlow 2.21 (CPU/Gloo here; a cached wheel is
 # reused). Without it the Horovod tests are skipped.
