@@ -34,10 +34,13 @@ setup(
         # machine install the CUDA build of jax or torch instead).
         "jax": ["jax"],
         "torch": ["torch==2.13.0"],
-        # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR) and
-        # keras-cv (augmentation layers).
+        # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR,
+        # ImageNet, LibriSpeech; tfds builds LibriSpeech with
+        # importlib_resources, which it does not declare) and keras-cv (the
+        # ImageNet ResNets).
         "data": [
             "mnist1d>=0.0.2", "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
+            "importlib_resources",
         ],
         "test": [
             "pytest>=7", "mnist1d>=0.0.2", "tensorflow-datasets>=4.9",
