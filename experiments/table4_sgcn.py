@@ -223,6 +223,8 @@ def table(rows, depth, smoke):
 
 def main(argv=None):
     parser, args = parse(argv)
+    if args.smoke and args.output == parser.get_default("output"):
+        args.output = "results/smoke/table4"  # never mixed with real runs
     root = pathlib.Path(args.output)
     data_dir = pathlib.Path(args.data_dir)
     if args.smoke:

@@ -1,5 +1,6 @@
 """The MNIST-1D LSTM classifier and what S-SGD perturbs in it."""
 
+import keras
 import numpy as np
 import pytest
 
@@ -36,7 +37,9 @@ def test_symmetric_step_trains_it():
     x = rng.normal(size=(32, 40, 1)).astype("float32")
     y = rng.integers(0, 10, size=32)
     model = keras_ssgd.wrap(mnist1d_lstm(units=8), noise_level=0.2, seed=0)
-    model.compile("sgd", "sparse_categorical_crossentropy")
+    model.compile(
+        "sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     before = [np.array(v) for v in model.noise_variables]
     history = model.fit(x, y, batch_size=16, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

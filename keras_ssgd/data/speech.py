@@ -63,7 +63,7 @@ def log_mel(pcm, sample_rate=16000, num_mel_bins=40, deltas=True):
         at least one frame.
     """
     pcm = tf.convert_to_tensor(pcm)
-    if pcm.dtype == tf.int16:
+    if pcm.dtype.is_integer:  # 16-bit samples (tfds stores them as int64)
         pcm = tf.cast(pcm, tf.float32) / 32768.0
     pcm = tf.cast(pcm, tf.float32)
     window = int(0.025 * sample_rate)

@@ -32,6 +32,13 @@ def imagenet_resnet(
     1000 classes ResNet-18 has 11,689,512 trainable parameters and ResNet-50
     25,557,032, the numbers of the reference implementations.
 
+    Where it differs from the Cloud TPU reference recipe (Ying et al.) the
+    paper's ImageNet runs follow: keras-cv's backbone keeps Keras's
+    BatchNorm defaults (momentum 0.99, epsilon 1.001e-5; the reference uses
+    0.9 and 1e-5), Glorot initialisation (the reference: variance scaling,
+    and a normal(0.01) head), and does not zero-initialise the last
+    BatchNorm scale of each block. Its constructor takes none of these.
+
     Args:
         depth: int, one of 18, 34, 50, 101, 152. Defaults to `50`.
         classes: int > 0. Number of classes. Defaults to `1000`.
