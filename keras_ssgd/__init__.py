@@ -58,7 +58,6 @@ __all__ = [
     "backends",
     "baselines",
     "callbacks",
-    "data",
     "filters",
     "models",
     "noise",

@@ -110,6 +110,7 @@ class PerturbedModel(keras.Model):
         )
         self._level_value = noise_level  # the Python float, for get_config
         self._gradient_reducer = None
+        self._carry = _RecurrentCarry()
 
     @classmethod
     def _refuse_noise_level(cls, kwargs):
@@ -285,7 +286,7 @@ class PerturbedModel(keras.Model):
 
     def _perturbed_step(self, x, y, sample_weight, noise_variables):
         """The subclass's passes, then the recurrent state they carry on."""
-        self._pass_states = []
+        self._carry.start(self._recurrent_states())
         loss, gradients = self._perturbed_gradients(
             x, y, sample_weight, noise_variables
         )
@@ -301,11 +302,8 @@ class PerturbedModel(keras.Model):
         For S-SGD that mean matches the state of the clean weights to first
         order in the noise.
         """
-        passes = self._pass_states
-        self._pass_states = []
-        if not passes:
-            return
-        for i, variable in enumerate(self._recurrent_states()):
+        variables, passes = self._carry.finish()
+        for i, variable in enumerate(variables):
             values = [p[i] for p in passes if p[i] is not None]
             if values:
                 variable.assign(ops.mean(ops.stack(values), axis=0))
@@ -352,10 +350,7 @@ class PerturbedModel(keras.Model):
             self, x, y, sample_weight, noise_variables, values
         )
         self._write_back(new_value, keep_statistics)
-        if getattr(self, "_pass_states", None) is not None:
-            self._pass_states.append(
-                [new_value(v) for v in self._recurrent_states()]
-            )
+        self._carry.record(new_value)
         return loss, gradients, y_pred
 
     def _write_back(self, new_value, keep_statistics):
@@ -363,7 +358,7 @@ class PerturbedModel(keras.Model):
         non-trainable and metric variables; not to the RNN states, which
         `_carry_recurrent_state` sets, nor, without `keep_statistics`, to
         the model's non-trainable weights."""
-        skip = {id(v) for v in self._recurrent_states()}
+        skip = {id(v) for v in self._carry.variables}
         if not keep_statistics:
             skip |= {id(v) for v in self.non_trainable_weights}
         seen = set()
@@ -443,6 +438,27 @@ def _functional_variant(cls):
 
 
 _FUNCTIONAL_VARIANTS = {}
+
+
+class _RecurrentCarry:
+    """The stateful RNN states of the step in progress, and the values each
+    pass left in them (a plain object: Keras must not track these)."""
+
+    def __init__(self):
+        self.variables = []
+        self.passes = []
+
+    def start(self, variables):
+        self.variables, self.passes = variables, []
+
+    def record(self, new_value):
+        if self.variables:
+            self.passes.append([new_value(v) for v in self.variables])
+
+    def finish(self):
+        variables, passes = self.variables, self.passes
+        self.variables, self.passes = [], []
+        return variables, passes
 
 
 class _NoiseState:

@@ -384,3 +384,22 @@ def test_import_and_train_without_tensorflow():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
+
+
+def test_noise_is_fresh_each_step_and_a_function_of_seed_and_step():
+    # Learning rate 0 keeps W fixed, so the loss changes only with the noise.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 16, 2)).astype("float32")
+    y = rng.integers(0, 3, 16).astype("int32")
+
+    def losses(seed):
+        keras.utils.set_random_seed(0)
+        model = keras_ssgd.wrap(conv_net(), noise_level=0.5, seed=seed)
+        compile_model(model, keras.optimizers.SGD(0.0))
+        history = model.fit(x, y, batch_size=16, epochs=3, verbose=0)
+        return history.history["loss"]
+
+    first = losses(seed=1)
+    assert len(set(first)) == 3  # a new direction at every step
+    assert losses(seed=1) == first  # (seed, step) fixes the directions
+    assert losses(seed=2) != first

@@ -26,6 +26,7 @@ Reference:
 - Keras's own trainers, `keras/src/backend/{tensorflow,jax,torch}/trainer.py`.
 """
 
+import functools
 import importlib
 
 import keras
@@ -52,7 +53,12 @@ def name():
 
 def current():
     """The step module of the Keras backend in use."""
-    return importlib.import_module(_MODULES[name()])
+    return _module(name())
+
+
+@functools.cache
+def _module(backend):
+    return importlib.import_module(_MODULES[backend])
 
 
 def require(feature, setting, backends=("tensorflow",)):
