@@ -1,6 +1,7 @@
 """The paper-reproduction scripts: every `--smoke` mode, end to end on
 generated data (tfds mock data, or MNIST-1D generated offline), and their
-refusals of unknown names."""
+refusals of unknown names. The longest smoke tests are marked slow; CI runs
+every script's smoke pipeline with `make smoke`."""
 
 import importlib.util
 import json
@@ -55,6 +56,7 @@ def test_table1_scales_the_paper_plans_without_exceeding_the_budget():
         table1.scale_plan("75-50-50", 0)
 
 
+@pytest.mark.slow  # its pipeline runs in CI through `make smoke`
 def test_fig3_smoke_draws_every_curve_the_tiny_model_has(tmp_path):
     smoke("fig3_noise_sweep", tmp_path)
     assert (tmp_path / "fig3.png").stat().st_size > 0
@@ -68,6 +70,7 @@ def test_fig4_smoke_draws_both_panels(tmp_path):
     assert recipe(tmp_path)["epoch_eval"] is True
 
 
+@pytest.mark.slow  # its pipeline runs in CI through `make smoke`
 def test_fig5_smoke_runs_every_method(tmp_path):
     smoke("fig5_large_batch", tmp_path)
     table = (tmp_path / "fig5.md").read_text()
@@ -75,6 +78,7 @@ def test_fig5_smoke_runs_every_method(tmp_path):
         assert f"| 16 | {method} |" in table
 
 
+@pytest.mark.slow  # its pipeline runs in CI through `make smoke`
 def test_lstm_smoke_trains_the_lstm_with_both_methods(tmp_path):
     smoke("mnist1d_lstm", tmp_path)
     table = (tmp_path / "lstm.md").read_text()

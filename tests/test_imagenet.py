@@ -214,6 +214,7 @@ def test_table3_reports_a_missing_folder_without_a_traceback(tmp_path, capsys):
     assert "ILSVRC2012_img_train.tar" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # its pipeline runs in CI through `make smoke`
 def test_table3_smoke_runs_end_to_end(tmp_path):
     table3 = load_script("table3_imagenet")
     assert table3.main(["--smoke", "--quiet", "--output", str(tmp_path)]) == 0
