@@ -30,8 +30,10 @@ setup(
         "cpu": ["tensorflow-cpu==2.21.*"],
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         "tf": ["tensorflow==2.21.*"],
-        # The other backends of the training step (CPU builds; on a GPU
-        # machine install the CUDA build of jax or torch instead).
+        # The other backends of the training step. `jax` from PyPI runs on
+        # the CPU (install jax[cuda12] on a GPU machine); PyPI's Linux wheel
+        # of torch 2.13.0 is a CUDA build (several GB), so the CI machine
+        # keeps a CPU build of that version at hand, which pip prefers.
         "jax": ["jax"],
         "torch": ["torch==2.13.0"],
         # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR,
