@@ -80,3 +80,24 @@ def require(feature, setting, backends=("tensorflow",)):
             f"{feature} is supported on the {' and '.join(backends)} Keras "
             f"backend only. Received: {setting} with backend={backend!r}."
         )
+
+
+def forward(model, x, y, sample_weight):
+    """`(y_pred, loss)` of one training-mode pass, as Keras's trainers
+    compute them."""
+    y_pred = model(x, training=True)
+    loss = model.compute_loss(
+        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+    )
+    return y_pred, loss
+
+
+def regularized_rest(model, noise_variables):
+    """The trainable variables outside `noise_variables` that have a
+    regularizer. In a stateless scope Keras reads a regularized variable
+    from the scope only, so each pass maps these to their own value."""
+    perturbed = {id(v) for v in noise_variables}
+    return [
+        v for v in model.trainable_variables
+        if id(v) not in perturbed and getattr(v, "regularizer", None)
+    ]

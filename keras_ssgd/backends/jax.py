@@ -13,6 +13,8 @@ import jax
 import keras
 from keras import ops
 
+from keras_ssgd import backends
+
 
 def _groups(model):
     return [
@@ -133,11 +135,7 @@ def measure(model, x, y, sample_weight, noise_variables, values):
         mapping = list(zip(trainable, target_values))
         mapping += list(zip(others, others_values))
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                training=True,
-            )
+            y_pred, loss = backends.forward(model, x, y, sample_weight)
             scaled_loss = model.optimizer.scale_loss(loss)
         new = [scope.get_current_value(v) for v in others]
         return scaled_loss, (loss, y_pred, new)

@@ -5,6 +5,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_ssgd import backends
+
 
 def run_step(model, args, step):
     """`train_step(data)`: Keras traces it into a `tf.function`."""
@@ -38,15 +40,14 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     in a variable (or `None`).
     """
     mapping = list(zip(noise_variables, values))
-    mapping += _regularized_rest(model, noise_variables)
+    mapping += [
+        (v, tf.identity(v.value))
+        for v in backends.regularized_rest(model, noise_variables)
+    ]
     with tf.GradientTape() as tape:
         tape.watch([value for _, value in mapping])
         with keras.StatelessScope(state_mapping=mapping) as scope:
-            y_pred = model(x, training=True)
-            loss = model.compute_loss(
-                x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-                training=True,
-            )
+            y_pred, loss = backends.forward(model, x, y, sample_weight)
         scaled_loss = model.optimizer.scale_loss(loss)
     perturbed = {id(v): value for v, value in mapping}
     targets = [perturbed.get(id(v), v) for v in model.trainable_variables]
@@ -57,11 +58,7 @@ def measure(model, x, y, sample_weight, noise_variables, values):
 def plain_gradients(model, x, y, sample_weight):
     """The plain Keras pass: `(loss, gradients, y_pred)`."""
     with tf.GradientTape() as tape:
-        y_pred = model(x, training=True)
-        loss = model.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-            training=True,
-        )
+        y_pred, loss = backends.forward(model, x, y, sample_weight)
         scaled_loss = model.optimizer.scale_loss(loss)
     gradients = tape.gradient(scaled_loss, model.trainable_variables)
     return loss, gradients, y_pred
@@ -121,15 +118,3 @@ def apply_if_finite(model, gradients, finite):
     tf.distribute.get_replica_context().merge_call(
         cross_replica, args=(gradients, finite)
     )
-
-
-def _regularized_rest(model, noise_variables):
-    """`(variable, value)` for the unperturbed trainable variables that have
-    a regularizer: in a stateless scope Keras reads a regularized variable
-    from the scope only, so they are mapped to their own value."""
-    perturbed = {id(v) for v in noise_variables}
-    return [
-        (v, tf.identity(v.value))
-        for v in model.trainable_variables
-        if id(v) not in perturbed and getattr(v, "regularizer", None)
-    ]

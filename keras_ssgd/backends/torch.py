@@ -7,6 +7,8 @@ pass and one backward pass, and a conditional is a Python `if`.
 import keras
 import torch
 
+from keras_ssgd import backends
+
 
 def run_step(model, args, step):
     """`train_step(data)`, run eagerly."""
@@ -40,18 +42,12 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     mapping = list(zip(noise_variables, values))
     # Keras reads a regularized variable from the scope only: the
     # unperturbed ones are mapped to leaves holding their own value.
-    perturbed_ids = {id(v) for v in noise_variables}
     mapping += [
         (v, v.value.detach().requires_grad_(True))
-        for v in model.trainable_variables
-        if id(v) not in perturbed_ids and getattr(v, "regularizer", None)
+        for v in backends.regularized_rest(model, noise_variables)
     ]
     with keras.StatelessScope(state_mapping=mapping) as scope:
-        y_pred = model(x, training=True)
-        loss = model.compute_loss(
-            x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
-            training=True,
-        )
+        y_pred, loss = backends.forward(model, x, y, sample_weight)
     scaled_loss = model.optimizer.scale_loss(loss)
     perturbed = {id(v): value for v, value in mapping}
     targets = [perturbed.get(id(v), v.value) for v in model.trainable_variables]
