@@ -7,9 +7,10 @@ kernels, LSTM/GRU `kernel` and `recurrent_kernel`, embeddings. Biases,
 BatchNorm gamma/beta and every other rank-1 variable are never selected by it.
 
 The layer-type filters (`conv_kernels`, `dense_kernels`, `recurrent_kernels`)
-ask `owning_layer(variable)` which layer created the variable; the model
-answers that while it selects its noise variables. Custom filters may call it
-too.
+ask `owning_layer(variable)` which layer created the variable. While a model
+selects its noise variables it answers from a map built once; called on its
+own, a filter (or `owning_layer`) finds the layer among the live layers of
+the process. Custom filters may call it too.
 
 Example:
 
@@ -23,6 +24,7 @@ model = keras_ssgd.wrap(lstm, noise_filter=lambda v: "bias" not in v.name)
 """
 
 import contextvars
+import gc
 
 import keras
 
@@ -92,16 +94,35 @@ SHIPPED = {
 def owning_layer(variable):
     """The innermost layer that holds `variable` as its own weight.
 
-    Available inside a noise filter while a `SymmetricSGDModel` selects its
-    noise variables; returns `None` for a variable no layer owns.
+    Inside a noise filter while a `PerturbedModel` selects its noise
+    variables, the answer comes from a map of the model's layers. Anywhere
+    else, the layer is looked up among the live Keras layers of the process
+    (a scan of Python's objects, slower: filters are meant to run at
+    selection). Returns `None` for a variable no layer owns.
+
+    Example:
+
+    ```python
+    dense = keras.layers.Dense(3)
+    model = keras.Sequential([keras.Input((2,)), dense])
+    assert keras_ssgd.filters.owning_layer(dense.kernel) is dense
+    assert keras_ssgd.filters.dense_kernels(dense.kernel)
+    ```
     """
     owners = _OWNERS.get()
-    if owners is None:
-        raise RuntimeError(
-            "`owning_layer()` can only be called from a noise filter while a "
-            "SymmetricSGDModel selects its noise variables."
-        )
-    return owners.get(id(variable))
+    if owners is not None:
+        return owners.get(id(variable))
+    for obj in gc.get_objects():
+        if issubclass(type(obj), keras.layers.Layer) and any(
+            w is variable for w in _own_weights(obj)
+        ):
+            return obj
+    return None
+
+
+def _own_weights(layer):
+    """The variables `layer` created itself (not its sub-layers')."""
+    return layer._trainable_variables + layer._non_trainable_variables
 
 
 def select(model, noise_filter):

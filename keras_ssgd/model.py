@@ -32,15 +32,14 @@ class SymmetricSGDModel(PerturbedModel):
     `predict()` are Keras's own and use the clean master weights.
 
     What happens in one step:
-    - `noise_level == 0`: one plain pass, the computation of
-      `keras.Model.fit` (see `PerturbedModel` for how exact). The level is
-      read from a variable inside the step, so `NoiseSchedule` can switch
-      S-SGD on and off without retracing.
+    - `noise_level == 0`: Keras's own `train_step`, so the model trains
+      exactly as `keras.Model` (see `PerturbedModel`). Changing the level
+      (`NoiseSchedule`) never retraces the perturbed step.
     - The reported `loss` is the mean of the two perturbed losses; compiled
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two
       scaled gradients are averaged, and `LossScaleOptimizer` unscales once.
-    - A step whose loss is not finite (on either pass, at any level) leaves every
+    - A perturbed step whose loss is not finite (on either pass) leaves every
       trainable variable and the optimizer state untouched; BatchNorm
       statistics are still updated by the passes. The non-finite loss is
       reported, so `keras.callbacks.TerminateOnNaN` stops training.

@@ -19,12 +19,14 @@ gradients are taken, how a conditional keeps its variable writes, how the
 trainer passes state) is in `keras_ssgd.backends`.
 """
 
+import functools
 import random
 import warnings
 
 import keras
 from keras import ops
 from keras.src.models.functional import Functional
+from keras.src.models import model as keras_model
 from keras.src.models.model import functional_init_arguments
 from keras.src.saving import object_registration
 
@@ -45,15 +47,19 @@ class PerturbedModel(keras.Model):
     usually by calling `self._measure(...)` once per perturbed point. The base
     class does the rest, identically for every method:
 
-    - `noise_level == 0` runs one plain pass, the computation of
-      `keras.Model.fit`; the level is read from a variable inside the step,
-      so `NoiseSchedule` changes it without retracing. Under op determinism
-      the weights are bit-identical to Keras's in the tested settings
-      (BatchNorm, momentum, mixed precision); TensorFlow's graph optimizer
-      compiles the conditional step on its own terms, and with Dropout and
-      momentum a 1-ulp difference after two steps has been seen.
-    - The update is skipped (trainable variables and optimizer state
-      untouched) when the loss is not finite; the loss is still reported.
+    - `noise_level == 0` runs Keras's own `train_step`: level 0 is
+      `keras.Model` by construction, on every backend (the compiled train
+      function holds one traced step per branch, and the plain one is the
+      graph Keras traces). The level's Python value picks the branch before
+      each call; inside the perturbed branch it is read from a variable, so
+      `NoiseSchedule` changes it without retracing.
+    - In the perturbed step the update is skipped (trainable variables and
+      optimizer state untouched) when the loss is not finite; the loss is
+      still reported. At level 0 a non-finite loss is Keras's business,
+      as in `keras.Model`.
+    - Losses that layers add during `call` (`add_loss`, activity
+      regularizers) are part of every pass's loss and gradient, and of the
+      reported loss, as in Keras.
     - Random perturbations are a function of `seed` and the optimizer's step
       counter, so a checkpointed run resumes the same sequence.
     - Mixed precision, sample weights and `jit_compile` work as in
@@ -82,10 +88,9 @@ class PerturbedModel(keras.Model):
     # The constructor argument that holds the level (`rho` for SAM, ...).
     level_argument = "noise_level"
 
-    def __new__(cls, *args, **kwargs):
-        if functional_init_arguments(args, kwargs):
-            cls = _functional_variant(cls)
-        return super().__new__(cls, *args, **kwargs)
+    # The branch of the step being traced: True (perturbed) or False
+    # (plain); None outside a compiled step (see `_noisy`).
+    _static_noisy = None
 
     def __init__(
         self,
@@ -101,7 +106,18 @@ class PerturbedModel(keras.Model):
         noise_filter = _resolve_filter(noise_filter)
         check_choice(batchnorm_update, "batchnorm_update", BATCHNORM_UPDATES)
         seed = check_seed(seed)
-        super().__init__(*args, **kwargs)
+        if functional_init_arguments(args, kwargs):
+            # Built from a layer graph (`cls(inputs, outputs)`, or a
+            # subclass's `__init__` passing them on): this instance becomes
+            # a `Functional` through a variant class of its own. Keras's
+            # `Model.__init__` would instead rewrite the bases of every
+            # class up to `keras.Model` in place, for the whole process.
+            if not isinstance(self, Functional):
+                self.__class__ = _functional_variant(type(self))
+            keras_model.Trainer.__init__(self)  # the backend's trainer
+            Functional.__init__(self, *args, **kwargs)
+        else:
+            super().__init__(*args, **kwargs)
         self.noise_filter = noise_filter
         self.batchnorm_update = batchnorm_update
         self.seed = seed
@@ -111,6 +127,13 @@ class PerturbedModel(keras.Model):
         self._level_value = noise_level  # the Python float, for get_config
         self._gradient_reducer = None
         self._carry = _RecurrentCarry()
+
+    def __reduce__(self):
+        # Keras pickles a model as its saved bytes, loaded back by
+        # `_unpickle_model`; the functional variant class is not importable
+        # by name, so the loader is taken from `keras.Model`.
+        _, args = super().__reduce__()
+        return keras.Model._unpickle_model, args
 
     @classmethod
     def _refuse_noise_level(cls, kwargs):
@@ -225,25 +248,13 @@ class PerturbedModel(keras.Model):
             )
         return selected
 
-    @property
-    def non_trainable_variables(self):
-        # On JAX the trainer threads these through its jitted step; the
-        # noise level and RNN states are listed so that it threads them too.
-        variables = super().non_trainable_variables
-        seen = {id(v) for v in variables}
-        extra = [
-            v for v in backends.current().extra_state(self)
-            if id(v) not in seen
-        ]
-        return variables + extra
-
     def train_step(self, *args):
         # `(data)` on TensorFlow and PyTorch, `(state, data)` on JAX.
-        data = args[-1]
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(args[-1])
         if not all(layer.built for layer in self._flatten_layers()):
             self(x)  # A subclassed model creates its variables on first call.
-        if not self.noise_variables:
+        noisy = self._noisy()
+        if noisy and not self.noise_variables:
             warnings.warn(
                 f"Model '{self.name}' has no variable to perturb (the "
                 f"default filter `{_name_of(self.default_noise_filter)}` "
@@ -251,33 +262,37 @@ class PerturbedModel(keras.Model):
                 "SGD.",
                 stacklevel=2,
             )
-            if self._gradient_reducer is None:
-                return super().train_step(*args)
-        return backends.current().run_step(self, args, self._step)
+            noisy = False
+        if not noisy and self._gradient_reducer is None:
+            # Level 0 is Keras's own step, so plain training is Keras's
+            # computation by construction, on every backend and CPU.
+            return super().train_step(*args)
+        return backends.current().run_step(
+            self, args, functools.partial(self._step, noisy)
+        )
 
-    def _step(self, data):
+    def _noisy(self):
+        """Whether this step perturbs.
+
+        Decided before the step, from the Python value of the level: the
+        compiled train function holds one traced step per branch (see
+        `keras_ssgd.backends.per_branch`), and inside the perturbed branch
+        the level is read from a variable, so changing it between non-zero
+        values never retraces.
+        """
+        if self._static_noisy is not None:
+            return self._static_noisy
+        return self.noise_level > 0
+
+    def _step(self, noisy, data):
         """The step on the variables: measure, reduce, update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        noise_variables = self.noise_variables
-        # True/False where the backend picks the branch before the step
-        # (JAX: one compiled step per branch; PyTorch: eager), None where
-        # the compiled step tests the level itself (TensorFlow).
-        noisy = backends.current().noisy(self)
-        if not noise_variables or noisy is False:
-            loss, gradients = self._plain_gradients(x, y, sample_weight)
-        elif noisy:
+        if noisy:
             loss, gradients = self._perturbed_step(
-                x, y, sample_weight, noise_variables
+                x, y, sample_weight, self.noise_variables
             )
-        else:
-            loss, gradients = _cond_with_none(
-                self._noise.level > 0,
-                lambda: self._perturbed_step(
-                    x, y, sample_weight, noise_variables
-                ),
-                lambda: self._plain_gradients(x, y, sample_weight),
-                self,
-            )
+        else:  # level 0 with a gradient reducer
+            loss, gradients = self._plain_gradients(x, y, sample_weight)
         finite = ops.isfinite(loss)
         if self._gradient_reducer is not None:
             gradients, finite = self._gradient_reducer(gradients, finite)
@@ -383,7 +398,7 @@ class PerturbedModel(keras.Model):
         # Keras's own `train_step` feeds `_loss_tracker` the same way.
         self._loss_tracker.update_state(
             _unscale_for_distribution(loss),
-            sample_weight=ops.shape(keras.tree.flatten(x)[0])[0],
+            sample_weight=backends.batch_size(x),
         )
         for y_pred in predictions:
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
@@ -486,31 +501,6 @@ class _NoiseState:
         step = ops.cast(optimizer.iterations, state.dtype)
         state.assign(ops.stack([ops.cast(self.seed, state.dtype), step]))
         return self._generator
-
-
-def _cond_with_none(pred, true_fn, false_fn, model=None):
-    """`ops.cond` over `(loss, gradients)` where some gradients may be None.
-
-    `None` gradients (variables the loss does not reach) cannot cross a
-    conditional: they are left out of it and put back afterwards, so the
-    optimizer skips those variables exactly as in plain Keras training.
-    Both branches reach the same variables.
-    """
-    missing = []
-
-    def without_none(fn):
-        def branch():
-            loss, gradients = fn()
-            missing[:] = [g is None for g in gradients]
-            return loss, [g for g in gradients if g is not None]
-
-        return branch
-
-    loss, present = backends.current().cond(
-        pred, without_none(true_fn), without_none(false_fn), model
-    )
-    present = iter(present)
-    return loss, [None if m else next(present) for m in missing]
 
 
 def _flat_tensors(gradients):

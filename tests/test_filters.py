@@ -49,6 +49,8 @@ def test_custom_filter_may_select_any_trainable_variable():
     assert "dense/bias" not in chosen
 
 
-def test_owning_layer_is_only_available_during_selection():
-    with pytest.raises(RuntimeError, match="noise filter"):
-        filters.owning_layer(keras.Variable(1.0))
+def test_owning_layer_answers_outside_selection():
+    dense = keras.layers.Dense(2)
+    keras.Sequential([keras.Input((3,)), dense])
+    assert filters.owning_layer(dense.kernel) is dense
+    assert filters.owning_layer(keras.Variable(1.0)) is None

@@ -10,17 +10,16 @@ functions:
   variables and returns the updated state).
 - `measure(model, x, y, sample_weight, noise_variables, values)`: one
   forward and backward pass with `noise_variables` at `values`.
-- `plain_gradients(model, x, y, sample_weight)`: the plain Keras pass.
-- `cond(pred, true_fn, false_fn)`: a conditional whose branches may assign
-  variables.
+- `plain_gradients(model, x, y, sample_weight)`: the plain Keras pass (used
+  at level 0 with a gradient reducer, TensorFlow only; otherwise level 0 is
+  Keras's own `train_step`).
 - `apply_if_finite(model, gradients, finite)`: the optimizer update,
   skipped when `finite` is false.
 - `after(dependencies, fn, *args)`: `fn(*args)`, computed once the
   `dependencies` exist.
-- `noisy(model)`: True or False where the backend picks the step's branch
-  before the step, None where the step tests the level itself.
-- `make_train_function(model, make, force)`: Keras's, or one per branch.
-- `dense(gradient)`, `num_replicas()`, `extra_state(model)`.
+- `make_train_function(model, make, force)`: one compiled step per branch
+  (`per_branch`), or Keras's own where the step runs eagerly.
+- `dense(gradient)`, `num_replicas()`.
 
 Reference:
 - Keras's own trainers, `keras/src/backend/{tensorflow,jax,torch}/trainer.py`.
@@ -84,12 +83,26 @@ def require(feature, setting, backends=("tensorflow",)):
 
 def forward(model, x, y, sample_weight):
     """`(y_pred, loss)` of one training-mode pass, as Keras's trainers
-    compute them."""
-    y_pred = model(x, training=True)
-    loss = model.compute_loss(
+    compute them: `training=True` only where `call` takes it, and
+    `compute_loss` through Keras's wrapper, which also accepts overrides
+    without a `training` argument. Losses that layers add during the pass
+    (`add_loss`, activity regularizers) are part of `loss` when the pass runs
+    in a `keras.StatelessScope` opened with `collect_losses=True`."""
+    if model._call_has_training_arg:
+        y_pred = model(x, training=True)
+    else:
+        y_pred = model(x)
+    loss = model._compute_loss(
         x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
     )
     return y_pred, loss
+
+
+def batch_size(x):
+    """The number of examples in batch `x`, read from its first input that
+    is not `None` (an optional input may be), as Keras's trainers do."""
+    first = next(i for i in keras.tree.flatten(x) if i is not None)
+    return keras.ops.shape(first)[0]
 
 
 def regularized_rest(model, noise_variables):
@@ -101,3 +114,65 @@ def regularized_rest(model, noise_variables):
         v for v in model.trainable_variables
         if id(v) not in perturbed and getattr(v, "regularizer", None)
     ]
+
+
+def per_branch(model, make, force, call=None):
+    """A train function holding one compiled step per branch of the step.
+
+    The plain branch (noise level 0: Keras's own `train_step`) and the
+    perturbed branch are traced as two functions, each at most once, and the
+    model's current `noise_level` picks one before each call. So the plain
+    branch is the very graph Keras compiles, and XLA and TensorFlow's graph
+    rewrites see no conditional around either branch. Inside the perturbed
+    branch the level is read from a variable: changing it (`NoiseSchedule`)
+    never retraces.
+
+    Args:
+        model: the `PerturbedModel`.
+        make: Keras's `make_train_function`, bound to the model.
+        force: rebuild even if the model has a train function.
+        call: `None`, or `call(function, noisy, *args)` running the compiled
+            `function` of branch `noisy` on the trainer's `args` (JAX threads
+            extra state this way).
+
+    Returns:
+        The train function, also set as `model.train_function`.
+    """
+    if model.train_function is not None and not force:
+        return model.train_function
+    compiled = {}
+
+    def train_function(*args):
+        noisy = model.noise_level > 0
+        if noisy not in compiled:
+            # A step function of its own, so that the trace is new; it calls
+            # `model.train_step` as it is (an instance may override it).
+            own = model.__dict__.get("train_step")
+            model.train_step = _branch_step(model, noisy, model.train_step)
+            try:
+                make(force=True)
+            finally:
+                del model.train_step
+                if own is not None:
+                    model.train_step = own
+            compiled[noisy] = model.train_function
+            model.train_function = train_function
+        if call is None:
+            return compiled[noisy](*args)
+        return call(compiled[noisy], noisy, *args)
+
+    model.train_function = train_function
+    return train_function
+
+
+def _branch_step(model, noisy, step):
+    """`step` (the model's `train_step`) with the branch fixed to `noisy`."""
+
+    def train_step(*args):
+        model._static_noisy = noisy
+        try:
+            return step(*args)
+        finally:
+            model._static_noisy = None
+
+    return train_step

@@ -9,6 +9,8 @@ threading as Keras's own `train_step`, seed-generator states included.
 Conditionals and passes become pure functions of the values the scope holds.
 """
 
+import functools
+
 import jax
 import keras
 from keras import ops
@@ -16,19 +18,38 @@ from keras import ops
 from keras_ssgd import backends
 
 
-def _groups(model):
+def _groups(model, extras=()):
     return [
         model.trainable_variables,
-        model.non_trainable_variables,
+        model.non_trainable_variables + list(extras),
         model.optimizer.variables,
         model.metrics_variables,
     ]
 
 
+def _extras(model):
+    """Variables the perturbed step reads that Keras does not thread: the
+    noise level (so that `NoiseSchedule` changes it without retracing) and
+    the states of stateful RNNs (Keras keeps them out of
+    `non_trainable_variables`). The train function passes their values in
+    next to the non-trainable state (`_thread_extras`), so the model's own
+    variable lists stay those of `keras.Model`."""
+    return [model._noise.level] + model._recurrent_states()
+
+
 def run_step(model, args, step):
-    """`train_step(state, data) -> (logs, state)` around the shared step."""
+    """`train_step(state, data) -> (logs, state)` around the shared step.
+
+    The state may carry the values of `_extras(model)` after the
+    non-trainable ones (the train function puts them there); a
+    `train_step` called directly with Keras's state reads them from the
+    variables instead.
+    """
     state, data = args
-    groups = _groups(model)
+    extras = _extras(model)
+    if len(state[1]) == len(model.non_trainable_variables):
+        extras = []
+    groups = _groups(model, extras)
     mapping = [
         (variable, value)
         for variables, values in zip(groups, state)
@@ -43,67 +64,39 @@ def run_step(model, args, step):
 
 
 def make_train_function(model, make, force):
-    """One compiled step per branch, chosen by the noise level per call.
+    """One compiled step per branch (`keras_ssgd.backends.per_branch`).
 
-    XLA on a CPU runs convolutions inside `lax.cond` an order of magnitude
-    slower than outside it, so the level-0 branch (the plain pass) and the
-    noisy branch are compiled as two functions, each at most once, and the
-    current `noise_level` picks one before each call. The level's value is
-    still read inside the step: changing it (`NoiseSchedule`) never
-    retraces.
+    Besides picking the plain branch at level 0 (Keras's own step, compiled
+    as Keras compiles it), this keeps XLA on a CPU from running convolutions
+    inside `lax.cond`, an order of magnitude slower than outside it.
     """
-    if model.train_function is not None and not force:
-        return model.train_function
-    compiled = {}
-
-    def train_function(state, iterator):
-        noisy = model.noise_level > 0
-        if noisy not in compiled:
-            # A step function of its own, so that `jax.jit` traces it anew.
-            model.train_step = _branch_step(model, noisy)
-            try:
-                make(force=True)
-            finally:
-                del model.train_step
-            compiled[noisy] = model.train_function
-            model.train_function = train_function
-        return compiled[noisy](state, iterator)
-
-    model.train_function = train_function
-    return train_function
+    return backends.per_branch(
+        model, make, force, call=functools.partial(_thread_extras, model)
+    )
 
 
-def _branch_step(model, noisy):
-    """`model.train_step` with the branch fixed to `noisy`."""
-
-    def train_step(state, data):
-        model._static_noisy = noisy
-        try:
-            return type(model).train_step(model, state, data)
-        finally:
-            model._static_noisy = None
-
-    return train_step
-
-
-def noisy(model):
-    """The branch of the compiled step being traced (set by
-    `make_train_function`), or None for a `train_step` called directly,
-    which then tests the level inside the step."""
-    return getattr(model, "_static_noisy", None)
-
-
-def extra_state(model):
-    """Variables the jitted step reads that Keras would not pass in: the
-    noise level (so that `NoiseSchedule` changes it without retracing) and
-    the states of stateful RNNs. The model lists them among its
-    `non_trainable_variables`, which the trainer threads."""
-    return [model._noise.level] + model._recurrent_states()
+def _thread_extras(model, function, noisy, state, data):
+    """Runs the compiled `function` of branch `noisy`; the perturbed branch
+    gets the values of `_extras(model)` after the non-trainable ones, and
+    the RNN states it returns are written back to their variables."""
+    if not noisy:
+        return function(state, data)
+    extras = _extras(model)
+    trainable, non_trainable, *rest = state
+    # Copies: the compiled step donates its state buffers.
+    values = [jax.numpy.array(v.value, copy=True) for v in extras]
+    state = (trainable, list(non_trainable) + values, *rest)
+    logs, state = function(state, data)
+    trainable, non_trainable, *rest = state
+    count = len(non_trainable) - len(extras)
+    for variable, value in zip(extras[1:], non_trainable[count + 1:]):
+        variable.assign(value)
+    return logs, (trainable, non_trainable[:count], *rest)
 
 
 def _all_variables(model):
     seen, out = set(), []
-    for variables in _groups(model):
+    for variables in _groups(model, _extras(model)):
         for v in variables:
             if id(v) not in seen:
                 seen.add(id(v))
@@ -134,7 +127,9 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     def forward(target_values):
         mapping = list(zip(trainable, target_values))
         mapping += list(zip(others, others_values))
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        with keras.StatelessScope(
+            state_mapping=mapping, collect_losses=True
+        ) as scope:
             y_pred, loss = backends.forward(model, x, y, sample_weight)
             scaled_loss = model.optimizer.scale_loss(loss)
         new = [scope.get_current_value(v) for v in others]
@@ -145,46 +140,6 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     )(targets)
     new_values = {id(v): value for v, value in zip(others, new)}
     return loss, list(gradients), y_pred, lambda v: new_values.get(id(v))
-
-
-def plain_gradients(model, x, y, sample_weight):
-    """The plain pass: `measure` with nothing perturbed, every change the
-    pass makes (BatchNorm statistics, RNN states, seeds) kept."""
-    loss, gradients, y_pred, new_value = measure(
-        model, x, y, sample_weight, [], []
-    )
-    trainable_ids = {id(v) for v in model.trainable_variables}
-    for v in _all_variables(model):
-        if id(v) not in trainable_ids and new_value(v) is not None:
-            v.assign(new_value(v))
-    return loss, gradients, y_pred
-
-
-def cond(pred, true_fn, false_fn, model=None):
-    """`jax.lax.cond` over branches that assign variables.
-
-    Inside `jit` a branch cannot write to the enclosing scope, so each
-    branch runs in a scope of its own and returns the new values of the
-    model's variables next to its result; they are assigned after the
-    conditional.
-    """
-    variables = _all_variables(model)
-    values = _current(variables)
-
-    def branch(fn):
-        def run():
-            with keras.StatelessScope(
-                state_mapping=list(zip(variables, values))
-            ) as scope:
-                out = fn()
-            return out, [scope.get_current_value(v) for v in variables]
-
-        return run
-
-    out, new = jax.lax.cond(pred, branch(true_fn), branch(false_fn))
-    for v, value in zip(variables, new):
-        v.assign(value)
-    return out
 
 
 def after(dependencies, fn, *args):

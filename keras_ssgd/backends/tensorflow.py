@@ -14,20 +14,10 @@ def run_step(model, args, step):
 
 
 def make_train_function(model, make, force):
-    """Keras's own (`make`): one step holds both branches."""
-    return make(force=force)
-
-
-def noisy(model):
-    """None: the traced step tests the level (`tf.cond`), so changing it
-    never retraces."""
-    return None
-
-
-def extra_state(model):
-    """Variables the trainer must thread besides the model's: none here
-    (a `tf.function` reads and writes variables in place)."""
-    return []
+    """One traced step per branch (`keras_ssgd.backends.per_branch`): the
+    level-0 graph is Keras's own, so TensorFlow's graph rewrites (oneDNN
+    fusions, grappler) compile it exactly as they compile `keras.Model`'s."""
+    return backends.per_branch(model, make, force)
 
 
 def measure(model, x, y, sample_weight, noise_variables, values):
@@ -46,7 +36,9 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     ]
     with tf.GradientTape() as tape:
         tape.watch([value for _, value in mapping])
-        with keras.StatelessScope(state_mapping=mapping) as scope:
+        with keras.StatelessScope(
+            state_mapping=mapping, collect_losses=True
+        ) as scope:
             y_pred, loss = backends.forward(model, x, y, sample_weight)
         scaled_loss = model.optimizer.scale_loss(loss)
     perturbed = {id(v): value for v, value in mapping}
@@ -62,11 +54,6 @@ def plain_gradients(model, x, y, sample_weight):
         scaled_loss = model.optimizer.scale_loss(loss)
     gradients = tape.gradient(scaled_loss, model.trainable_variables)
     return loss, gradients, y_pred
-
-
-def cond(pred, true_fn, false_fn, model=None):
-    """`ops.cond`: `tf.cond` keeps the branches' variable writes."""
-    return ops.cond(pred, true_fn, false_fn)
 
 
 def after(dependencies, fn, *args):

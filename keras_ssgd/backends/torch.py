@@ -16,18 +16,9 @@ def run_step(model, args, step):
 
 
 def make_train_function(model, make, force):
-    """Keras's own (`make`): one step holds both branches."""
+    """Keras's own (`make`): the step runs eagerly, so `train_step` picks its
+    branch from the Python value of the level at every call."""
     return make(force=force)
-
-
-def noisy(model):
-    """Whether this step perturbs, from the Python level (no device sync)."""
-    return model.noise_level > 0
-
-
-def extra_state(model):
-    """Variables the trainer must thread besides the model's: none here."""
-    return []
 
 
 def measure(model, x, y, sample_weight, noise_variables, values):
@@ -46,7 +37,9 @@ def measure(model, x, y, sample_weight, noise_variables, values):
         (v, v.value.detach().requires_grad_(True))
         for v in backends.regularized_rest(model, noise_variables)
     ]
-    with keras.StatelessScope(state_mapping=mapping) as scope:
+    with keras.StatelessScope(
+        state_mapping=mapping, collect_losses=True
+    ) as scope:
         y_pred, loss = backends.forward(model, x, y, sample_weight)
     scaled_loss = model.optimizer.scale_loss(loss)
     perturbed = {id(v): value for v, value in mapping}
@@ -54,27 +47,15 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     gradients = list(
         torch.autograd.grad(scaled_loss, targets, allow_unused=True)
     )
-    return loss.detach(), gradients, y_pred.detach(), scope.get_current_value
+    return loss.detach(), gradients, _detach(y_pred), scope.get_current_value
 
 
-def plain_gradients(model, x, y, sample_weight):
-    """The plain Keras pass, as Keras's torch trainer computes it."""
-    y_pred = model(x, training=True)
-    model.zero_grad()
-    loss = model.compute_loss(
-        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+def _detach(y_pred):
+    """The predictions, out of the autograd graph (any structure: a model
+    may have several outputs)."""
+    return keras.tree.map_structure(
+        lambda t: t.detach() if isinstance(t, torch.Tensor) else t, y_pred
     )
-    scaled_loss = model.optimizer.scale_loss(loss)
-    variables = model.trainable_variables
-    if variables:
-        scaled_loss.backward()
-    gradients = [v.value.grad for v in variables]
-    return loss.detach(), gradients, y_pred.detach()
-
-
-def cond(pred, true_fn, false_fn, model=None):
-    """A Python `if` (the step runs eagerly)."""
-    return true_fn() if bool(pred) else false_fn()
 
 
 def after(dependencies, fn, *args):
