@@ -7,12 +7,64 @@ minutes on a 2-core CPU. Results go to `results/<run>/`: `results.json`,
 """
 
 import argparse
+import contextlib
 import datetime
 import os
+import signal
 import sys
+import threading
 import time
 
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM: a preemption, a job scheduler's stop
+
+# What `report.summarize` reads from each record; a record without them
+# (from another tool) is refused on --resume.
+RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
+                 "seconds", "test_accuracy", "train_loss")
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread while `main()` runs.
+
+    A `BaseException` like `KeyboardInterrupt`, so that no `except
+    Exception` between the signal and `main()` swallows it.
+    """
+
+
+@contextlib.contextmanager
+def _sigterm_raises():
+    """While open, SIGTERM raises `Terminated` in the main thread.
+
+    Only the first SIGTERM raises; later ones are ignored, so that the
+    results of the finished runs get written. The previous handler is put
+    back on exit. Off the main thread (where Python cannot set a handler)
+    this changes nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated(signum)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        # None: a handler set outside Python, which cannot be put back.
+        signal.signal(
+            signal.SIGTERM, signal.SIG_DFL if previous is None else previous
+        )
+
+
+def _stop_reason(stop):
+    """`(signal name, exit code)` of a `KeyboardInterrupt` or `Terminated`."""
+    if isinstance(stop, Terminated):
+        return "SIGTERM", EXIT_TERMINATED
+    return "Ctrl-C (SIGINT)", EXIT_INTERRUPTED
 
 
 def _method_arg(text):
@@ -312,15 +364,42 @@ def parse(argv=None):
 
 
 def main(argv=None):
-    """Runs the command; returns the exit code."""
+    """Runs the command; returns the exit code.
+
+    Ctrl-C and SIGTERM (a preemption, a job scheduler's stop) end it
+    cleanly: the finished runs stay on disk with `results.json` and
+    `summary.md` written for them, and the exit code is 130 (Ctrl-C) or
+    143 (SIGTERM); `--resume` continues. SIGTERM is handled only while
+    `main()` runs.
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config, specs, args = parse(argv)
+    from keras_ssgd.train.store import StoreError
 
+    with _sigterm_raises():
+        try:
+            return _run(config, specs, args)
+        except (KeyboardInterrupt, Terminated) as stop:
+            # Stopped outside the training loop (loading, final writes).
+            name, code = _stop_reason(stop)
+            folder = f" --output {args.output}" if args.output else ""
+            print(f"\nssgd-train: stopped by {name}; rerun the same command "
+                  f"with --resume{folder} to continue.", file=sys.stderr)
+            return code
+        except StoreError as error:
+            print(f"ssgd-train: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
+
+
+def _run(config, specs, args):
+    """`main()` after parsing: trains the runs not done; the exit code."""
     from keras_ssgd.train import report
     from keras_ssgd.train import runner
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.store import RunStore
     from keras_ssgd.train.store import StoreError
+    from keras_ssgd.train.store import atomic_path
+    from keras_ssgd.train.store import atomic_write_text
 
     from keras_ssgd.train import distribution as distribution_lib
 
@@ -352,7 +431,8 @@ def main(argv=None):
             "runs": [spec.key for spec in specs]}
     try:
         store = RunStore(
-            output, plan, resume=args.resume, defaults=runner.Config.defaults()
+            output, plan, resume=args.resume, defaults=runner.Config.defaults(),
+            required=RECORD_FIELDS,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {error}", file=sys.stderr)
@@ -372,14 +452,15 @@ def main(argv=None):
     def finish():
         rows = report.summarize(store.records(), METHODS)
         store.write_results(rows)
-        (store.folder / "summary.md").write_text(
-            report.summary_markdown(config.to_json(), rows)
+        atomic_write_text(
+            store.folder / "summary.md",
+            report.summary_markdown(config.to_json(), rows),
         )
         if rows:
-            report.plot(
-                rows, store.folder / "accuracy.png",
-                title=f"{config.dataset}, {config.model}",
-            )
+            with atomic_path(store.folder / "accuracy.png") as tmp:
+                report.plot(
+                    rows, tmp, title=f"{config.dataset}, {config.model}",
+                )
         return rows
 
     try:
@@ -400,14 +481,16 @@ def main(argv=None):
                 + f" ({record['seconds']:.0f} s)",
                 flush=True,
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Terminated) as stop:
         finish()
+        name, code = _stop_reason(stop)
         print(
-            f"\nInterrupted. The {len(store.done())} finished runs are in "
-            f"{store.folder}; continue with --resume --output {store.folder}",
+            f"\nssgd-train: stopped by {name}. The {len(store.done())} "
+            f"finished runs are in {store.folder}; continue with --resume "
+            f"--output {store.folder}",
             file=sys.stderr,
         )
-        return 130
+        return code
     rows = finish()
     print()
     print("\n".join(report.table(rows)))
@@ -422,12 +505,11 @@ def _follow(config, specs, args, dist):
     the output folder (read before rank 0 starts writing new ones).
     """
     from keras_ssgd.train import runner
+    from keras_ssgd.train.store import record_paths
 
     done = set()
     if args.resume and args.output:
-        import pathlib
-
-        done = {p.stem for p in (pathlib.Path(args.output) / "runs").glob("*.json")}
+        done = {path.stem for path in record_paths(args.output)}
     for spec in specs:
         if spec.key not in done:
             runner.train(config, spec, verbose=0, distribution=dist)

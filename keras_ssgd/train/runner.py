@@ -14,6 +14,7 @@ from keras_ssgd.phases import PhasePlan
 from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import MODELS
+from keras_ssgd.train.store import atomic_path
 from keras_ssgd.wrap import wrap
 
 
@@ -126,10 +127,10 @@ def build_model(config, spec, data, transform=None):
 def train(config, spec, verbose=1, model_path=None, distribution=None):
     """Trains one run and returns its record (a JSON-ready dict).
 
-    With `model_path`, the trained model is saved there (a `.keras` file)
-    before the record is returned (by the root process only). With a
-    `distribution` (see `keras_ssgd.train.distribution`), the run is spread
-    over its devices; `config.batch_size` is the global batch.
+    With `model_path`, the trained model is saved there (a `.keras` file,
+    written atomically) before the record is returned (by the root process
+    only). With a `distribution` (see `keras_ssgd.train.distribution`), the
+    run is spread over its devices; `config.batch_size` is the global batch.
 
     A run whose loss becomes NaN or infinite is stopped
     (`keras.callbacks.TerminateOnNaN`) and recorded with
@@ -210,7 +211,8 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
         record["hessian_top"] = float(top[0])
         record["hessian_seconds"] = time.perf_counter() - start
     if model_path is not None and dist.is_root():
-        model.save(model_path)
+        with atomic_path(model_path) as tmp:  # never a half-written model
+            model.save(tmp)
         record["model_file"] = str(model_path)
     record.update(
         status=status,

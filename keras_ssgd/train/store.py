@@ -10,17 +10,135 @@ Layout of a run folder:
     summary.md       the table (written by `report`)
     accuracy.png     test accuracy against noise level (written by `report`)
 
-Files are written to a temporary name and renamed, so an interrupted run
-never leaves a half-written record.
+Every file is written atomically (`atomic_write_text`, `atomic_path`): to a
+temporary file in the same folder, flushed to disk, then renamed onto its
+name. A run killed at any moment leaves each file either absent or complete
+(at worst a hidden `.<name>.<random>.tmp...` file, which is never read).
 """
 
+import contextlib
 import json
 import os
 import pathlib
+import secrets
 
 
 class StoreError(Exception):
     """The output folder cannot be used; the message says why."""
+
+
+# How to get past a damaged record or configuration, for the messages.
+_RECORD_FIX = ("Delete or move it to train that run again, or pick another "
+               "--output.")
+_CONFIG_FIX = "Restore the file, or pick another --output."
+
+
+def atomic_write_text(path, text):
+    """Writes `text` (UTF-8) to `path` so that it is never seen half-written.
+
+    The text goes to a temporary file in the same folder, is flushed and
+    `fsync`ed, then renamed onto `path` with `os.replace` (atomic on POSIX
+    and Windows); the folder is `fsync`ed where the platform allows. If
+    anything fails or the process is interrupted before the rename, `path`
+    keeps its old content (or stays absent) and the temporary file is
+    removed.
+
+    Args:
+        path: str or `pathlib.Path`, the file to write.
+        text: str, the whole new content.
+    """
+    path = pathlib.Path(path)
+    tmp = _temp_name(path, suffix="")
+    # O_EXCL: never another writer's file; mode 0o666 minus the umask, as
+    # `open()` would give the final file.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with open(fd, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_folder(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path for a writer that takes a path; renamed on success.
+
+    For writers such as `model.save(path)` or `figure.savefig(path)`: they
+    write to the yielded path (in the same folder as `path`, ending in the
+    same suffix, which Keras and Matplotlib need); when the block ends
+    without an exception the file is `fsync`ed and renamed onto `path`.
+    On an exception (an interrupt included) the temporary file is removed
+    and `path` is left as it was.
+
+    Example:
+
+    ```python
+    with atomic_path("runs/sgd-seed0.keras") as tmp:
+        model.save(tmp)
+    ```
+
+    Args:
+        path: str or `pathlib.Path`, the final file.
+
+    Yields:
+        A `pathlib.Path` that does not exist yet.
+    """
+    path = pathlib.Path(path)
+    tmp = _temp_name(path, suffix=path.suffix)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    _fsync_folder(path.parent)
+
+
+def is_temp_file(path):
+    """Whether `path` is a temporary file of `atomic_write_text`/`atomic_path`."""
+    name = pathlib.Path(path).name
+    return name.startswith(".") and ".tmp" in name
+
+
+def _temp_name(path, suffix):
+    token = secrets.token_hex(4)
+    return path.with_name(f".{path.name}.{token}.tmp{suffix}")
+
+
+def _remove_quietly(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _fsync_folder(folder):
+    """Makes a rename in `folder` durable; a no-op where unsupported."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # Windows cannot open a folder
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems refuse fsync on a folder
+        pass
+    finally:
+        os.close(fd)
+
+
+def record_paths(folder):
+    """The record files of the run folder `folder`, temporary files left out."""
+    return sorted(
+        path for path in (pathlib.Path(folder) / "runs").glob("*.json")
+        if not is_temp_file(path)
+    )
 
 
 class RunStore:
@@ -37,15 +155,23 @@ class RunStore:
         defaults: dict of recipe fields to their default values. A field
             missing from a saved recipe (written by an older version)
             matches when the new value is its default.
+        required: the fields every record must hold (besides `key`), checked
+            when the records are read.
 
     Raises:
         StoreError: the folder is not writable, holds results while
-            `resume` is false, or holds a different recipe.
+            `resume` is false, holds a different recipe, or (with `resume`)
+            holds a record that cannot be read: not UTF-8, not JSON, not a
+            JSON object with the `required` fields, named after another run,
+            or trained with another recipe.
     """
 
-    def __init__(self, folder, config, resume=False, defaults=None):
+    def __init__(self, folder, config, resume=False, defaults=None,
+                 required=()):
         self.folder = pathlib.Path(folder)
         self.config = config
+        self.defaults = defaults or {}
+        self.required = ("key", *(f for f in required if f != "key"))
         config_path = self.folder / "config.json"
         if resume:
             if not config_path.exists():
@@ -54,23 +180,25 @@ class RunStore:
                     "(no config.json). Pass the --output folder of the run "
                     "to continue."
                 )
-            saved = json.loads(config_path.read_text()).get("recipe", {})
-            recipe = config.get("recipe", {})
-            defaults = defaults or {}
-            changed = sorted(
-                k for k in set(saved) | set(recipe)
-                if saved.get(k, defaults.get(k)) != recipe.get(k)
-            )
-            if changed:
-                detail = ", ".join(
-                    f"{k}: {saved.get(k)!r} there, {recipe.get(k)!r} now"
-                    for k in changed
+            saved = _read_json(config_path, "the run configuration",
+                               _CONFIG_FIX)
+            if not isinstance(saved, dict) or not isinstance(
+                saved.get("recipe", {}), dict
+            ):
+                raise StoreError(
+                    f"--resume: {config_path} is not a run configuration "
+                    "(expected a JSON object with a `recipe` object). "
+                    f"Received: {_describe(saved)}. Pass the --output folder "
+                    "of an `ssgd-train` run."
                 )
+            changed = self._recipe_changes(saved.get("recipe", {}))
+            if changed:
                 raise StoreError(
                     f"--resume: the recipe differs from the one in "
-                    f"{config_path} ({detail}). Resume with the same "
+                    f"{config_path} ({changed}). Resume with the same "
                     "recipe, or pick another --output."
                 )
+            self.records()  # every record readable, before any training
         elif config_path.exists() or self._records_dir().exists():
             raise StoreError(
                 f"{self.folder} already holds results. Pass --resume to "
@@ -87,23 +215,77 @@ class RunStore:
     def _records_dir(self):
         return self.folder / "runs"
 
+    def _recipe_changes(self, saved):
+        """`saved` against this store's recipe: '' or 'k: a there, b now'."""
+        recipe = self.config.get("recipe", {})
+        changed = sorted(
+            k for k in set(saved) | set(recipe)
+            if saved.get(k, self.defaults.get(k)) != recipe.get(k)
+        )
+        return ", ".join(
+            f"{k}: {saved.get(k)!r} there, {recipe.get(k)!r} now"
+            for k in changed
+        )
+
     def records(self):
-        """The finished runs' records, in the order they finished."""
-        records = []
-        for path in self._records_dir().glob("*.json"):
-            records.append(json.loads(path.read_text()))
+        """The finished runs' records, in the order they finished.
+
+        Raises:
+            StoreError: a record file cannot be read or is not a record of
+                this recipe; the message names the file.
+        """
+        records = [self._read_record(path)
+                   for path in record_paths(self.folder)]
         return sorted(records, key=lambda r: r.get("finished", 0))
+
+    def _read_record(self, path):
+        """The record in `path`, checked; `StoreError` naming it if bad."""
+        record = _read_json(path, "the run record", _RECORD_FIX)
+        if not isinstance(record, dict):
+            raise StoreError(
+                f"The run record {path} must hold a JSON object. Received: "
+                f"{_describe(record)}. {_RECORD_FIX}"
+            )
+        missing = [f for f in self.required if f not in record]
+        if missing:
+            raise StoreError(
+                f"The run record {path} is incomplete or from another tool: it "
+                f"lacks {', '.join(map(repr, missing))}. Received the "
+                f"fields: {', '.join(map(repr, record)) or 'none'}. {_RECORD_FIX}"
+            )
+        if record["key"] != path.stem:
+            raise StoreError(
+                f"The run record {path} holds the run {record['key']!r}, not "
+                f"{path.stem!r} as its name says. {_RECORD_FIX}"
+            )
+        recipe = record.get("recipe")
+        if recipe is not None:  # records of older versions hold none
+            changed = (
+                self._recipe_changes(recipe) if isinstance(recipe, dict)
+                else f"recipe: {_describe(recipe)}"
+            )
+            if changed:
+                raise StoreError(
+                    f"The run record {path} was trained with another recipe "
+                    f"than {self.folder / 'config.json'} ({changed}). {_RECORD_FIX}"
+                )
+        return record
 
     def done(self):
         """The keys of the finished runs."""
-        return {path.stem for path in self._records_dir().glob("*.json")}
+        return {path.stem for path in record_paths(self.folder)}
 
     def model_path(self, key):
         """Where the trained model of run `key` is saved."""
         return self._records_dir() / f"{key}.keras"
 
     def save(self, record):
-        """Writes one finished run's record (atomically)."""
+        """Writes one finished run's record (atomically), with the recipe.
+
+        The recipe is stored in the record (`recipe`), so that a record
+        moved into another run folder is recognized on `--resume`.
+        """
+        record = {**record, "recipe": self.config.get("recipe", {})}
         _write_json(self._records_dir() / f"{record['key']}.json", record)
 
     def write_results(self, summary):
@@ -116,6 +298,35 @@ class RunStore:
 
 
 def _write_json(path, payload):
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+def _read_json(path, what, fix):
+    """The JSON value in `path`; `StoreError` saying `what` it is and `fix`."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StoreError(
+            f"Cannot read {what} {path}: it is not UTF-8 text (byte "
+            f"{error.start}: {error.object[error.start:error.start + 1]!r}). "
+            f"{fix}"
+        ) from None
+    except OSError as error:
+        raise StoreError(f"Cannot read {what} {path}: {error}. {fix}") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        state = "is empty" if not text.strip() else (
+            f"is not valid JSON ({error.msg} at line {error.lineno} column "
+            f"{error.colno}); it may have been cut short by a crash"
+        )
+        raise StoreError(f"Cannot read {what} {path}: it {state}. {fix}") from None
+
+
+def _describe(value):
+    """A short description of a JSON value, for error messages."""
+    kind = {dict: "a JSON object", list: "a JSON list", str: "a JSON string",
+            bool: "a JSON boolean", type(None): "JSON null"}.get(
+        type(value), "a JSON number")
+    text = json.dumps(value)
+    return f"{kind} {text[:60]}{'...' if len(text) > 60 else ''}"
