@@ -211,16 +211,16 @@ def test_optional_inputs_given_as_none(level):
         def call(self, a, b=None):
             return a if b is None else a + b
 
-    a = keras.Input((4,), name="a")
-    b = keras.Input((4,), name="b", optional=True)
-    outputs = keras.layers.Dense(1)(Add()(a, b))
+    x_in = keras.Input((4,), name="x")
+    o_in = keras.Input((4,), name="o", optional=True)
+    outputs = keras.layers.Dense(1)(Add()(x_in, o_in))
     model = keras_ssgd.SymmetricSGDModel(
-        {"a": a, "b": b}, outputs, noise_level=level, seed=0
+        {"x": x_in, "o": o_in}, outputs, noise_level=level, seed=0
     )
     model.compile(optimizer="sgd", loss="mse")
     x, y = data()
-    # "b" sorts before "a" in no order, but None must never size the batch.
-    history = model.fit({"a": x, "b": None}, y, batch_size=8, verbose=0)
+    # "o" flattens first: the batch size must come from "x", not from None.
+    history = model.fit({"x": x, "o": None}, y, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"][0])
 
 
