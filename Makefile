@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-slow smoke benchmark wheels horovod lint clean
+.PHONY: demo test test-exact test-slow smoke benchmark wheels horovod lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -23,10 +23,29 @@ $(VENV)/.backends: $(VENV)/.installed
 demo: $(VENV)/.installed
 	$(VENV)/bin/ssgd-train
 
+# The suite runs in a shuffled order (pytest-randomly, which prints its
+# seed: `make test ORDER_SEED=N` replays an order), then its backend-neutral
+# files (tests/conftest.py lists them) under JAX and PyTorch.
+ORDER_SEED ?= random
+ORDER := $(if $(filter random,$(ORDER_SEED)),,--randomly-seed=$(ORDER_SEED))
 test: $(VENV)/.installed $(VENV)/.backends
-	$(PY) -m pytest -q
-	KERAS_BACKEND=jax $(PY) -m pytest -q tests/test_backends.py
-	KERAS_BACKEND=torch $(PY) -m pytest -q tests/test_backends.py
+	$(PY) -m pytest -q -p randomly $(ORDER)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -p randomly $(ORDER)
+	KERAS_BACKEND=torch $(PY) -m pytest -q -p randomly $(ORDER)
+
+# The bit-for-bit claims (tests marked `exact`: level 0 against Keras) under
+# each CPU setting that changes how TensorFlow compiles a graph: oneDNN's
+# graph rewrites off and on, one CPU and every CPU (taskset sizes the
+# thread pools), on the three backends.
+ALL_CPUS := 0-$(shell expr $$(nproc) - 1)
+test-exact: $(VENV)/.installed $(VENV)/.backends
+	set -e; for onednn in 0 1; do for cpus in 0 $(ALL_CPUS); do \
+	    echo "== TF_ENABLE_ONEDNN_OPTS=$$onednn, CPUs $$cpus"; \
+	    for backend in tensorflow jax torch; do \
+	        KERAS_BACKEND=$$backend TF_ENABLE_ONEDNN_OPTS=$$onednn \
+	        taskset -c $$cpus $(PY) -m pytest -q -p no:randomly -m exact; \
+	    done; \
+	done; done
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow

@@ -45,8 +45,8 @@ setup(
             "importlib_resources",
         ],
         "test": [
-            "pytest>=7", "mnist1d>=0.0.2", "tensorflow-datasets>=4.9",
-            "keras-cv==0.9.*",
+            "pytest>=7", "pytest-randomly>=3.15", "mnist1d>=0.0.2",
+            "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
         ],
     },
     classifiers=[

@@ -71,6 +71,7 @@ def test_exact_restore_with_zero_learning_rate(method):
     assert_bit_identical(numpy_weights(model), start)
 
 
+@pytest.mark.exact
 def test_level_zero_is_bit_identical_to_keras():
     # Every method's level-0 step is the same `_plain_gradients` pass.
     x, y = make_classification(128)
@@ -160,6 +161,7 @@ def test_non_finite_loss_leaves_the_weights_intact():
     assert_bit_identical(numpy_weights(model), start)
 
 
+@pytest.mark.exact
 def test_level_zero_treats_a_non_finite_loss_as_keras_does():
     # Level 0 is Keras's own step, the non-finite loss included: the
     # update is applied, and TerminateOnNaN stops the run.

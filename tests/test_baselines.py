@@ -371,6 +371,7 @@ _PLAIN_KERAS = []  # the plain run, computed once for every method
 
 
 @pytest.mark.parametrize("method", sorted(BASELINES))
+@pytest.mark.exact
 def test_level_zero_is_bit_identical_to_keras(method, op_determinism):
     if not _PLAIN_KERAS:
         _PLAIN_KERAS.append(train_at_level_zero(None))
@@ -400,7 +401,13 @@ def test_zero_learning_rate_and_non_finite_loss_keep_the_weights(method):
     assert model.optimizer.iterations.numpy() == 3
     assert_bit_identical(weights_of(model), start)
     assert np.isfinite(losses).all()
-    assert len(set(np.round(losses, 7))) == (3 if method in RANDOM else 1)
+    # `logs["loss"]` is the running mean over the epoch: equal losses give
+    # equal means up to the rounding of the mean itself.
+    spread = max(losses) - min(losses)
+    if method in RANDOM:
+        assert spread > 1e-4
+    else:
+        assert spread <= 1e-6 * abs(losses[0])
 
     # With lr > 0, a batch whose loss is NaN skips the update entirely...
     model.optimizer.learning_rate.assign(0.1)

@@ -130,6 +130,7 @@ def test_a_model_trained_by_added_losses_only(level):
         np.testing.assert_allclose(w, p, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.exact
 def test_level_zero_reports_the_layer_losses_as_keras_does():
     plain_weights, plain_loss = one_step(regularized_net())
     weights, loss = one_step(regularized_net("ssgd", noise_level=0.0))

@@ -45,6 +45,7 @@ def test_exact_restore_after_200_steps_with_zero_learning_rate():
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+@pytest.mark.exact
 def test_noise_level_zero_is_bit_identical_to_keras(optimizer, op_determinism):
     x, y = make_classification(256)
 
