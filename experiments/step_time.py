@@ -1,18 +1,23 @@
 """Throughput and peak memory of S-SGD relative to plain Keras training.
 
-Two forward/backward passes put S-SGD's FLOP cost at 2.0x plain SGD. This
+Two forward/backward passes put S-SGD's FLOP cost at 2.0x plain SGD; its
+split form (half of the batch at W + n, half at W - n) costs 1.0x. This
 script measures, in one process and on the Keras backend chosen with
 `--backend` (TensorFlow, JAX or PyTorch), `fit()` on random data of the
-model's input shape (CIFAR-shaped 32x32x3 for ResNet-20) for:
+model's input shape (CIFAR-shaped 32x32x3 for ResNet-20, 40x1 for the
+MNIST-1D CNNs) for:
 
 - `keras`: the plain `keras.Model` (the baseline);
 - `ssgd`: `SymmetricSGDModel` with noise (two passes);
+- `ssgd_split`: `SymmetricSGDModel(split_batch=True)` with noise (one pass
+  in two halves of the batch);
 - `ssgd_level0`: `SymmetricSGDModel` with `noise_level=0` (one pass: plain
   training through the S-SGD step, the cost of being switched off by a
   `NoiseSchedule`).
 
-For each batch size it reports images per second per method, the S-SGD /
-Keras step-time ratio (target <= 2.0x) and the peak memory of each method:
+For each batch size it reports images per second per method, each
+method's step-time ratio to Keras (targets: <= 2.0x for `ssgd`, about 1.0x
+for `ssgd_split` and `ssgd_level0`) and the peak memory of each method:
 the accelerator's peak bytes in use where the backend reports them (JAX:
 `device.memory_stats()["peak_bytes_in_use"]`; PyTorch:
 `torch.cuda.max_memory_allocated()`; TensorFlow:
@@ -21,13 +26,16 @@ fresh subprocess per method; on a CPU it says "n/a" and gives the peak
 resident size (VmHWM) of that process instead.
 
 Machines are noisy, so it times alternating rounds (the order rotates each
-round) and reports the median of the per-round ratios.
+round) and reports the median of the per-round ratios. `--methods` times a
+subset (`keras` is always timed: it is the reference).
 
 Usage:
 
     python experiments/step_time.py --backend jax        # ResNet-20, batch 128 and 1024
     python experiments/step_time.py --backend torch --batch-size 32 --steps 2 --rounds 1
     python experiments/step_time.py --model mlp --batch-size 128 --rounds 9
+    python experiments/step_time.py --model mnist1d-cnn-bn --batch-size 100 --no-memory
+    python experiments/step_time.py --methods ssgd ssgd_split --no-memory
 """
 
 import argparse
@@ -67,14 +75,24 @@ import numpy as np  # noqa: E402
 
 import keras_ssgd  # noqa: E402
 from keras_ssgd.models.cifar_resnet import cifar_resnet  # noqa: E402
+from keras_ssgd.models.mnist1d_cnn import mnist1d_cnn  # noqa: E402
 
-METHODS = ("keras", "ssgd", "ssgd_level0")
-INPUT_SHAPES = {"resnet20": (32, 32, 3), "mlp": (784,)}
+METHODS = ("keras", "ssgd", "ssgd_split", "ssgd_level0")
+INPUT_SHAPES = {
+    "resnet20": (32, 32, 3),
+    "mlp": (784,),
+    "mnist1d-cnn": (40, 1),
+    "mnist1d-cnn-bn": (40, 1),
+}
+# The methods timed: all of them unless `--methods` says otherwise.
+TIMED = list(METHODS)
 
 
 def build_model(name):
     if name == "resnet20":
         return cifar_resnet(20, num_classes=10)
+    if name.startswith("mnist1d-cnn"):
+        return mnist1d_cnn(batchnorm=name.endswith("-bn"), num_classes=10)
     inputs = keras.Input(INPUT_SHAPES["mlp"])
     x = keras.layers.Dense(512, activation="relu")(inputs)
     x = keras.layers.Dense(512, activation="relu")(x)
@@ -85,8 +103,11 @@ def make_model(name, method, seed=0):
     keras.utils.set_random_seed(seed)
     model = build_model(name)
     if method != "keras":
-        level = 0.5 if method == "ssgd" else 0.0
-        model = keras_ssgd.wrap(model, noise_level=level, seed=seed)
+        level = 0.0 if method == "ssgd_level0" else 0.5
+        model = keras_ssgd.wrap(
+            model, noise_level=level, seed=seed,
+            split_batch=method == "ssgd_split",
+        )
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -135,19 +156,21 @@ def _wait(model):
     keras.ops.convert_to_numpy(model.trainable_variables[0])
 
 
-def time_methods(name, batch_size, steps, rounds):
+def time_methods(name, batch_size, steps, rounds, methods=None):
+    methods = list(methods or TIMED)
     data = make_data(name, batch_size)
-    models = {m: make_model(name, m) for m in METHODS}
+    models = {m: make_model(name, m) for m in methods}
     for model in models.values():  # trace and warm up
         timed_fit(model, data, 2)
-    times = {m: [] for m in METHODS}
+    times = {m: [] for m in methods}
     for r in range(rounds):
-        order = METHODS[r % 3 :] + METHODS[: r % 3]
+        shift = r % len(methods)
+        order = methods[shift:] + methods[:shift]
         for method in order:
             times[method].append(timed_fit(models[method], data, steps) / steps)
     ratios = {
         m: [t / k for t, k in zip(times[m], times["keras"])]
-        for m in METHODS
+        for m in methods
         if m != "keras"
     }
     return times, ratios
@@ -208,7 +231,7 @@ def _status_bytes(field):
 def measure_memory(name, batch_size, steps, extra_args=()):
     """Peak memory of each method, each in a fresh process."""
     out = {}
-    for method in METHODS:
+    for method in TIMED:
         result = subprocess.run(
             [
                 sys.executable, __file__, "--memory-probe", method,
@@ -231,8 +254,14 @@ def parse_args(argv):
         help="Keras backend (default: KERAS_BACKEND, else Keras's default).",
     )
     parser.add_argument(
-        "--model", choices=["resnet20", "mlp", "all"], default="resnet20",
-        help="Model to measure (default resnet20).",
+        "--model", choices=[*INPUT_SHAPES, "all"], default="resnet20",
+        help="Model to measure (default resnet20; all: resnet20 and mlp).",
+    )
+    parser.add_argument(
+        "--methods", nargs="+", choices=METHODS[1:], default=None,
+        metavar="METHOD",
+        help=f"Methods timed against keras: some of {', '.join(METHODS[1:])} "
+        "(default all).",
     )
     parser.add_argument(
         "--batch-size", type=int, nargs="+", default=[128, 1024],
@@ -331,6 +360,8 @@ def main(argv=None):
             args.inter_op_threads
         )
 
+    if args.methods:
+        TIMED[:] = ["keras"] + [m for m in METHODS[1:] if m in args.methods]
     if args.memory_probe:
         probe = memory_probe(
             args.model, args.memory_probe, args.batch_size[0], args.steps
@@ -386,7 +417,7 @@ def print_summary(entry, args):
         f"{'method':<13}{'images/s':>10}{'step (ms)':>11}{'time / keras':>14}"
         f"{'peak device MB':>16}{'peak RSS MB':>13}   rounds"
     )
-    for m in METHODS:
+    for m in TIMED:
         ms = 1000 * entry["median_step_seconds"][m]
         ratio = 1.0 if m == "keras" else entry["median_ratio"][m]
         rounds = (

@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.validation import check_noise_level
 
@@ -14,6 +15,15 @@ class NoiseSchedule(keras.callbacks.Callback):
     `"75-25S-25S"`: `noise_level` in the `S` phases, 0 (plain SGD, one pass
     per step) elsewhere. Changing the level does not retrace the step. The
     level is logged as `noise_level` at the end of each epoch.
+
+    A plan may also have `H` phases, such as `"75-25S-25H"`: S-SGD in its
+    split form (`SymmetricSGDModel(split_batch=True)`: half of each batch
+    at `W + n`, half at `W - n`, one pass per step). In an `H` phase the
+    model runs the split form; in an `S` phase it runs its own form (full
+    S-SGD unless it was built with `split_batch=True`); the model's
+    `split_batch` itself is left as it was built. Switching between the two
+    forms retraces the perturbed step once per switch. A plan with `H`
+    phases needs a `SymmetricSGDModel` (the baselines have no split form).
 
     Args:
         schedule: callable `epoch -> float`, a plan string, or a `PhasePlan`.
@@ -60,6 +70,7 @@ class NoiseSchedule(keras.callbacks.Callback):
         self.noise_level = noise_level
         self.verbose = verbose
         self._level = None
+        self._split = None
 
     def level(self, epoch):
         """The noise level of `epoch` (0-based)."""
@@ -76,20 +87,46 @@ class NoiseSchedule(keras.callbacks.Callback):
                 "`keras_ssgd.wrap`). Received a model of type "
                 f"{type(self.model).__name__}."
             )
+        if self.plan is not None and self.plan.has_split and not isinstance(
+            self.model, SymmetricSGDModel
+        ):
+            raise TypeError(
+                f"The phase plan '{self.plan}' has `H` (split S-SGD) phases, "
+                "which need a SymmetricSGDModel (see `keras_ssgd.wrap`). "
+                f"Received a model of type {type(self.model).__name__}."
+            )
         epochs = (self.params or {}).get("epochs")
         if self.plan is not None and epochs and epochs > self.plan.epochs:
             raise ValueError(
                 f"The phase plan '{self.plan}' covers {self.plan.epochs} "
                 f"epochs, but fit() was asked for epochs={epochs}."
             )
+        self._split = None
+        if self.plan is not None and self.plan.has_split:
+            # The model's own form, even after a fit stopped in an H phase.
+            self.model._set_phase_split(False)
+
+    def split_batch(self, epoch):
+        """Whether `epoch` (0-based) is an `H` (split S-SGD) epoch."""
+        return self.plan is not None and self.plan.split_batch(epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         level = self.level(epoch)
-        if level != self._level and self.verbose:
+        split = self.split_batch(epoch)
+        if (level, split) != (self._level, self._split) and self.verbose:
+            form = " (split S-SGD)" if split else ""
             io = keras.utils.io_utils
-            io.print_msg(f"\nEpoch {epoch + 1}: noise_level = {level:g}.")
-        self._level = level
+            io.print_msg(f"\nEpoch {epoch + 1}: noise_level = {level:g}{form}.")
+        self._level, self._split = level, split
+        if self.plan is not None and self.plan.has_split and level > 0:
+            # Between two noisy phases the form may change; a plain phase
+            # runs Keras's step whatever the form, so it keeps the last one.
+            self.model._set_phase_split(split)
         self.model.noise_level = level
+
+    def on_train_end(self, logs=None):
+        if self.plan is not None and self.plan.has_split:
+            self.model._set_phase_split(False)  # the model's own form
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -1,6 +1,8 @@
 """`SymmetricSGDModel`: a `keras.Model` whose `fit()` runs S-SGD."""
 
 import keras
+import numpy as np
+from keras import ops
 
 from keras_ssgd import backends
 from keras_ssgd import noise as noise_lib
@@ -33,8 +35,9 @@ class SymmetricSGDModel(PerturbedModel):
 
     What happens in one step:
     - `noise_level == 0`: Keras's own `train_step`, so the model trains
-      exactly as `keras.Model` (see `PerturbedModel`). Changing the level
-      (`NoiseSchedule`) never retraces the perturbed step.
+      exactly as `keras.Model` (see `PerturbedModel`), whatever
+      `split_batch` is. Changing the level (`NoiseSchedule`) never retraces
+      the perturbed step.
     - The reported `loss` is the mean of the two perturbed losses; compiled
       metrics are updated with the predictions of both passes.
     - Mixed precision: each pass's loss is scaled by the optimizer, the two
@@ -46,6 +49,55 @@ class SymmetricSGDModel(PerturbedModel):
     - Noise directions are a function of `seed` and the optimizer's step
       counter, so a run restored from a checkpoint (e.g. by
       `keras.callbacks.BackupAndRestore`) continues the same noise sequence.
+
+    The split form (`split_batch=True`) costs one pass over the batch, as
+    plain SGD does. It draws the same `n` as full S-SGD (same seed stream,
+    same filter) and measures the first half of the batch at `W + n` and the
+    second half at `W - n`, as two devices of a data-parallel run would each
+    measure their share of the batch at one of the two points (the paper
+    does not use this form: it is Eq. 3 with the per-device batches of its
+    data-parallel runs, Section 4.3, put on one device). With halves
+    of `m1` and `m2` examples (`m1 = ceil(m / 2)`, the extra example of an
+    odd batch goes to the `W + n` half):
+
+        W <- W - lr * (m1 * grad L1(W + n) + m2 * grad L2(W - n)) / m
+
+    and the reported loss is `(m1 * L1 + m2 * L2) / m`. With Keras's default
+    loss reduction (`"sum_over_batch_size"`, also `"mean"`) `L1` and `L2`
+    are the halves' mean losses, so this is the mean over the batch of each
+    example's loss at the point it was measured, with or without sample
+    weights. With `"mean_with_sample_weight"` each half is divided by its own
+    sum of weights, so the result is the size-weighted mean of the halves'
+    weighted means (the batch's weighted mean only when both halves carry
+    the same mean weight). With `"sum"` it is the size-weighted mean of the
+    halves' sums, about half the batch sum: scale the learning rate by two
+    to match a `"sum"` step of full S-SGD. Losses that layers add
+    (regularizers, `add_loss`) are counted in each half's loss, so they are
+    weighted `m1 / m` at `W + n` and `m2 / m` at `W - n`. In the split form:
+    - Each half runs in training mode on its own: BatchNorm normalises each
+      half with that half's batch statistics, as each device does in the
+      paper's multi-GPU runs (Section 4.3), and `batchnorm_update` applies
+      as in full S-SGD (`"both"`: the `W + n` half, then the `W - n` half
+      update the moving statistics in turn; `"first"`: only the `W + n`
+      half).
+    - Compiled metrics see each example once, with the prediction of the
+      half it was in.
+    - A batch needs two examples or more, one per half (one half of a batch
+      of one would be empty). The model's first split step refuses a batch
+      of one with a `ValueError` (`batch_size=1` is a mistake with this
+      form). A batch of one after that, the last partial batch of an epoch,
+      has its one example measured at both `W + n` and `W - n` (the full
+      S-SGD step on it), never NaN. So does a batch of one in a step that
+      TensorFlow traced with an unknown batch size (a dataset whose last
+      batch is smaller), since such a step cannot see the size when it is
+      traced: on TensorFlow with such a dataset, `batch_size=1` is not
+      refused, and every step is then full S-SGD on one example.
+    - Stateful RNNs are refused (a `ValueError`): their state runs along the
+      batch dimension from one batch to the next, so a half batch cannot
+      carry it.
+    - Mixed precision, sample and class weights, the non-finite check and a
+      `gradient_reducer` (Horovod) work as in full S-SGD: the reducer gets
+      the combined gradient, once per step.
 
     Args:
         noise_level: float >= 0. Length of the noise relative to each
@@ -65,7 +117,21 @@ class SymmetricSGDModel(PerturbedModel):
         seed: int or `None`. Seed of the noise directions. With `None` a seed
             is drawn from Python's `random` module (which
             `keras.utils.set_random_seed` seeds). Defaults to `None`.
+        split_batch: bool. `False`: full S-SGD, both points measured on the
+            whole batch (two passes per step). `True`: the split form, the
+            first half of the batch measured at `W + n` and the second at
+            `W - n` (one pass per step; see above). Assignable between
+            steps (`NoiseSchedule` switches it for the `H` phases of a
+            plan); each form's step is traced once. Defaults to
+            `False`.
         **kwargs: passed to `keras.Model` (`inputs`, `outputs`, `name`, ...).
+
+    Raises:
+        TypeError: `split_batch` is not a bool.
+        ValueError: `split_batch=True` for a model with a stateful RNN
+            (here, or at the first step for a model whose layers are not
+            known yet), or for a batch of one example at the model's first
+            split step.
 
     Example:
 
@@ -81,23 +147,113 @@ class SymmetricSGDModel(PerturbedModel):
         metrics=["accuracy"],
     )
     model.fit(x_train, y_train, epochs=10)
+
+    # The split form, at the cost of plain SGD (same layers, so the same
+    # weights; `keras_ssgd.wrap(model, split_batch=True)` does the same):
+    split = keras_ssgd.SymmetricSGDModel(
+        inputs, outputs, noise_level=0.4, split_batch=True
+    )
     ```
 
     Reference:
     - Sung, Choi, Park, Choi and Shin, "S-SGD: Symmetrical Stochastic
       Gradient Descent for Reaching Flat Minima in Deep Neural Network
-      Training", Section 3, Eq. 3.
+      Training", Section 3, Eq. 3 (the step), Section 4.3 (per-device
+      BatchNorm statistics in data-parallel training).
     """
 
-    passes = 2
+    def __init__(self, *args, split_batch=False, **kwargs):
+        split_batch = _check_split_batch(split_batch)
+        super().__init__(*args, **kwargs)
+        self._split_batch = split_batch
+        # Set by `NoiseSchedule` in the `H` phases of a plan: the split form
+        # for those epochs, whatever `split_batch` says.
+        self._phase_split = False
+        self._split_traced = False  # a split step was traced (`_halves`)
+        if split_batch:
+            self._refuse_stateful(split_batch)
+
+    @property
+    def split_batch(self):
+        """Whether the perturbed step is the split form (a bool).
+
+        Assignable between steps; each form's step is traced once.
+        """
+        return self._split_batch
+
+    @split_batch.setter
+    def split_batch(self, value):
+        value = _check_split_batch(value)
+        if value:
+            self._refuse_stateful(value)
+        self._split_batch = value
+
+    @property
+    def passes(self):
+        """Forward and backward passes over the batch per perturbed step:
+        2 for S-SGD, 1 for its split form (plain SGD's cost)."""
+        return 1 if self._split_now else 2
+
+    @property
+    def _split_now(self):
+        """The form the next perturbed step runs: `split_batch`, or a
+        plan's `H` phase."""
+        return self._split_batch or self._phase_split
+
+    def _set_phase_split(self, split):
+        """`NoiseSchedule`: `True` in an `H` phase (the split form whatever
+        `split_batch` is), `False` to go back to the model's own form."""
+        split = bool(split)
+        if split:
+            self._refuse_stateful(split, phase=True)
+        self._phase_split = split
+
+    def _form(self):
+        """The split form fixes the traced step: `per_branch` keeps one
+        compiled step per form (a switch traces the new form once)."""
+        return self._split_now
+
+    def _stateful_layers(self):
+        return [
+            layer for layer in self._flatten_layers(include_self=False)
+            if getattr(layer, "stateful", False)
+        ]
+
+    def _refuse_stateful(self, value, phase=False):
+        """A `ValueError` naming `split_batch` if the model has a stateful
+        RNN (`phase`: asked by an `H` phase of a `NoiseSchedule` plan)."""
+        layers = self._stateful_layers()
+        if not layers:
+            return
+        asked = "an `H` phase of the plan" if phase else "the model"
+        raise ValueError(
+            "Argument `split_batch=True` cannot be used with a stateful "
+            "RNN: its state runs along the batch dimension from one batch "
+            "to the next, so half a batch cannot carry it. Use full S-SGD "
+            "(`split_batch=False`, `S` phases). Received: "
+            f"split_batch={value!r} (from {asked}) for model '{self.name}' "
+            f"with stateful layers {[layer.name for layer in layers]}"
+        )
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """Loss and gradients of S-SGD: perturb, measure, restore."""
+        if self._split_now:
+            self._refuse_stateful(True)
+            # A batch of one is refused at the first split step only: later
+            # it is a last partial batch, measured at both points.
+            halves = _halves(
+                x, y, sample_weight, refuse_one=not self._split_traced
+            )
+            self._split_traced = True
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.
         weights = [v.value for v in noise_variables]
         noise = noise_lib.symmetric_noise(
             weights, self._noise.level, self._noise_seed()
         )
+        if self._split_now:
+            return self._split_gradients(
+                x, y, sample_weight, noise_variables, weights, noise, halves
+            )
         # 2. Measure at W + n, then at W - n (functional: W is not written).
         loss_plus, grads_plus, y_plus = self._measure(
             x, y, sample_weight, noise_variables,
@@ -120,3 +276,135 @@ class SymmetricSGDModel(PerturbedModel):
         self._track(x, y, sample_weight, loss, [y_plus, y_minus])
         # 4. Update (done by the base class): W <- W - lr * mean gradient.
         return loss, mean_gradients(grads_plus, grads_minus)
+
+    def _split_gradients(
+        self, x, y, sample_weight, noise_variables, weights, noise, halves
+    ):
+        """The split form: first half at W + n, second half at W - n."""
+        first, second, size_first, size_second, size = halves
+        loss_plus, grads_plus, y_plus = self._measure(
+            *first, noise_variables,
+            [w + n for w, n in zip(weights, noise)],
+            keep_statistics=True,
+        )
+        weights_minus = backends.current().after(
+            _flat_tensors(grads_plus),
+            lambda weights, noise: [w - n for w, n in zip(weights, noise)],
+            weights, noise,
+        )
+        loss_minus, grads_minus, y_minus = self._measure(
+            *second, noise_variables, weights_minus,
+            keep_statistics=self.batchnorm_update == "both",
+        )
+        # Each half's mean weighted by its share of the batch: the batch
+        # mean (see the class docstring for other reductions).
+        total = size_first + size_second
+        if isinstance(total, int):
+            share_first, share_second = size_first / total, size_second / total
+        else:
+            total = ops.cast(total, "float32")
+            share_first = ops.cast(size_first, "float32") / total
+            share_second = ops.cast(size_second, "float32") / total
+        loss = (
+            loss_plus * _as(share_first, loss_plus)
+            + loss_minus * _as(share_second, loss_minus)
+        )
+        # One prediction per example of the batch (a batch of one with an
+        # unknown batch size measured its example twice: the first is kept).
+        y_pred = keras.tree.map_structure(
+            lambda a, b: ops.concatenate([a, b], axis=0)[:size], y_plus, y_minus
+        )
+        self._track(x, y, sample_weight, loss, [y_pred])
+        return loss, [
+            _weighted_sum(a, b, share_first, share_second)
+            for a, b in zip(grads_plus, grads_minus)
+        ]
+
+    def get_config(self):
+        config = super().get_config()
+        config["split_batch"] = self.split_batch
+        return config
+
+
+def _check_split_batch(value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(
+            "Argument `split_batch` must be a bool. Received: "
+            f"split_batch={value!r} (of type {type(value).__name__})"
+        )
+    return bool(value)
+
+
+def _halves(x, y, sample_weight, refuse_one):
+    """The two halves of a batch, and their sizes.
+
+    Returns `(first, second, size_first, size_second, size)`: `first` and
+    `second` are `(x, y, sample_weight)` triples sliced along the batch
+    dimension, the first holding `ceil(size / 2)` examples. Sizes are
+    Python ints where the batch size is known when tracing, else scalar
+    tensors. A batch of one raises with `refuse_one` (the model's first
+    split step) and is otherwise its own second half too: its example is
+    measured at both points (see `SymmetricSGDModel`).
+    """
+    size = backends.batch_size(x)
+    if isinstance(size, (int, np.integer)):
+        size = int(size)
+        if size < 2 and refuse_one:
+            raise ValueError(
+                "Argument `split_batch=True` needs batches of 2 examples or "
+                "more: the first half of a batch is measured at W + n and "
+                "the second at W - n, and one half of a batch of one would "
+                "be empty. Use a batch size >= 2, or `split_batch=False` "
+                "(full S-SGD). Received: split_batch=True with a batch of "
+                f"{size} example(s) (batch size {size})"
+            )
+        size_first = (size + 1) // 2
+        size_second = max(size - size_first, 1)
+    else:
+        size_first = (size + 1) // 2
+        size_second = ops.maximum(size - size_first, 1)
+    start_second = size - size_second
+
+    def cut(start, stop):
+        return keras.tree.map_structure(
+            lambda t: None if t is None else t[start:stop],
+            (x, y, sample_weight),
+        )
+
+    return (
+        cut(0, size_first), cut(start_second, None),
+        size_first, size_second, size,
+    )
+
+
+def _as(share, tensor):
+    """`share` (a Python float or a float32 scalar) in `tensor`'s dtype."""
+    if isinstance(share, float):
+        return share
+    return ops.cast(share, keras.backend.standardize_dtype(tensor.dtype))
+
+
+def _weighted_sum(a, b, share_a, share_b):
+    """`share_a * a + share_b * b` for two gradients of one variable.
+
+    As `keras_ssgd.gradients.mean_gradient` (which it equals for shares of
+    one half): sparse gradients stay sparse, `None` stays `None`.
+    """
+    if a is None or b is None:
+        if a is None and b is None:
+            return None
+        raise ValueError(
+            "Both halves must reach the same variables. Received one "
+            f"gradient that is None and one that is not: a={a}, b={b}"
+        )
+    if all(hasattr(a, f) for f in ("indices", "values", "dense_shape")):
+        return type(a)(
+            values=ops.concatenate(
+                [a.values * _as(share_a, a.values),
+                 b.values * _as(share_b, b.values)],
+                axis=0,
+            ),
+            indices=ops.concatenate([a.indices, b.indices], axis=0),
+            dense_shape=a.dense_shape,
+        )
+    return a * _as(share_a, a) + b * _as(share_b, b)

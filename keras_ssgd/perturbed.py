@@ -284,6 +284,12 @@ class PerturbedModel(keras.Model):
             return self._static_noisy
         return self.noise_level > 0
 
+    def _form(self):
+        """Besides the noise branch, what fixes a traced step (a hashable;
+        `None` here, the split form for S-SGD): the train function keeps
+        one compiled step per `(branch, form)`."""
+        return None
+
     def _step(self, noisy, data):
         """The step on the variables: measure, reduce, update."""
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

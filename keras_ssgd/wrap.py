@@ -36,8 +36,8 @@ def wrap(model, method="ssgd", **kwargs):
             (`"weight-noise"`, `"smoothout"`, `"dropconnect"`, `"sam"`), or a
             `keras_ssgd.PerturbedModel` subclass.
         **kwargs: the method's arguments (for S-SGD `noise_level`,
-            `noise_filter`, `batchnorm_update`, `seed`; `rate` for
-            DropConnect, `rho` for SAM) and `name`.
+            `noise_filter`, `batchnorm_update`, `seed`, `split_batch`;
+            `rate` for DropConnect, `rho` for SAM) and `name`.
 
     Returns:
         A model of the method's class, to be compiled and fitted.

@@ -121,9 +121,11 @@ def per_branch(model, make, force, call=None):
 
     The plain branch (noise level 0: Keras's own `train_step`) and the
     perturbed branch are traced as two functions, each at most once, and the
-    model's current `noise_level` picks one before each call. So the plain
-    branch is the very graph Keras compiles, and XLA and TensorFlow's graph
-    rewrites see no conditional around either branch. Inside the perturbed
+    model's current `noise_level` picks one before each call (the perturbed
+    branch is compiled once per form of the step, `model._form()`: full or
+    split S-SGD). So the plain branch is the very graph Keras compiles, and
+    XLA and TensorFlow's graph rewrites see no conditional around either
+    branch. Inside the perturbed
     branch the level is read from a variable: changing it (`NoiseSchedule`)
     never retraces.
 
@@ -144,7 +146,8 @@ def per_branch(model, make, force, call=None):
 
     def train_function(*args):
         noisy = model.noise_level > 0
-        if noisy not in compiled:
+        key = (noisy, model._form() if noisy else None)
+        if key not in compiled:
             # A step function of its own, so that the trace is new; it calls
             # `model.train_step` as it is (an instance may override it).
             own = model.__dict__.get("train_step")
@@ -155,11 +158,11 @@ def per_branch(model, make, force, call=None):
                 del model.train_step
                 if own is not None:
                     model.train_step = own
-            compiled[noisy] = model.train_function
+            compiled[key] = model.train_function
             model.train_function = train_function
         if call is None:
-            return compiled[noisy](*args)
-        return call(compiled[noisy], noisy, *args)
+            return compiled[key](*args)
+        return call(compiled[key], noisy, *args)
 
     model.train_function = train_function
     return train_function

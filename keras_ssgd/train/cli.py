@@ -147,8 +147,9 @@ def build_parser():
     parser.add_argument(
         "--noise-level", nargs="+", type=_level, metavar="LEVEL",
         help="Levels for every method with a level that has none of its own "
-        "(a sweep): the noise level of ssgd, weight-noise and smoothout, the "
-        "drop rate of dropconnect and dropout, the radius of sam.",
+        "(a sweep): the noise level of ssgd, ssgd-split, weight-noise and "
+        "smoothout, the drop rate of dropconnect and dropout, the radius of "
+        "sam.",
     )
     parser.add_argument(
         "--seeds", type=_positive_int, default=3,
@@ -191,7 +192,10 @@ def build_parser():
         help="A Table 1 phase plan such as 75-25S-25S: the methods with a "
         "level use it only in the S phases (plain SGD elsewhere), the "
         "learning rate drops /10 at each phase boundary, and the plan sets "
-        "the epochs.",
+        "the epochs. An H phase (75-25S-25H) runs S-SGD in its split form "
+        "(half of each batch at W + n, half at W - n; ssgd and ssgd-split "
+        "only); an S phase runs each method as it is (split for "
+        "ssgd-split).",
     )
     parser.add_argument(
         "--steps-per-execution", type=_positive_int, default=None,
@@ -344,6 +348,22 @@ def parse(argv=None):
         epoch_eval=args.eval_every_epoch,
     )
     chosen = args.method or [("sgd", None), ("ssgd", None)]
+    if args.phases:
+        from keras_ssgd.phases import PhasePlan
+
+        if PhasePlan.parse(args.phases).has_split:
+            refused = [
+                name for name, _ in chosen
+                if METHODS[name].model_class is not None
+                and not METHODS[name].has_split_form
+            ]
+            if refused:
+                parser.error(
+                    f"argument --phases: the H phases of {args.phases} run "
+                    "split S-SGD, which only the methods ssgd and "
+                    "ssgd-split have. Received: --method "
+                    f"{' '.join(dict.fromkeys(refused))}"
+                )
     specs = []
     for seed in range(args.seeds):
         for name, levels in chosen:

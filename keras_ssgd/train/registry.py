@@ -23,6 +23,8 @@ class Method:
         default_levels: the levels used when none are given.
         passes: forward/backward passes per step (cost relative to SGD).
         description: one line for `--help`.
+        options: constructor arguments of `model_class` that make the
+            method (`split_batch=True` for `ssgd-split`).
     """
 
     name: str
@@ -31,6 +33,14 @@ class Method:
     default_levels: tuple = ()
     passes: int = 1
     description: str = ""
+    options: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def has_split_form(self):
+        """Whether the method can run `H` (split S-SGD) phases."""
+        return isinstance(self.model_class, type) and issubclass(
+            self.model_class, SymmetricSGDModel
+        )
 
     def check_level(self, value):
         if self.level_name in ("rate",):
@@ -65,6 +75,13 @@ METHODS = {
         Method(
             "sam", baselines.SharpnessAwareModel, "rho", (0.05,), 2,
             "SAM: gradient at W + rho * g / ||g||",
+        ),
+        Method(
+            "ssgd-split",
+            SymmetricSGDModel, "noise_level", (0.2,), 1,
+            "S-SGD split form: first half of the batch at W + n, second at "
+            "W - n (the cost of SGD)",
+            options={"split_batch": True},
         ),
     )
 }

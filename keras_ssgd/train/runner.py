@@ -116,7 +116,7 @@ def build_model(config, spec, data, transform=None):
         return with_dropout
     if method.model_class is None:
         return model
-    kwargs = {method.level_name: spec.level}
+    kwargs = {method.level_name: spec.level, **method.options}
     if spec.method != "sam":
         kwargs["seed"] = spec.seed
     if config.noise_filter:

@@ -47,21 +47,8 @@ def atomic_write_text(path, text):
         path: str or `pathlib.Path`, the file to write.
         text: str, the whole new content.
     """
-    path = pathlib.Path(path)
-    tmp = _temp_name(path, suffix="")
-    # O_EXCL: never another writer's file; mode 0o666 minus the umask, as
-    # `open()` would give the final file.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with open(fd, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_folder(path.parent)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 @contextlib.contextmanager
