@@ -266,7 +266,9 @@ class PerturbedModel(keras.Model):
         if not noisy and self._gradient_reducer is None:
             # Level 0 is Keras's own step, so plain training is Keras's
             # computation by construction, on every backend and CPU.
-            return super().train_step(*args)
+            return backends.current().keras_step(
+                self, args, super().train_step
+            )
         return backends.current().run_step(
             self, args, functools.partial(self._step, noisy)
         )

@@ -313,3 +313,36 @@ def test_shipped_filters_answer_outside_selection():
     assert filters.recurrent_kernels(lstm.cell.recurrent_kernel)
     assert not filters.recurrent_kernels(conv.kernel)
     assert filters.owning_layer(keras.Variable(np.ones((2, 2)))) is None
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_model_with_nothing_to_perturb_trains_as_keras_model(frozen):
+    # No kernel under the default filter (BatchNorm only), or every layer
+    # frozen: the perturbed branch falls back to Keras's own step.
+    def build(wrap):
+        keras.utils.set_random_seed(2)
+        inputs = keras.Input((4,))
+        if frozen:
+            model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+            model.trainable = False
+        else:
+            model = keras.Model(
+                inputs, keras.layers.BatchNormalization()(inputs)
+            )
+        if wrap:
+            model = keras_ssgd.wrap(model, noise_level=0.3, seed=0)
+        model.compile(optimizer="sgd", loss="mse")
+        return model
+
+    x, _ = data()
+    y = np.ones((16, 1 if frozen else 4), "float32")
+    plain = build(wrap=False)
+    plain_history = plain.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    model = build(wrap=True)
+    with pytest.warns(UserWarning, match="no variable to perturb|trainable"):
+        history = model.fit(x, y, batch_size=8, shuffle=False, verbose=0)
+    np.testing.assert_allclose(
+        history.history["loss"], plain_history.history["loss"], rtol=1e-6
+    )
+    for w, p in zip(numpy_weights(model), numpy_weights(plain)):
+        np.testing.assert_allclose(w, p, rtol=1e-6)

@@ -8,6 +8,8 @@ functions:
   trainer calls `train_step` (TensorFlow and PyTorch: `step(data)`; JAX: a
   stateless `train_step(state, data)` that maps the state onto the model's
   variables and returns the updated state).
+- `keras_step(model, args, step)`: Keras's own `train_step` (`step`), as
+  the trainer calls it (level 0, or nothing to perturb).
 - `measure(model, x, y, sample_weight, noise_variables, values)`: one
   forward and backward pass with `noise_variables` at `values`.
 - `plain_gradients(model, x, y, sample_weight)`: the plain Keras pass (used

@@ -63,6 +63,26 @@ def run_step(model, args, step):
     return logs, new_state
 
 
+def keras_step(model, args, step):
+    """Keras's own `train_step` (`step`) on `(state, data)`.
+
+    A step compiled for the perturbed branch that trains plainly after all
+    (a model with nothing to perturb) gets the extra values `_extras` after
+    the non-trainable ones: Keras's step runs on the state without them,
+    and they are passed through unchanged.
+    """
+    state, data = args
+    count = len(model.non_trainable_variables)
+    trainable, non_trainable, *rest = state
+    extras = list(non_trainable[count:])
+    if not extras:
+        return step(state, data)
+    logs, (trainable, non_trainable, *rest) = step(
+        (trainable, non_trainable[:count], *rest), data
+    )
+    return logs, (trainable, list(non_trainable) + extras, *rest)
+
+
 def make_train_function(model, make, force):
     """One compiled step per branch (`keras_ssgd.backends.per_branch`).
 

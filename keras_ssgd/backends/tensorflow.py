@@ -13,6 +13,11 @@ def run_step(model, args, step):
     return step(*args)
 
 
+def keras_step(model, args, step):
+    """Keras's own `train_step` (`step`) on the trainer's arguments."""
+    return step(*args)
+
+
 def make_train_function(model, make, force):
     """One traced step per branch (`keras_ssgd.backends.per_branch`): the
     level-0 graph is Keras's own, so TensorFlow's graph rewrites (oneDNN

@@ -15,6 +15,11 @@ def run_step(model, args, step):
     return step(*args)
 
 
+def keras_step(model, args, step):
+    """Keras's own `train_step` (`step`) on the trainer's arguments."""
+    return step(*args)
+
+
 def make_train_function(model, make, force):
     """Keras's own (`make`): the step runs eagerly, so `train_step` picks its
     branch from the Python value of the level at every call."""
