@@ -119,6 +119,24 @@ def report(model, runs):
             f"{diff:+.2f}", f"[{low:+.2f}, {high:+.2f}]",
             f"{better} of {len(seeds)}", verdict,
         ]) + " |")
+    # Split S-SGD against its controls at the same level, paired by seed.
+    out += ["", "| split S-SGD at level | against | paired difference (pt) "
+            "| 95% t interval | split better on | verdict |", "|---|---|---|---|---|---|"]
+    for (method, level), by_seed in sorted(accuracy.items(), key=lambda i: i[0][1] or 0):
+        if method != "ssgd-split" or level == NO_NOISE:
+            continue
+        for other in ("ssgd", "weight-noise"):
+            reference = accuracy.get((other, level), {})
+            seeds = sorted(set(by_seed) & set(reference))
+            if not seeds:
+                continue
+            diff, (low, high), better = paired(
+                [by_seed[s] - reference[s] for s in seeds]
+            )
+            verdict = ("no difference shown" if low <= 0 <= high or math.isnan(low)
+                       else ("split better" if diff > 0 else "split worse"))
+            out.append(f"| {level:g} | {other} {level:g} | {diff:+.2f} | "
+                       f"[{low:+.2f}, {high:+.2f}] | {better} of {len(seeds)} | {verdict} |")
     return out + [""]
 
 
