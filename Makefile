@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-exact test-slow smoke benchmark wheels horovod lint clean
+.PHONY: demo test test-exact test-conformance test-slow smoke benchmark wheels horovod lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,19 @@ test-exact: $(VENV)/.installed $(VENV)/.backends
 	        taskset -c $$cpus $(PY) -m pytest -q -p no:randomly -m exact; \
 	    done; \
 	done; done
+
+# Keras's own tests of Model, Functional, Sequential and the trainers (from
+# the installed Keras's source distribution, fetched into build/) against
+# SymmetricSGDModel (tests/conformance): TensorFlow in full at level 0, and
+# the tests that train (one variant each) at level 0.1 on the three backends.
+CONFORMANCE := $(PY) -m pytest -q -p no:randomly tests/conformance
+test-conformance: $(VENV)/.installed $(VENV)/.backends
+	$(PY) tests/conformance/fetch_keras_tests.py
+	$(CONFORMANCE)
+	for backend in tensorflow jax torch; do \
+	    KERAS_BACKEND=$$backend $(CONFORMANCE) --conformance-level=0.1 \
+	        --conformance-profile=quick-train || exit 1; \
+	done
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow
