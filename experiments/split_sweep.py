@@ -17,6 +17,11 @@ freedom) and how many seeds were better, and says when the interval holds 0.
     python experiments/split_sweep.py                      # both CNNs, 5 seeds
     python experiments/split_sweep.py --model mnist1d-cnn --levels 0.1,0.2,0.3
     python experiments/split_sweep.py --report-only
+
+A folder that already holds runs is extended, never rerun: the levels given
+are added to the levels of its finished runs, and ssgd-train skips the
+runs that have a record (so `--levels 0.4,0.5` after `--levels 0.1,0.2,0.3`
+trains only the new levels, and the folder's plan lists all five).
 """
 
 import argparse
@@ -39,6 +44,24 @@ def methods(levels):
         "--method", f"ssgd:{levels}",
         "--method", f"weight-noise:{levels}",
     ]
+
+
+def finished_levels(folder):
+    """The noise levels of the finished noisy runs in `folder` (as strings)."""
+    results = pathlib.Path(folder) / "results.json"
+    if not results.exists():
+        return []
+    levels = {run.get("level") for run in json.loads(results.read_text())["runs"]}
+    return [f"{level:g}" for level in levels
+            if level is not None and not math.isclose(level, NO_NOISE)]
+
+
+def merged_levels(requested, folder):
+    """`requested` (comma-separated) with the folder's finished levels added,
+    in increasing order, each once."""
+    levels = {float(level) for level in requested.split(",") if level.strip()}
+    levels |= {float(level) for level in finished_levels(folder)}
+    return ",".join(f"{level:g}" for level in sorted(levels))
 
 
 def main(argv=None):
@@ -66,7 +89,8 @@ def main(argv=None):
             _common.run(folder, [
                 "--model", model, "--seeds", str(args.seeds),
                 "--epochs", str(args.epochs), "--steps-per-execution", "8",
-                "--hessian-iterations", "0", *methods(args.levels),
+                "--hessian-iterations", "0",
+                *methods(merged_levels(args.levels, folder)),
             ], args.quiet)
         results = folder / "results.json"
         if results.exists():
