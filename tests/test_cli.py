@@ -48,6 +48,12 @@ def test_end_to_end_writes_json_summary_plot_and_models(tmp_path, capsys):
     assert "top Hessian eigenvalue" in summary
     printed = capsys.readouterr().out
     assert "| sgd | - |" in printed
+    # One seed: the verdict is written everywhere and claims nothing.
+    verdicts = {(v["method"], v["level"]): v for v in results["verdicts"]}
+    assert set(verdicts) == {("ssgd", 0.2), ("ssgd", 0.4)}
+    for v in verdicts.values():
+        assert v["n"] == 1 and v["verdict"] == "no difference shown"
+        assert v["text"] in printed and f"- {v['text']}" in summary
 
 
 def test_every_method_starts_from_the_same_weights():

@@ -415,6 +415,7 @@ def _run(config, specs, args):
     """`main()` after parsing: trains the runs not done; the exit code."""
     from keras_ssgd.train import report
     from keras_ssgd.train import runner
+    from keras_ssgd.train import verdict as verdict_lib
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.store import RunStore
     from keras_ssgd.train.store import StoreError
@@ -470,18 +471,21 @@ def _run(config, specs, args):
     )
 
     def finish():
-        rows = report.summarize(store.records(), METHODS)
-        store.write_results(rows)
+        records = store.records()
+        rows = report.summarize(records, METHODS)
+        verdicts = verdict_lib.verdicts(records)
+        store.write_results(rows, verdicts)
         atomic_write_text(
             store.folder / "summary.md",
-            report.summary_markdown(config.to_json(), rows),
+            report.summary_markdown(config.to_json(), rows, verdicts),
         )
         if rows:
             with atomic_path(store.folder / "accuracy.png") as tmp:
                 report.plot(
                     rows, tmp, title=f"{config.dataset}, {config.model}",
+                    verdicts=verdicts,
                 )
-        return rows
+        return rows, verdicts
 
     try:
         for i, spec in enumerate(todo, start=1):
@@ -492,7 +496,9 @@ def _run(config, specs, args):
             )
             record["finished"] = time.time()
             store.save(record)
-            store.write_results(report.summarize(store.records(), METHODS))
+            records = store.records()
+            store.write_results(report.summarize(records, METHODS),
+                                verdict_lib.verdicts(records))
             accuracy = record["test_accuracy"]
             print(
                 f"  {spec.key}: "
@@ -511,9 +517,12 @@ def _run(config, specs, args):
             file=sys.stderr,
         )
         return code
-    rows = finish()
+    rows, verdicts = finish()
     print()
     print("\n".join(report.table(rows)))
+    if verdicts:
+        print(f"\n{verdict_lib.explanation()}")
+        print("\n".join(f"  {v['text']}" for v in verdicts))
     print(f"\nWrote {store.folder / 'results.json'}, summary.md, accuracy.png")
     return 0
 

@@ -83,8 +83,13 @@ def table(rows):
     return lines
 
 
-def summary_markdown(config, rows):
-    """`summary.md`: the recipe, then the table."""
+def summary_markdown(config, rows, verdicts=None):
+    """`summary.md`: the recipe, the table, then the verdict lines.
+
+    `verdicts` is the list `verdict.verdicts` returns (none: no section).
+    """
+    from keras_ssgd.train import verdict as verdict_lib
+
     recipe = ", ".join(f"{k} {v}" for k, v in config.items() if v not in (None, [], ()))
     return "\n".join(
         ["# ssgd-train results", "", f"Recipe: {recipe}.", "",
@@ -92,22 +97,30 @@ def summary_markdown(config, rows):
          "train loss: cross-entropy of the final clean weights on the "
          "training set, without augmentation.", ""]
         + table(rows)
+        + (["", "## Verdict against SGD", "",
+            verdict_lib.explanation(), ""]
+           + [f"- {v['text']}" for v in verdicts]
+           if verdicts else [])
     ) + "\n"
 
 
-def plot(rows, path, title=""):
+def plot(rows, path, title="", verdicts=None):
     """Test accuracy against level, one line per method, SGD as a band.
 
     The paper's Fig. 3 style: error bars are one standard deviation over
     seeds. Methods without a level (SGD) are drawn as a horizontal line with
-    a shaded +- one standard deviation band.
+    a shaded +- one standard deviation band. `verdicts` (from
+    `verdict.verdicts`), if given, are written under the axes, one line
+    each.
     """
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    notes = [v["text"] for v in verdicts or ()]
+    note_height = 0.18 * (len(notes) + 1) if notes else 0.0
+    fig, ax = plt.subplots(figsize=(6.4 + 1.6 * bool(notes), 4.2 + note_height))
     by_method = {}
     for row in rows:
         if row["test_accuracy_mean"] is not None:
@@ -139,7 +152,16 @@ def plot(rows, path, title=""):
     else:
         ax.text(0.5, 0.5, "every run diverged", ha="center",
                 transform=ax.transAxes)
-    fig.tight_layout()
+    if notes:
+        bottom = note_height / (4.2 + note_height)
+        fig.text(
+            0.01, 0.01,
+            "Paired by seed, 95% t interval (pt):\n" + "\n".join(notes),
+            fontsize="x-small", family="monospace", va="bottom",
+        )
+        fig.tight_layout(rect=(0, bottom, 1, 1))
+    else:
+        fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -275,13 +275,14 @@ class RunStore:
         record = {**record, "recipe": self.config.get("recipe", {})}
         _write_json(self._records_dir() / f"{record['key']}.json", record)
 
-    def write_results(self, summary):
-        """Rewrites `results.json`: config, every record and the summary."""
-        _write_json(
-            self.folder / "results.json",
-            {"config": self.config, "runs": self.records(),
-             "summary": summary},
-        )
+    def write_results(self, summary, verdicts=None):
+        """Rewrites `results.json`: config, every record, the summary and
+        (if given) the verdicts against SGD."""
+        payload = {"config": self.config, "runs": self.records(),
+                   "summary": summary}
+        if verdicts is not None:
+            payload["verdicts"] = verdicts
+        _write_json(self.folder / "results.json", payload)
 
 
 def _write_json(path, payload):
