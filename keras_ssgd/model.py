@@ -162,14 +162,21 @@ class SymmetricSGDModel(PerturbedModel):
       BatchNorm statistics in data-parallel training).
     """
 
-    def __init__(self, *args, split_batch=False, **kwargs):
+    def __init__(
+        self, *args, split_batch=False, noise_distribution="gaussian", **kwargs
+    ):
         split_batch = _check_split_batch(split_batch)
+        noise_lib.check_distribution(noise_distribution, "noise_distribution")
         super().__init__(*args, **kwargs)
         self._split_batch = split_batch
+        self._noise_distribution = noise_distribution
         # Set by `NoiseSchedule` in the `H` phases of a plan: the split form
         # for those epochs, whatever `split_batch` says.
         self._phase_split = False
         self._split_traced = False  # a split step was traced (`_halves`)
+        # Set by `keras_ssgd.distributed.pairs`: the split form runs across
+        # worker pairs (each worker's shard at one of the two points).
+        self._pairing = None
         if split_batch:
             self._refuse_stateful(split_batch)
 
@@ -187,6 +194,12 @@ class SymmetricSGDModel(PerturbedModel):
         if value:
             self._refuse_stateful(value)
         self._split_batch = value
+
+    @property
+    def noise_distribution(self):
+        """The distribution of the noise directions, `"gaussian"` or
+        `"rademacher"` (read-only: it is part of the traced step)."""
+        return self._noise_distribution
 
     @property
     def passes(self):
@@ -211,6 +224,8 @@ class SymmetricSGDModel(PerturbedModel):
     def _form(self):
         """The split form fixes the traced step: `per_branch` keeps one
         compiled step per form (a switch traces the new form once)."""
+        if self._split_now and self._pairing is not None:
+            return "pairs"
         return self._split_now
 
     def _stateful_layers(self):
@@ -237,7 +252,10 @@ class SymmetricSGDModel(PerturbedModel):
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """Loss and gradients of S-SGD: perturb, measure, restore."""
-        if self._split_now:
+        paired = self._split_now and self._pairing is not None
+        if paired:
+            self._pairing.check()
+        elif self._split_now:
             self._refuse_stateful(True)
             # A batch of one is refused at the first split step only: later
             # it is a last partial batch, measured at both points.
@@ -248,8 +266,13 @@ class SymmetricSGDModel(PerturbedModel):
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.
         weights = [v.value for v in noise_variables]
         noise = noise_lib.symmetric_noise(
-            weights, self._noise.level, self._noise_seed()
+            weights, self._noise.level, self._noise_seed(),
+            distribution=self._noise_distribution,
         )
+        if paired:
+            return self._paired_gradients(
+                x, y, sample_weight, noise_variables, weights, noise
+            )
         if self._split_now:
             return self._split_gradients(
                 x, y, sample_weight, noise_variables, weights, noise, halves
@@ -320,9 +343,24 @@ class SymmetricSGDModel(PerturbedModel):
             for a, b in zip(grads_plus, grads_minus)
         ]
 
+    def _paired_gradients(
+        self, x, y, sample_weight, noise_variables, weights, noise
+    ):
+        """The pair form: this worker's shard at `W + n` (even workers) or
+        `W - n` (odd ones); the engine's gradient average does the rest."""
+        sign = self._pairing.sign()
+        loss, gradients, y_pred = self._measure(
+            x, y, sample_weight, noise_variables,
+            [w + n if sign > 0 else w - n for w, n in zip(weights, noise)],
+            keep_statistics=sign > 0 or self.batchnorm_update == "both",
+        )
+        self._track(x, y, sample_weight, loss, [y_pred])
+        return loss, gradients
+
     def get_config(self):
         config = super().get_config()
         config["split_batch"] = self.split_batch
+        config["noise_distribution"] = self.noise_distribution
         return config
 
 
@@ -346,7 +384,9 @@ def _halves(x, y, sample_weight, refuse_one):
     split step) and is otherwise its own second half too: its example is
     measured at both points (see `SymmetricSGDModel`).
     """
-    size = backends.batch_size(x)
+    # From the targets if every input is None: the model's own call then
+    # raises Keras's error for a required input.
+    size = backends.batch_size(x, y, sample_weight)
     if isinstance(size, (int, np.integer)):
         size = int(size)
         if size < 2 and refuse_one:

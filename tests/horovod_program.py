@@ -58,13 +58,15 @@ def compile_(model, lr=0.1):
 
 
 def distributed_model(noise_level, shared_noise=False, batchnorm=False,
-                      sync=False):
+                      sync=False, pairs=False):
     keras.utils.set_random_seed(1 + ssgd_hvd.rank())  # ranks differ at first
     base = mlp(batchnorm)
     if sync:
         base = ssgd_hvd.with_sync_batchnorm(base)
-    model = keras_ssgd.wrap(base, noise_level=noise_level, seed=7)
-    ssgd_hvd.distribute(model, shared_noise=shared_noise)
+    model = keras_ssgd.wrap(
+        base, noise_level=noise_level, seed=7, split_batch=pairs
+    )
+    ssgd_hvd.distribute(model, shared_noise=shared_noise, pairs=pairs)
     compile_(model)
     return model
 
@@ -106,6 +108,31 @@ def case_identical(out, shared):
     )
     save(out, f"noise{ssgd_hvd.rank()}.npz", [n.numpy() for n in noise])
     save(out, f"seed{ssgd_hvd.rank()}.npz", [np.array(model.noise_seed)])
+
+
+def case_pairs(out):
+    """The pair form: 2 ranks x B/2, rank 0 at W + n and rank 1 at W - n,
+    equal one process running the split step on the global batch B."""
+    x, y = data()
+    model = distributed_model(0.3, pairs=True)
+    model.fit(ssgd_hvd.shard(global_batches(x, y, shuffle_seed=3)), epochs=3,
+              verbose=0, callbacks=ssgd_hvd.callbacks())
+    save(out, f"weights{ssgd_hvd.rank()}.npz", trainable(model))
+    save(out, f"passes{ssgd_hvd.rank()}.npz", [
+        np.array(model.passes), np.array(model.noise_seed),
+        np.array(model.gradient_reducer.bytes_per_step),
+        np.array(sum(v.numpy().nbytes for v in model.trainable_variables)),
+    ])
+    if ssgd_hvd.is_root():
+        keras.utils.set_random_seed(1)  # rank 0's initial weights
+        reference = keras_ssgd.wrap(
+            mlp(), noise_level=0.3, seed=7, split_batch=True
+        )
+        compile_(reference)
+        reference.fit(global_batches(x, y, shuffle_seed=3), epochs=3,
+                      verbose=0)
+        save(out, "distributed.npz", trainable(model))
+        save(out, "reference.npz", trainable(reference))
 
 
 class Interrupt(keras.callbacks.Callback):
@@ -168,6 +195,8 @@ def main():
         case_equivalence(out, sync=True)
     elif case in ("per-rank", "shared"):
         case_identical(out, shared=case == "shared")
+    elif case == "pairs":
+        case_pairs(out)
     elif case == "resume":
         case_resume(out)
     elif case == "dies":

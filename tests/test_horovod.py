@@ -81,6 +81,47 @@ def test_ranks_hold_identical_weights_and_draw_noise_per_rank(case, tmp_path):
         assert not np.allclose(noise[0][0], noise[1][0])
 
 
+def test_rank_pairs_equal_the_split_step_on_the_global_batch(tmp_path):
+    # Rank 0 measures its half of each global batch at W + n, rank 1 its
+    # half at W - n, from one noise: the split step of one process.
+    done, _ = horovodrun("pairs", tmp_path)
+    check(done)
+    distributed = load(tmp_path / "distributed.npz")
+    reference = load(tmp_path / "reference.npz")
+    for a, b in zip(distributed, reference):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+    for a, b in zip(load(tmp_path / "weights0.npz"),
+                    load(tmp_path / "weights1.npz")):
+        np.testing.assert_array_equal(a, b)
+    # One pass per rank per step, one noise per pair, one gradient sent.
+    for rank in (0, 1):
+        passes, seed, sent, gradient = load(tmp_path / f"passes{rank}.npz")
+        assert passes == 1 and seed == 7
+        assert sent == gradient
+
+
+def test_pairs_refuse_an_odd_number_of_ranks():
+    # One process is one rank: an odd number.
+    script = (
+        "import keras, keras_ssgd, warnings\n"
+        "from keras_ssgd.distributed import horovod as h\n"
+        "m = keras_ssgd.wrap(keras.Sequential([keras.Input((3,)), "
+        "keras.layers.Dense(2)]), noise_level=0.1, split_batch=True)\n"
+        "try:\n"
+        "    h.distribute(m, pairs=True)\n"
+        "except ValueError as e:\n"
+        "    print('ERROR', e)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True,
+        timeout=120, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert "ERROR Argument `pairs=True` needs an even number" in done.stdout, (
+        done.stdout + done.stderr[-2000:]
+    )
+    assert "Received: pairs=True with 1 worker(s)" in done.stdout
+
+
 def test_backup_and_restore_continue_the_same_trajectory(tmp_path):
     done, _ = horovodrun("resume", tmp_path)
     check(done)
@@ -107,7 +148,7 @@ def test_ssgd_train_under_horovodrun_writes_one_result(tmp_path):
          os.path.join(os.path.dirname(sys.executable), "ssgd-train"),
          "--distributed", "horovod", "--model", "mlp", "--epochs", "1",
          "--seeds", "1", "--method", "sgd", "--method", "ssgd:0.3",
-         "--quiet", "--output", str(out)],
+         "--method", "ssgd-split:0.3", "--quiet", "--output", str(out)],
         capture_output=True, text=True, timeout=300,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     )
@@ -115,5 +156,9 @@ def test_ssgd_train_under_horovodrun_writes_one_result(tmp_path):
     import json
 
     results = json.loads((out / "results.json").read_text())
-    assert [r["workers"] for r in results["runs"]] == [2, 2]
+    runs = {r["method"]: r for r in results["runs"]}
+    assert [r["workers"] for r in results["runs"]] == [2, 2, 2]
     assert {r["status"] for r in results["runs"]} == {"ok"}
+    # ssgd-split runs as the pair form on 2 ranks: one pass per rank.
+    assert runs["ssgd-split"]["pairs"] and runs["ssgd-split"]["passes_per_step"] == 1
+    assert not runs["ssgd"]["pairs"] and runs["ssgd"]["passes_per_step"] == 2

@@ -9,6 +9,8 @@ import pathlib
 import subprocess
 import sys
 
+import numpy as np
+
 SCRIPT = r"""
 import json, os, sys
 os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -78,3 +80,85 @@ def test_mirrored_strategy_two_replicas():
     # TerminateOnNaN stops the run after that first batch.
     assert out["nan_first_loss"] == "nan"
     assert not out["nan_moved"]
+
+
+PAIRS_SCRIPT = r"""
+import json, os, sys, warnings
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    cpu, [tf.config.LogicalDeviceConfiguration()] * int(sys.argv[2])
+)
+import keras, numpy as np
+sys.path.insert(0, sys.argv[1])
+from conftest import compile_for_classification, make_classification, mlp
+import keras_ssgd
+from keras_ssgd.distributed.pairs import pair_replicas
+
+replicas = int(sys.argv[2])
+strategy = tf.distribute.MirroredStrategy(
+    [f"/cpu:{i}" for i in range(replicas)])
+x, y = make_classification(256)
+
+def train(strategy=None, pairs=False, batchnorm=False):
+    keras.utils.set_random_seed(0)
+    scope = strategy.scope() if strategy else tf.distribute.get_strategy().scope()
+    with scope:
+        model = keras_ssgd.wrap(
+            mlp(batchnorm=batchnorm), noise_level=0.3, seed=5,
+            split_batch=True)
+        if pairs:
+            pair_replicas(model)
+        compile_for_classification(model)
+    history = model.fit(x, y, batch_size=64, epochs=2, shuffle=False,
+                        verbose=0)
+    return model, history.history["loss"]
+
+out = {}
+if replicas % 2:
+    try:
+        train(strategy, pairs=True)
+    except ValueError as error:
+        out["error"] = str(error)
+else:
+    paired, paired_loss = train(strategy, pairs=True)
+    single, single_loss = train()
+    out["max_diff"] = max(
+        float(np.abs(np.array(a) - np.array(b)).max())
+        for a, b in zip(paired.trainable_variables, single.trainable_variables))
+    out["loss_diff"] = max(abs(a - b) for a, b in zip(paired_loss, single_loss))
+    out["passes"] = paired.passes
+    # BatchNorm: each replica normalises its whole part with its own
+    # statistics; it trains.
+    _, bn_loss = train(strategy, pairs=True, batchnorm=True)
+    out["bn_loss"] = bn_loss
+print("RESULT " + json.dumps(out))
+"""
+
+
+def run_pairs(replicas):
+    tests = pathlib.Path(__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-c", PAIRS_SCRIPT, str(tests), str(replicas)],
+        capture_output=True, text=True, timeout=600,
+    )
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_replica_pairs_equal_the_split_step_on_the_global_batch():
+    # Replica 0 measures the first half of each global batch at W + n,
+    # replica 1 the second half at W - n: the split step of one device.
+    out = run_pairs(2)
+    assert out["max_diff"] < 1e-6
+    assert out["loss_diff"] < 1e-6
+    assert out["passes"] == 1
+    assert all(np.isfinite(out["bn_loss"]))
+
+
+def test_replica_pairs_refuse_an_odd_number_of_replicas():
+    out = run_pairs(3)
+    assert "Argument `pairs=True` needs an even number of workers" in out["error"]
+    assert "Received: pairs=True with 3 worker(s)" in out["error"]

@@ -487,3 +487,83 @@ def test_ssgd_train_method_and_phases():
     assert [s.method for s in specs] == ["ssgd-split", "ssgd", "sgd"]
     with pytest.raises(SystemExit):
         cli.parse(["--method", "sam", "--phases", "2-1H"])
+    from keras_ssgd.train.runner import passes_per_step
+
+    # Passes per step over a plan: S epochs cost the method's passes.
+    assert passes_per_step(METHODS["ssgd"], "2-1S-1H") == 1.25
+    assert passes_per_step(METHODS["ssgd"], None) == 2
+    assert passes_per_step(METHODS["ssgd-split"], "2-1S-1H") == 1
+    assert passes_per_step(METHODS["sgd"], "2-1S") == 1
+
+
+def test_a_required_input_given_as_none_raises_kerass_error():
+    # The halves are cut by the targets' batch size; the model's own call
+    # then refuses the missing input (never a silent end of `fit()`).
+    inputs = keras.Input((3,), name="x")
+    model = keras_ssgd.SymmetricSGDModel(
+        inputs, keras.layers.Dense(1)(inputs), noise_level=0.1, seed=0,
+        split_batch=True,
+    )
+    model.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="not optional"):
+        model.fit(None, np.ones((4, 1)), verbose=0)
+
+
+def test_pairs_need_a_symmetric_sgd_model_and_an_even_number():
+    from keras_ssgd.distributed.pairs import WorkerPairs
+    from keras_ssgd.distributed.pairs import set_pairs
+
+    class Pairs(WorkerPairs):
+        engine = "test workers"
+
+        def __init__(self, size):
+            self._size = size
+
+        def index(self):
+            return 0
+
+        def size(self):
+            return self._size
+
+    noise = keras_ssgd.wrap(mlp(), method="weight-noise", seed=0)
+    with pytest.raises(TypeError, match="SymmetricSGDModel.*WeightNoiseModel"):
+        set_pairs(noise, Pairs(2))
+    split = keras_ssgd.wrap(mlp(), noise_level=0.2, seed=0, split_batch=True)
+    with pytest.raises(ValueError, match="Received: pairs=True with 3 worker"):
+        set_pairs(split, Pairs(3))
+    with pytest.warns(UserWarning, match="split_batch=False"):
+        set_pairs(keras_ssgd.wrap(mlp(), noise_level=0.2, seed=0), Pairs(2))
+    assert set_pairs(split, Pairs(4)) is split and split.passes == 1
+
+
+def test_the_even_worker_of_a_pair_measures_at_plus_n_the_odd_at_minus_n():
+    # One worker of a pair, on one device: its step is the gradient of its
+    # whole batch at W + n (index 0) or W - n (index 1), from the same n.
+    from keras_ssgd.distributed.pairs import WorkerPairs
+    from keras_ssgd.distributed.pairs import set_pairs
+
+    class Worker(WorkerPairs):
+        engine = "test workers"
+
+        def __init__(self, index):
+            self._index = index
+
+        def index(self):
+            return self._index
+
+        def size(self):
+            return 2
+
+    x, y = data(8)
+    for index, sign in ((0, 1.0), (1, -1.0)):
+        model = linear(noise_level=LEVEL, seed=3, split_batch=True)
+        set_pairs(model, Worker(index))
+        compile_for_classification(model, keras.optimizers.SGD(0.1))
+        (n,) = noise_at_step(model, 0)
+        kernel, bias = numpy_weights(model)
+        model.fit(x, y, batch_size=8, epochs=1, shuffle=False, verbose=0)
+        _, g, gb = softmax_ce(x, y, kernel + sign * n, bias)
+        new_kernel, new_bias = numpy_weights(model)
+        np.testing.assert_allclose(new_kernel, kernel - 0.1 * g, atol=2e-6)
+        np.testing.assert_allclose(new_bias, bias - 0.1 * gb, atol=2e-6)
+        assert model.passes == 1

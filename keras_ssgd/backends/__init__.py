@@ -100,11 +100,24 @@ def forward(model, x, y, sample_weight):
     return y_pred, loss
 
 
-def batch_size(x):
+def batch_size(x, *others):
     """The number of examples in batch `x`, read from its first input that
-    is not `None` (an optional input may be), as Keras's trainers do."""
-    first = next(i for i in keras.tree.flatten(x) if i is not None)
-    return keras.ops.shape(first)[0]
+    is not `None` (an optional input may be), as Keras's trainers do, else
+    from the first tensor of `others` (targets, sample weights).
+
+    Raises:
+        ValueError: the batch holds no tensor at all.
+    """
+    for structure in (x, *others):
+        for tensor in keras.tree.flatten(structure):
+            if tensor is not None:
+                return keras.ops.shape(tensor)[0]
+    # Not `next()` on an empty generator: its StopIteration would end
+    # `fit()` silently, as if the data had run out.
+    raise ValueError(
+        "A training batch holds no tensor: every input, target and sample "
+        "weight is None. Received: x=None"
+    )
 
 
 def regularized_rest(model, noise_variables):

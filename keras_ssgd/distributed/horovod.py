@@ -193,13 +193,20 @@ class HorovodReducer:
         return gradients, flag > 0.5
 
 
-def distribute(model, shared_noise=False):
+def distribute(model, shared_noise=False, pairs=False):
     """Prepares a `PerturbedModel` for Horovod data-parallel training.
 
     - Gradients are averaged across ranks once per step (`HorovodReducer`).
     - Noise seeds are per rank by default (`seed + rank`): each step samples
       `size` directions, one per rank. `shared_noise=True` gives every rank
       the same noise.
+    - `pairs=True` (S-SGD's split form, `split_batch=True`): ranks `2k` and
+      `2k + 1` form a pair that draws one noise (seed `seed + k`, or `seed`
+      with `shared_noise=True`); the even rank measures its whole shard at
+      `W + n`, the odd rank at `W - n`. The allreduce averages them, so
+      each rank runs one pass per step and sends one gradient, as in plain
+      data-parallel SGD. With 2 ranks this is the split step on the global
+      batch (see `keras_ssgd.distributed.pairs`).
     - `jit_compile` is turned off (Horovod ops have no XLA kernel).
 
     Call it before `fit()`; pair it with `callbacks()` so every rank starts
@@ -209,9 +216,23 @@ def distribute(model, shared_noise=False):
         model: a `keras_ssgd.PerturbedModel` (S-SGD or a baseline; plain
             training is `SymmetricSGDModel(noise_level=0)`).
         shared_noise: bool. Defaults to `False`.
+        pairs: bool. The pair form of split S-SGD (a `SymmetricSGDModel`
+            and an even number of ranks). Defaults to `False`.
 
     Returns:
         `model`, prepared.
+
+    Raises:
+        TypeError: `model` is not a `PerturbedModel` (with `pairs=True`: not
+            a `SymmetricSGDModel`).
+        ValueError: `pairs=True` with an odd number of ranks.
+
+    Example:
+
+    ```python
+    model = keras_ssgd.wrap(base, noise_level=0.2, seed=0, split_batch=True)
+    ssgd_hvd.distribute(model, pairs=True)      # horovodrun -np 2, 4, 8
+    ```
     """
     if not isinstance(model, PerturbedModel):
         raise TypeError(
@@ -219,8 +240,19 @@ def distribute(model, shared_noise=False):
             "training use keras_ssgd.wrap(model, noise_level=0)). Received: "
             f"model of type {type(model).__name__}"
         )
+    if not isinstance(pairs, bool):
+        raise TypeError(
+            f"Argument `pairs` must be a bool. Received: pairs={pairs!r}"
+        )
     rank_, _ = init()
-    if not shared_noise:
+    if pairs:
+        from keras_ssgd.distributed.pairs import HorovodPairs
+        from keras_ssgd.distributed.pairs import set_pairs
+
+        set_pairs(model, HorovodPairs())
+        if not shared_noise:
+            model.noise_seed = model.noise_seed + rank_ // 2
+    elif not shared_noise:
         model.noise_seed = model.noise_seed + rank_
     model.gradient_reducer = HorovodReducer()
     return model

@@ -48,6 +48,12 @@ class Horovod(Single):
     every method goes through the same reduced step. The learning rate is
     multiplied by the number of ranks, reached linearly over
     `warmup_epochs` (Goyal et al.), unless `scale_lr` is false.
+
+    S-SGD's split form (`ssgd-split`) runs as the pair form on an even
+    number of ranks: ranks `2k` and `2k + 1` share one noise and measure
+    their shards at `W + n` and `W - n` (one pass per rank, one gradient
+    sent; `keras_ssgd.distributed.pairs`). On an odd number of ranks each
+    rank splits its own shard instead.
     """
 
     name = "horovod"
@@ -73,7 +79,10 @@ class Horovod(Single):
     def prepare(self, model):
         if not isinstance(model, PerturbedModel):
             model = wrap(model, noise_level=0.0, seed=0)
-        return self._hvd.distribute(model, shared_noise=self.shared_noise)
+        return self._hvd.distribute(
+            model, shared_noise=self.shared_noise,
+            pairs=_pairs(model, self.size),
+        )
 
     def shard(self, dataset):
         return self._hvd.shard(dataset)
@@ -95,7 +104,10 @@ class Mirrored(Single):
     """`tf.distribute.MirroredStrategy` over the local GPUs (or CPUs).
 
     Keras splits each global batch over the replicas and all-reduces the
-    gradients inside the optimizer's update.
+    gradients inside the optimizer's update. `ssgd-split` runs as the pair
+    form on an even number of replicas (replica `2k` at `W + n`, `2k + 1`
+    at `W - n`, one noise for all), and splits each replica's part of the
+    batch on an odd number.
     """
 
     name = "mirrored"
@@ -106,6 +118,24 @@ class Mirrored(Single):
 
     def scope(self):
         return self.strategy.scope()
+
+    def prepare(self, model):
+        if _pairs(model, self.size):
+            from keras_ssgd.distributed.pairs import pair_replicas
+
+            pair_replicas(model, self.strategy)
+        return model
+
+
+def _pairs(model, size):
+    """Whether `model` runs the pair form over `size` workers: S-SGD's
+    split form on an even number of them."""
+    from keras_ssgd.model import SymmetricSGDModel
+
+    return (
+        isinstance(model, SymmetricSGDModel) and model.split_batch
+        and size % 2 == 0
+    )
 
 
 def make(name, **kwargs):

@@ -44,7 +44,12 @@ def summarize(records, methods):
             "hessian_top_std": _std([r.get("hessian_top") for r in ok]),
             "seconds_mean": seconds,
             "time_vs_sgd": seconds / sgd_time if sgd_time else None,
-            "passes_vs_sgd": methods[method].passes,
+            # Per step, averaged over a phase plan's epochs where the
+            # records carry it (older records: the method's own passes).
+            "passes_vs_sgd": _mean([
+                r.get("passes_per_step", methods[method].passes)
+                for r in runs
+            ]),
         })
     order = list(methods)
     rows.sort(key=lambda row: (order.index(row["method"]), row["level"] or 0))
@@ -78,7 +83,7 @@ def table(rows):
             f"{_fmt(row['train_loss_mean'], '.4f')} | "
             f"{_pm(row['hessian_top_mean'], row['hessian_top_std'])} | "
             f"{row['seconds_mean']:.1f} | {_fmt(row['time_vs_sgd'], '.2f')} |"
-            f" {row['passes_vs_sgd']} |"
+            f" {row['passes_vs_sgd']:.3g} |"
         )
     return lines
 
