@@ -109,6 +109,44 @@ def _positive_int(text):
     return _number(text, int, positive=True)
 
 
+def _seeds(text):
+    """`N` (seeds 0 .. N-1), `A-B` (A .. B) or `A,B,...` (any mix) -> a
+    tuple of distinct seeds in the order given."""
+    usage = (
+        "--seeds must be an int > 0 (seeds 0 .. N-1), a range A-B or a list "
+        "A,B,C of seeds >= 0"
+    )
+    text = text.strip()
+    if text.isdigit():
+        count = int(text)
+        if count == 0:
+            raise argparse.ArgumentTypeError(
+                f"--seeds must be an int > 0. Received: {text}"
+            )
+        return tuple(range(count))
+    if text.lstrip("-").isdigit() and text.startswith("-"):
+        raise argparse.ArgumentTypeError(
+            f"--seeds must be an int > 0. Received: {text}"
+        )
+    seeds = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{usage}. Received: {text!r} (bad part {part.strip()!r})"
+            )
+        if not dash:
+            seeds.append(int(first))
+            continue
+        if int(last) < int(first):
+            raise argparse.ArgumentTypeError(
+                f"{usage}; a range A-B needs A <= B. Received: {text!r} (bad "
+                f"part {part.strip()!r})"
+            )
+        seeds.extend(range(int(first), int(last) + 1))
+    return tuple(dict.fromkeys(seeds))
+
+
 def _positive_float(text):
     return _number(text, float, positive=True)
 
@@ -152,9 +190,13 @@ def build_parser():
         "sam.",
     )
     parser.add_argument(
-        "--seeds", type=_positive_int, default=3,
-        help="Seeds per method and level (seeds 0 .. N-1). A seed fixes the "
-        "initial weights and the data order, the same for every method.",
+        "--seeds", type=_seeds, default=(0, 1, 2), metavar="N|A-B|A,B,...",
+        help="Seeds per method and level: N is seeds 0 .. N-1; 10-14 is "
+        "seeds 10 to 14; 1,3,5 (or 1,10-12) lists them. A seed fixes the "
+        "initial weights and the data order, the same for every method. To "
+        "add seeds to a finished sweep, or to run again the seeds it "
+        "lacks, rerun with the same recipe, --output and --resume: the "
+        "results combine.",
     )
     parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist1d",
                         help="Dataset (cifar10/cifar100 download through "
@@ -254,8 +296,11 @@ def build_parser():
     parser.add_argument("--output", default=None, metavar="DIR",
                         help="Run folder (default: results/<date-time>).")
     parser.add_argument("--resume", action="store_true",
-                        help="Continue the run in --output: finished runs "
-                        "are skipped. The recipe must be the same.")
+                        help="Continue or extend the run in --output: "
+                        "finished runs are skipped, new seeds, methods and "
+                        "levels are added, and the table, verdict and plot "
+                        "cover every run in the folder. The recipe must be "
+                        "the same.")
     parser.add_argument("--quiet", action="store_true",
                         help="No Keras progress bars.")
     return parser
@@ -365,7 +410,7 @@ def parse(argv=None):
                     f"{' '.join(dict.fromkeys(refused))}"
                 )
     specs = []
-    for seed in range(args.seeds):
+    for seed in args.seeds:
         for name, levels in chosen:
             method = METHODS[name]
             if method.level_name is None:

@@ -137,7 +137,9 @@ class RunStore:
             (the planned run keys).
         resume: bool. Continue a folder that holds earlier results with the
             same recipe (their runs are skipped; the planned runs may
-            change, to add seeds or levels). Without it, a folder that
+            change, to add seeds or levels, and the saved plan becomes the
+            union of the earlier and the new one, so the results of
+            several invocations combine). Without it, a folder that
             already holds results is refused, so nothing is overwritten.
         defaults: dict of recipe fields to their default values. A field
             missing from a saved recipe (written by an older version)
@@ -186,10 +188,21 @@ class RunStore:
                     "recipe, or pick another --output."
                 )
             self.records()  # every record readable, before any training
+            # Several invocations over one recipe combine: the plan keeps
+            # the runs planned before (in their order), then the new ones.
+            planned = saved.get("runs")
+            if isinstance(planned, list) and all(
+                isinstance(key, str) for key in planned
+            ) and isinstance(config.get("runs"), list):
+                self.config = config = {
+                    **config,
+                    "runs": list(dict.fromkeys([*planned, *config["runs"]])),
+                }
         elif config_path.exists() or self._records_dir().exists():
             raise StoreError(
                 f"{self.folder} already holds results. Pass --resume to "
-                "continue it, or pick another --output."
+                "continue it or to add runs of the same recipe (more seeds, "
+                "methods or levels), or pick another --output."
             )
         try:
             self._records_dir().mkdir(parents=True, exist_ok=True)
