@@ -98,6 +98,10 @@ class SymmetricSGDModel(PerturbedModel):
     - Mixed precision, sample and class weights, the non-finite check and a
       `gradient_reducer` (Horovod) work as in full S-SGD: the reducer gets
       the combined gradient, once per step.
+    - In data-parallel training the halves can be the workers' shards (the
+      pair form, `keras_ssgd.distributed.pairs`): workers `2k` and `2k + 1`
+      measure their whole shards at `W + n` and `W - n`, and the engine's
+      gradient average is the split step on their combined batch.
 
     Args:
         noise_level: float >= 0. Length of the noise relative to each

@@ -131,7 +131,7 @@ def regularized_rest(model, noise_variables):
     ]
 
 
-def per_branch(model, make, force, call=None):
+def per_branch(model, make, force, call=None, make_branch=None):
     """A train function holding one compiled step per branch of the step.
 
     The plain branch (noise level 0: Keras's own `train_step`) and the
@@ -151,6 +151,9 @@ def per_branch(model, make, force, call=None):
         call: `None`, or `call(function, noisy, *args)` running the compiled
             `function` of branch `noisy` on the trainer's `args` (JAX threads
             extra state this way).
+        make_branch: `None`, or `make_branch(noisy)` used instead of
+            `make(force=True)` to build branch `noisy`'s train function
+            (JAX under `keras.distribution` gives it its state shardings).
 
     Returns:
         The train function, also set as `model.train_function`.
@@ -168,7 +171,10 @@ def per_branch(model, make, force, call=None):
             own = model.__dict__.get("train_step")
             model.train_step = _branch_step(model, noisy, model.train_step)
             try:
-                make(force=True)
+                if make_branch is None:
+                    make(force=True)
+                else:
+                    make_branch(noisy)
             finally:
                 del model.train_step
                 if own is not None:

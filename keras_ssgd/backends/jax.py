@@ -89,9 +89,39 @@ def make_train_function(model, make, force):
     Besides picking the plain branch at level 0 (Keras's own step, compiled
     as Keras compiles it), this keeps XLA on a CPU from running convolutions
     inside `lax.cond`, an order of magnitude slower than outside it.
+
+    Under `keras.distribution` (`DataParallel`, `ModelParallel`) Keras
+    compiles the step with the state's shardings as `out_shardings`, read
+    from the live variables. The branches are compiled at their first call,
+    inside `fit()`, when Keras has moved the values out of the variables,
+    so the shardings are read here, before, and the perturbed branch's
+    extra values (`_extras`) get theirs after the non-trainable ones.
     """
+    make_branch = None
+    if keras.distribution.distribution() is not None and (
+        model.train_function is None or force
+    ):
+        trainable, non_trainable, optimizer, metrics = (
+            model._get_state_sharding_spec()
+        )
+        extras = [v.value.sharding for v in _extras(model)]
+
+        def make_branch(noisy):
+            spec = (
+                trainable,
+                list(non_trainable) + (extras if noisy else []),
+                optimizer,
+                metrics,
+            )
+            model._get_state_sharding_spec = lambda: spec
+            try:
+                make(force=True)
+            finally:
+                del model._get_state_sharding_spec
+
     return backends.per_branch(
-        model, make, force, call=functools.partial(_thread_extras, model)
+        model, make, force, call=functools.partial(_thread_extras, model),
+        make_branch=make_branch,
     )
 
 

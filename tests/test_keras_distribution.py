@@ -1,0 +1,106 @@
+"""S-SGD under Keras's distribution API (`keras.distribution`) on JAX.
+
+`DataParallel` over 2 virtual CPU devices
+(`XLA_FLAGS=--xla_force_host_platform_device_count=2`). JAX fixes its
+devices once per process, so each check runs in a fresh interpreter.
+Skipped, with the reason, where JAX is not installed.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("jax") is None, reason="JAX is not installed"
+)
+
+SCRIPT = r"""
+import json, os, sys
+import keras, numpy as np
+import keras_ssgd
+
+x = np.random.default_rng(0).normal(size=(128, 8)).astype("float32")
+y = x[:, :3].argmax(axis=1).astype("int32")
+
+def train(method, distributed, epochs=2, **kwargs):
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(
+            devices=keras.distribution.list_devices())
+        if distributed else None)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="tanh")(inputs)
+    base = keras.Model(inputs, keras.layers.Dense(3)(hidden))
+    model = keras_ssgd.wrap(base, method=method, seed=4, **kwargs)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    history = model.fit(x, y, batch_size=32, epochs=epochs, shuffle=False,
+                        verbose=0)
+    return model, history.history["loss"]
+
+def replicas_agree(model):
+    # Every device holds the same value of every variable.
+    for v in model.trainable_variables:
+        shards = [np.asarray(s.data) for s in v.value.addressable_shards]
+        if len(shards) < 2 or any(
+                not np.array_equal(shards[0], s) for s in shards[1:]):
+            return False
+    return True
+
+cases = {
+    "plain": ("ssgd", dict(noise_level=0.0)),
+    "ssgd": ("ssgd", dict(noise_level=0.3)),
+    "split": ("ssgd", dict(noise_level=0.3, split_batch=True)),
+    "weight-noise": ("weight-noise", dict(noise_level=0.3)),
+}
+out = {}
+for name, (method, kwargs) in cases.items():
+    single, single_loss = train(method, False, **kwargs)
+    model, loss = train(method, True, **kwargs)
+    out[name] = {
+        "devices": len(keras.distribution.list_devices()),
+        "max_diff": max(
+            float(np.abs(np.asarray(a) - np.asarray(b)).max())
+            for a, b in zip(model.trainable_variables,
+                            single.trainable_variables)),
+        "loss_diff": max(abs(a - b) for a, b in zip(loss, single_loss)),
+        "moved": float(np.abs(np.asarray(model.trainable_variables[0])).sum()),
+        "replicas_agree": replicas_agree(model),
+    }
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def results():
+    env = dict(
+        os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+        timeout=600, env=env,
+    )
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("case", ["plain", "ssgd", "split", "weight-noise"])
+def test_data_parallel_on_two_devices_is_the_single_device_algorithm(
+    results, case
+):
+    # One noise for the whole global batch: the sharded step computes the
+    # single-device step, whose noise, halves and passes it keeps.
+    out = results[case]
+    assert out["devices"] == 2
+    assert out["max_diff"] < 1e-6, out
+    assert out["loss_diff"] < 1e-6, out
+    assert out["replicas_agree"], out
+    assert np.isfinite(out["moved"])
