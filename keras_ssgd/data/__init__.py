@@ -26,17 +26,29 @@ DATASETS = {
 
 
 def load(name, **kwargs):
-    """Loads a registered dataset; `kwargs` go to its loader.
+    """Loads a registered dataset or the user's data; `kwargs` go to its
+    loader.
+
+    `name` is a registered dataset (`DATASETS`), or the user's data (see
+    `keras_ssgd.data.arrays`): `path/to/data.npz`,
+    `package.module:function` or `tfds:NAME` (these take `batch_size`,
+    `seed`, `drop_remainder`, `data_dir` and `validation_split`).
 
     Raises:
-        ValueError: `name` is not a registered dataset.
+        ValueError: `name` is neither (`arrays.DataError`, a `ValueError`,
+            when the user's data cannot be used).
     """
-    if name not in DATASETS:
-        raise ValueError(
-            f"Argument `name` must be one of {sorted(DATASETS)}. "
-            f"Received: name={name!r}"
-        )
-    return DATASETS[name](**kwargs)
+    from keras_ssgd.data import arrays
+
+    if name in DATASETS:
+        return DATASETS[name](**kwargs)
+    if arrays.is_source(name):
+        return arrays.load(name, **kwargs)
+    raise ValueError(
+        f"Argument `name` must be one of {sorted(DATASETS)}, a path to a "
+        ".npz, package.module:function or tfds:NAME. "
+        f"Received: name={name!r}"
+    )
 
 
 __all__ = [

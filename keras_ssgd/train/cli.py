@@ -151,6 +151,43 @@ def _positive_float(text):
     return _number(text, float, positive=True)
 
 
+def _model_arg(text):
+    """A built-in model name or an importable `package.module:function`."""
+    from keras_ssgd.train.registry import model_builder
+    from keras_ssgd.train.user import UserCodeError
+
+    try:
+        model_builder(text)
+    except UserCodeError as error:
+        raise argparse.ArgumentTypeError(
+            str(error).removeprefix("--model: ").removeprefix("--model ")
+        ) from None
+    return text
+
+
+def _dataset_arg(text):
+    """A built-in dataset name or the user's data (checked in `parse`)."""
+    from keras_ssgd.data import DATASETS
+    from keras_ssgd.data import arrays
+
+    if text in DATASETS or arrays.is_source(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"invalid choice: {text!r} (choose from "
+        f"{', '.join(map(repr, sorted(DATASETS)))}, or your own data: "
+        "path/to/data.npz, package.module:function, tfds:NAME)"
+    )
+
+
+def _fraction(text):
+    value = _number(text, float, positive=False, flag="--validation-split")
+    if value >= 1:
+        raise argparse.ArgumentTypeError(
+            f"--validation-split must be in [0, 1). Received: {text}"
+        )
+    return value
+
+
 def _phases(text):
     from keras_ssgd.phases import PhasePlan
 
@@ -198,12 +235,43 @@ def build_parser():
         "lacks, rerun with the same recipe, --output and --resume: the "
         "results combine.",
     )
-    parser.add_argument("--dataset", choices=sorted(DATASETS), default="mnist1d",
-                        help="Dataset (cifar10/cifar100 download through "
-                        "tensorflow-datasets the first time).")
-    parser.add_argument("--model", choices=list(MODELS), default=None,
-                        help="Model (default: the dataset's: mnist1d-cnn-bn "
-                        "for mnist1d, resnet20 for CIFAR).")
+    parser.add_argument(
+        "--dataset", type=_dataset_arg, default="mnist1d",
+        metavar="{" + ",".join(sorted(DATASETS)) + "} or DATA",
+        help="Dataset (cifar10/cifar100 download through tensorflow-datasets "
+        "the first time). Your own DATA: path/to/data.npz holding x_train, "
+        "y_train, x_test, y_test (optionally num_classes); "
+        "package.module:function, called with no arguments, returning a "
+        "dict with those keys, ((x_train, y_train), (x_test, y_test)) as "
+        "keras.datasets' load_data() does, or (x_train, y_train, x_test, "
+        "y_test); or tfds:NAME, a supervised tensorflow-datasets "
+        "classification set in --data-dir (needs TensorFlow). Labels are "
+        "class ids 0 .. num_classes - 1; inputs are used as given (tfds "
+        "images scaled to [0, 1]).",
+    )
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR",
+        help="With --dataset tfds:NAME: the tensorflow-datasets folder "
+        "(default ~/tensorflow_datasets).",
+    )
+    parser.add_argument(
+        "--validation-split", type=_fraction, default=0.0, metavar="F",
+        help="With your own DATA: hold out the last fraction F of the "
+        "training set (Keras's convention) as a validation set; each run "
+        "records its validation accuracy, and --eval-every-epoch evaluates "
+        "it instead of the test set.",
+    )
+    parser.add_argument(
+        "--model", type=_model_arg, default=None,
+        metavar="{" + ",".join(MODELS) + "} or package.module:function",
+        help="Model (default: the dataset's: mnist1d-cnn-bn for mnist1d, "
+        "resnet20 for CIFAR). Your own: package.module:function, importable "
+        "from the current folder or the environment, with the signature "
+        "build(input_shape, num_classes, dropout=0.0) -> keras.Model giving "
+        "num_classes logits (no softmax); dropout is needed only by "
+        "--method dropout. Every method starts from the same weights per "
+        "seed.",
+    )
     parser.add_argument("--epochs", type=_positive_int, default=None,
                         help="Epochs per run (default: 60 for mnist1d, 175 "
                         "for CIFAR; with --phases, the plan's).")
@@ -311,14 +379,27 @@ def parse(argv=None):
 
     Exits with code 2 and a message on bad input (argparse's convention).
     """
+    from keras_ssgd.data import arrays as arrays_lib
     from keras_ssgd.train.registry import METHODS
-    from keras_ssgd.train.registry import RECIPES
+    from keras_ssgd.train.registry import recipe_for
     from keras_ssgd.train.runner import Config
     from keras_ssgd.train.runner import RunSpec
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    recipe = RECIPES[args.dataset]
+    recipe = recipe_for(args.dataset)
+    user_data = arrays_lib.is_source(args.dataset)
+    if args.validation_split and not user_data:
+        parser.error(
+            "argument --validation-split: needs your own data (--dataset "
+            "path.npz, package.module:function or tfds:NAME). Received: "
+            f"--dataset {args.dataset}"
+        )
+    if args.data_dir and not args.dataset.startswith(arrays_lib.TFDS_PREFIX):
+        parser.error(
+            "argument --data-dir: only --dataset tfds:NAME reads it. "
+            f"Received: --dataset {args.dataset}"
+        )
     if args.phases:
         from keras_ssgd.phases import PhasePlan
 
@@ -391,8 +472,15 @@ def parse(argv=None):
         hessian_iterations=args.hessian_iterations,
         noise_filter=args.noise_filter,
         epoch_eval=args.eval_every_epoch,
+        data_dir=args.data_dir,
+        validation_split=args.validation_split,
     )
     chosen = args.method or [("sgd", None), ("ssgd", None)]
+    _check_builder(parser, config.model, chosen)
+    try:
+        config = preflight(config)
+    except ValueError as error:  # DataError, ModelMismatch
+        parser.error(str(error))
     if args.phases:
         from keras_ssgd.phases import PhasePlan
 
@@ -428,6 +516,78 @@ def parse(argv=None):
     return config, specs, args
 
 
+def _check_builder(parser, name, chosen):
+    """A user's builder takes (input_shape, num_classes[, dropout])."""
+    from keras_ssgd.train import user
+    from keras_ssgd.train.registry import MODELS
+    from keras_ssgd.train.registry import model_builder
+
+    if name in MODELS:
+        return
+    builder = model_builder(name)
+    if not user.accepts(builder, (1,), 2):
+        parser.error(
+            f"argument --model: {name} must take (input_shape, num_classes)"
+            " like the built-in builders: build(input_shape, num_classes, "
+            f"dropout=0.0). Received: --model {name}"
+        )
+    if any(method == "dropout" for method, _ in chosen) and not user.accepts(
+        builder, (1,), 2, 0.5
+    ):
+        parser.error(
+            f"argument --method dropout: the model {name} takes no dropout "
+            "rate (a third argument, build(input_shape, num_classes, "
+            f"dropout=0.0)). Received: --model {name}"
+        )
+
+
+def preflight(config, arrays=None, builder=None):
+    """Reads the user's data and builds the user's model, before training.
+
+    For the user's data: reads and checks the arrays (once; the runs reuse
+    them) and returns `config` with their digest. For the user's model:
+    builds it once on the data's shapes and runs it on two examples. The
+    built-in models and datasets are known to fit and are not loaded.
+    `arrays` and `builder`, if given, are the data and model (the Python
+    API's objects) in place of the ones `config` names.
+
+    Raises:
+        ValueError: `arrays.DataError` or `checks.ModelMismatch`; the
+            message names the value.
+    """
+    import dataclasses
+
+    from keras_ssgd import data as data_lib
+    from keras_ssgd.data import arrays as arrays_lib
+    from keras_ssgd.train import checks
+    from keras_ssgd.train.registry import MODELS
+    from keras_ssgd.train.registry import model_builder
+
+    if arrays is None and arrays_lib.is_source(config.dataset):
+        arrays = arrays_lib.read(config.dataset, config.data_dir)
+    if arrays is not None:
+        arrays.split(config.validation_split)  # enough left on both sides
+        config = dataclasses.replace(config, data_digest=arrays.digest)
+    if builder is None and config.model in MODELS and arrays is None:
+        return config
+    if arrays is not None:
+        x_sample = arrays.x_train[:2]
+        input_shape, num_classes = arrays.input_shape, arrays.num_classes
+    else:
+        data = data_lib.load(config.dataset, batch_size=config.batch_size,
+                             seed=0)
+        x_sample = next(iter(data.train_eval))[0][:2]
+        input_shape, num_classes = data.input_shape, data.num_classes
+    try:
+        checks.check_model(builder or model_builder(config.model),
+                           config.model, x_sample, input_shape, num_classes)
+    except checks.ModelMismatch as error:
+        raise checks.ModelMismatch(
+            f"{error} (--dataset {config.dataset})"
+        ) from error
+    return config
+
+
 def main(argv=None):
     """Runs the command; returns the exit code.
 
@@ -440,6 +600,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config, specs, args = parse(argv)
     from keras_ssgd.train.store import StoreError
+
 
     with _sigterm_raises():
         try:

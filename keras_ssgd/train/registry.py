@@ -169,6 +169,33 @@ MODELS = {
 DATASETS = data_lib.DATASETS
 
 
+def model_builder(name):
+    """The builder of a built-in model name or of `package.module:function`.
+
+    A user's builder has the signature of the built-in ones:
+    `build(input_shape, num_classes, dropout=0.0) -> keras.Model`, mapping
+    a batch of inputs to `num_classes` logits (no softmax: the loss is
+    `SparseCategoricalCrossentropy(from_logits=True)`). `dropout`, the rate
+    of a Dropout layer before the head, is needed only by `--method
+    dropout`.
+
+    Raises:
+        ValueError (`user.UserCodeError`): `name` is neither a built-in
+            model nor an importable `package.module:function`.
+    """
+    from keras_ssgd.train import user
+
+    if name in MODELS:
+        return MODELS[name]
+    if user.is_function_spec(name):
+        return user.load_function(name, "--model")
+    raise user.UserCodeError(
+        f"--model: invalid choice: {name!r} (choose from "
+        f"{', '.join(map(repr, MODELS))}, or package.module:function for "
+        "your own builder)"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     """The defaults of a dataset: the paper's recipe, or the prototype's."""
@@ -192,3 +219,12 @@ RECIPES = {
     # warm-up, which experiments/table3_imagenet.py adds).
     "imagenet2012": Recipe("resnet50", 90, 1024, 0.4, "step", (30, 60, 80)),
 }
+
+# The user's data (.npz, module:function, tfds:NAME): a small generic start;
+# every field can be set on the command line.
+USER_RECIPE = Recipe("mlp", 20, 128, 0.05, "cosine", (), 1)
+
+
+def recipe_for(dataset):
+    """The default recipe of a dataset name (the user's data: USER_RECIPE)."""
+    return RECIPES.get(dataset, USER_RECIPE)

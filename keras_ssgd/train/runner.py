@@ -13,7 +13,7 @@ from keras_ssgd.landscape import hessian_eigenvalues
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
-from keras_ssgd.train.registry import MODELS
+from keras_ssgd.train.registry import model_builder
 from keras_ssgd.train.store import atomic_path
 from keras_ssgd.wrap import wrap
 
@@ -36,6 +36,12 @@ class Config:
     hessian_iterations: int = 0
     noise_filter: str = None
     epoch_eval: bool = False
+    # The user's data: tfds's folder, the held-out fraction of the training
+    # set, and a digest of the arrays (so that runs on other data do not
+    # combine).
+    data_dir: str = None
+    validation_split: float = 0.0
+    data_digest: str = None
 
     @classmethod
     def defaults(cls):
@@ -93,15 +99,18 @@ def learning_rate(config, steps_per_epoch):
     )
 
 
-def build_model(config, spec, data, transform=None):
+def build_model(config, spec, data, transform=None, builder=None):
     """The model of `spec`; every method starts from the same weights.
 
     The weights come from the seed alone: Dropout's model gets the weights
     of the plain model built from the same seed. `transform`, if given,
     maps the plain model to another before the method wraps it (for
-    example synchronized BatchNorm).
+    example synchronized BatchNorm). `builder`, if given, is the model
+    builder (`build(input_shape, num_classes, dropout=0.0)`); by default
+    the one `config.model` names (a built-in model or
+    `package.module:function`).
     """
-    raw_build = MODELS[config.model]
+    raw_build = builder or model_builder(config.model)
 
     def build(*args):
         model = raw_build(*args)
@@ -124,13 +133,43 @@ def build_model(config, spec, data, transform=None):
     return wrap(model, method=method.model_class, **kwargs)
 
 
-def train(config, spec, verbose=1, model_path=None, distribution=None):
+def load_data(config, seed, drop_remainder=False, arrays=None):
+    """The data of `config` with the training order of `seed`.
+
+    `arrays` (a `keras_ssgd.data.arrays.Arrays`), if given, is the data
+    (the Python API's in-memory arrays); else `config.dataset` names it.
+    """
+    from keras_ssgd.data import arrays as arrays_lib
+
+    user = {"data_dir": config.data_dir,
+            "validation_split": config.validation_split}
+    if arrays is not None:
+        return arrays_lib.to_data(
+            arrays, batch_size=config.batch_size, seed=seed,
+            drop_remainder=drop_remainder,
+            validation_split=config.validation_split,
+        )
+    return data_lib.load(
+        config.dataset, batch_size=config.batch_size, seed=seed,
+        drop_remainder=drop_remainder,
+        **(user if arrays_lib.is_source(config.dataset) else {}),
+    )
+
+
+def train(config, spec, verbose=1, model_path=None, distribution=None,
+          builder=None, arrays=None):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file,
     written atomically) before the record is returned (by the root process
     only). With a `distribution` (see `keras_ssgd.train.distribution`), the
     run is spread over its devices; `config.batch_size` is the global batch.
+    `builder` (a model builder) and `arrays` (the data as `Arrays`), if
+    given, replace the ones `config.model` and `config.dataset` name.
+
+    With a validation split (`config.validation_split`), per-epoch
+    evaluation (`config.epoch_eval`) uses the validation set, and the
+    record holds `validation_accuracy` and `validation_loss`.
 
     A run whose loss becomes NaN or infinite is stopped
     (`keras.callbacks.TerminateOnNaN`) and recorded with
@@ -139,15 +178,14 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
     dist = distribution or Single()
     # Every method of a seed sees the same data order and initial weights.
     keras.utils.set_random_seed(spec.seed)
-    data = data_lib.load(
-        config.dataset, batch_size=config.batch_size, seed=spec.seed,
-        drop_remainder=dist.drop_remainder,
-    )
+    data = load_data(config, spec.seed, dist.drop_remainder, arrays=arrays)
+    validation = getattr(data, "validation", None)
     train_data = dist.shard(data.train)
     steps = data.steps_per_epoch
     with dist.scope():
         model = dist.prepare(
-            build_model(config, spec, data, transform=dist.transform)
+            build_model(config, spec, data, transform=dist.transform,
+                        builder=builder)
         )
         schedule = dist.learning_rate(learning_rate(config, steps), steps)
         if config.optimizer == "sgd":
@@ -171,7 +209,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
     start = time.perf_counter()
     history = model.fit(
         train_data, epochs=config.epochs, callbacks=callbacks,
-        validation_data=data.test if config.epoch_eval else None,
+        validation_data=(
+            (validation or data.test) if config.epoch_eval else None
+        ),
         verbose=verbose if dist.is_root() else 0,
         shuffle=False,  # the pipeline reshuffles per epoch
     )
@@ -201,6 +241,10 @@ def train(config, spec, verbose=1, model_path=None, distribution=None):
                       train_loss=None, train_accuracy=None)
         return record
     test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
+    if validation is not None:
+        val_loss, val_accuracy = model.evaluate(validation, verbose=0)
+        record["validation_accuracy"] = 100.0 * val_accuracy
+        record["validation_loss"] = _finite_or_none(val_loss)
     train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
     status = "ok" if math.isfinite(test_loss) else "diverged"
     if config.hessian_iterations and status == "ok" and dist.is_root():
