@@ -104,3 +104,78 @@ def test_data_parallel_on_two_devices_is_the_single_device_algorithm(
     assert out["loss_diff"] < 1e-6, out
     assert out["replicas_agree"], out
     assert np.isfinite(out["moved"])
+
+
+PROGRAM = os.path.join(os.path.dirname(__file__), "jax_multiprocess_program.py")
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(case, out, processes, timeout=300):
+    """Runs `case` as `processes` processes; returns their exit codes."""
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+               JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)  # one CPU device per process
+    port = free_port()
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, PROGRAM, case, str(out), str(i), str(processes),
+             str(port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=env,
+        )
+        for i in range(processes)
+    ]
+    codes, logs = [], []
+    for job in jobs:
+        try:
+            log, _ = job.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            log, _ = job.communicate()
+        codes.append(job.returncode)
+        logs.append(log)
+    return codes, logs
+
+
+def arrays(path):
+    with np.load(path) as f:
+        return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
+
+
+@pytest.mark.parametrize("case", ["plain", "ssgd", "split"])
+def test_two_processes_train_as_one(case, tmp_path):
+    # 2 processes x B/2 (jax.distributed, CPU collectives) against one
+    # process x B: the same weights, on both processes.
+    codes, logs = launch(case, tmp_path, 2)
+    assert codes == [0, 0], "\n".join(l[-2000:] for l in logs)
+    codes, logs = launch(case, tmp_path, 1)
+    assert codes == [0], logs[0][-2000:]
+    single = arrays(tmp_path / f"{case}-1-0.npz")
+    first, second = (arrays(tmp_path / f"{case}-2-{i}.npz") for i in (0, 1))
+    for a, b, c in zip(first, second, single):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, atol=1e-6, rtol=0)
+    losses = [
+        json.loads((tmp_path / f"{case}-{n}-0.json").read_text())["loss"]
+        for n in (2, 1)
+    ]
+    np.testing.assert_allclose(losses[0], losses[1], atol=1e-6)
+
+
+def test_a_dead_process_ends_the_job_quickly(tmp_path):
+    import time
+
+    start = time.monotonic()
+    codes, logs = launch("dies", tmp_path, 2, timeout=120)
+    seconds = time.monotonic() - start
+    assert codes[1] == 3
+    assert codes[0] != 0, logs[0][-2000:]
+    started = float((tmp_path / "started0").read_text())
+    assert time.time() - started < 90 and seconds < 120
