@@ -567,3 +567,21 @@ def test_the_even_worker_of_a_pair_measures_at_plus_n_the_odd_at_minus_n():
         np.testing.assert_allclose(new_kernel, kernel - 0.1 * g, atol=2e-6)
         np.testing.assert_allclose(new_bias, bias - 0.1 * gb, atol=2e-6)
         assert model.passes == 1
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="tf.SparseTensor input")
+def test_sparse_inputs_are_cut_into_halves():
+    import tensorflow as tf
+
+    x, y = data(8)
+    x[np.abs(x) < 0.8] = 0.0
+    weights = []
+    for inputs in (x, tf.sparse.from_dense(x)):
+        model = linear(noise_level=LEVEL, seed=3, split_batch=True)
+        compile_for_classification(model, keras.optimizers.SGD(0.1))
+        model.fit(
+            tf.data.Dataset.from_tensors((inputs, y)), epochs=1, verbose=0
+        )
+        weights.append(numpy_weights(model))
+    for dense, sparse in zip(*weights):
+        np.testing.assert_allclose(dense, sparse, atol=1e-6)

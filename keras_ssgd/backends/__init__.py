@@ -120,6 +120,24 @@ def batch_size(x, *others):
     )
 
 
+def rows(tensor, start, stop):
+    """Rows `[start, stop)` of a batch tensor (`None` stays `None`);
+    TensorFlow's sparse tensors too (`tf.sparse.slice`)."""
+    if tensor is None:
+        return None
+    if type(tensor).__name__ == "SparseTensor":
+        import tensorflow as tf
+
+        shape = tf.shape(tensor, out_type="int64")
+        start = tf.cast(start, "int64")
+        begin = tf.concat([[start], tf.zeros_like(shape[1:])], axis=0)
+        size = tf.concat(
+            [[tf.cast(stop, "int64") - start], shape[1:]], axis=0
+        )
+        return tf.sparse.slice(tensor, begin, size)
+    return tensor[start:stop]
+
+
 def regularized_rest(model, noise_variables):
     """The trainable variables outside `noise_variables` that have a
     regularizer. In a stateless scope Keras reads a regularized variable

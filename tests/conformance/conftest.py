@@ -1,4 +1,4 @@
-"""Conformance suite: Keras's own Model/Functional/Sequential/trainer tests,
+r"""Conformance suite: Keras's own Model/Functional/Sequential/trainer tests,
 run against `keras_ssgd.SymmetricSGDModel`.
 
 `SymmetricSGDModel` overrides `keras.Model.train_step`. At `noise_level=0` it
@@ -30,6 +30,9 @@ Modes
   a fixed default `seed`, so the tests that compare two training runs
   (`steps_per_execution=3` against 1, ...) check that the noise is a
   function of (seed, step).
+- `--conformance-split` (with a level > 0): the models default to S-SGD's
+  split form, `split_batch=True`. Tests that fit batches of one example
+  are in the table: the split form refuses them, as documented.
 - `--conformance-model=keras`: the baseline, the same tests against plain
   Keras (nothing substituted). Its results
   (`build/conformance/keras-<backend>.json`) let a later `ssgd` run of the
