@@ -27,6 +27,7 @@ from keras_ssgd.baselines import SmoothOutModel
 from keras_ssgd.baselines import WeightNoiseModel
 from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.perturbed import PerturbedModel
+from keras_ssgd.train.compare import compare
 from keras_ssgd.wrap import METHODS
 from keras_ssgd.wrap import SymmetricSGDWrapper
 from keras_ssgd.wrap import wrap

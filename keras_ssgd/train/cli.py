@@ -4,16 +4,18 @@ With no arguments: MNIST-1D (generated offline), the 1-D CNN with
 BatchNorm, SGD against S-SGD at noise level 0.2, 3 seeds, 60 epochs; a few
 minutes on a 2-core CPU. Results go to `results/<run>/`: `results.json`,
 `summary.md` and `accuracy.png` (test accuracy against noise level).
+
+Under the table, a verdict per method and level against SGD, paired by
+seed (`verdict`). The command is a shell over `keras_ssgd.compare`
+(`compare.py`): the same checks (`parse`) and the same sweep (`sweep`).
 """
 
 import argparse
 import contextlib
-import datetime
 import os
 import signal
 import sys
 import threading
-import time
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
@@ -23,6 +25,15 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM: a preemption, a job scheduler's stop
 # (from another tool) is refused on --resume.
 RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
                  "seconds", "test_accuracy", "train_loss")
+
+
+class UsageError(ValueError):
+    """Bad input, from `parse(..., raise_errors=True)` (the Python API)."""
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
 
 
 class Terminated(BaseException):
@@ -197,8 +208,11 @@ def _phases(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def build_parser():
+def build_parser(raise_errors=False):
+    """The argument parser; with `raise_errors`, bad input raises
+    `UsageError` instead of exiting."""
     from keras_ssgd.data import DATASETS
+    from keras_ssgd.train.distribution import CHOICES as DISTRIBUTED
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.registry import MODELS
 
@@ -208,7 +222,7 @@ def build_parser():
            if m.default_levels else "")
         for m in METHODS.values()
     )
-    parser = argparse.ArgumentParser(
+    parser = (_RaisingParser if raise_errors else argparse.ArgumentParser)(
         prog="ssgd-train",
         description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -237,7 +251,7 @@ def build_parser():
     )
     parser.add_argument(
         "--dataset", type=_dataset_arg, default="mnist1d",
-        metavar="{" + ",".join(sorted(DATASETS)) + "} or DATA",
+        metavar="{" + ",".join(sorted(DATASETS)) + "}|DATA",
         help="Dataset (cifar10/cifar100 download through tensorflow-datasets "
         "the first time). Your own DATA: path/to/data.npz holding x_train, "
         "y_train, x_test, y_test (optionally num_classes); "
@@ -263,7 +277,7 @@ def build_parser():
     )
     parser.add_argument(
         "--model", type=_model_arg, default=None,
-        metavar="{" + ",".join(MODELS) + "} or package.module:function",
+        metavar="{" + ",".join(MODELS) + "}|MODULE:FUNCTION",
         help="Model (default: the dataset's: mnist1d-cnn-bn for mnist1d, "
         "resnet20 for CIFAR). Your own: package.module:function, importable "
         "from the current folder or the environment, with the signature "
@@ -334,7 +348,7 @@ def build_parser():
         "model (training loss, training set, inference mode); 0 skips it.",
     )
     parser.add_argument(
-        "--distributed", choices=["none", "horovod", "mirrored"],
+        "--distributed", choices=DISTRIBUTED,
         default="none",
         help="horovod: data parallel over the processes of `horovodrun -np "
         "N ssgd-train ...` (--batch-size is the global batch; rank 0 logs "
@@ -374,10 +388,13 @@ def build_parser():
     return parser
 
 
-def parse(argv=None):
+def parse(argv=None, builder=None, arrays=None, raise_errors=False):
     """Parses and checks the arguments; returns `(config, specs, args)`.
 
-    Exits with code 2 and a message on bad input (argparse's convention).
+    Exits with code 2 and a message on bad input (argparse's convention);
+    with `raise_errors`, raises `UsageError` instead. `builder` (a model
+    builder) and `arrays` (`data.arrays.Arrays`), if given, stand for
+    `--model` and `--dataset` (the Python API's objects).
     """
     from keras_ssgd.data import arrays as arrays_lib
     from keras_ssgd.train.registry import METHODS
@@ -385,10 +402,16 @@ def parse(argv=None):
     from keras_ssgd.train.runner import Config
     from keras_ssgd.train.runner import RunSpec
 
-    parser = build_parser()
+    from keras_ssgd.train import user
+
+    parser = build_parser(raise_errors=raise_errors)
     args = parser.parse_args(argv)
+    if arrays is not None:
+        args.dataset = "arrays"
+    if builder is not None:
+        args.model = user.spec_of(builder)
     recipe = recipe_for(args.dataset)
-    user_data = arrays_lib.is_source(args.dataset)
+    user_data = arrays is not None or arrays_lib.is_source(args.dataset)
     if args.validation_split and not user_data:
         parser.error(
             "argument --validation-split: needs your own data (--dataset "
@@ -476,9 +499,9 @@ def parse(argv=None):
         validation_split=args.validation_split,
     )
     chosen = args.method or [("sgd", None), ("ssgd", None)]
-    _check_builder(parser, config.model, chosen)
+    _check_builder(parser, config.model, chosen, builder)
     try:
-        config = preflight(config)
+        config = preflight(config, arrays=arrays, builder=builder)
     except ValueError as error:  # DataError, ModelMismatch
         parser.error(str(error))
     if args.phases:
@@ -516,15 +539,15 @@ def parse(argv=None):
     return config, specs, args
 
 
-def _check_builder(parser, name, chosen):
+def _check_builder(parser, name, chosen, builder=None):
     """A user's builder takes (input_shape, num_classes[, dropout])."""
     from keras_ssgd.train import user
     from keras_ssgd.train.registry import MODELS
     from keras_ssgd.train.registry import model_builder
 
-    if name in MODELS:
+    if builder is None and name in MODELS:
         return
-    builder = model_builder(name)
+    builder = builder or model_builder(name)
     if not user.accepts(builder, (1,), 2):
         parser.error(
             f"argument --model: {name} must take (input_shape, num_classes)"
@@ -619,16 +642,10 @@ def main(argv=None):
 
 def _run(config, specs, args):
     """`main()` after parsing: trains the runs not done; the exit code."""
-    from keras_ssgd.train import report
-    from keras_ssgd.train import runner
-    from keras_ssgd.train import verdict as verdict_lib
-    from keras_ssgd.train.registry import METHODS
-    from keras_ssgd.train.store import RunStore
-    from keras_ssgd.train.store import StoreError
-    from keras_ssgd.train.store import atomic_path
-    from keras_ssgd.train.store import atomic_write_text
-
+    from keras_ssgd.train import compare as compare_lib
     from keras_ssgd.train import distribution as distribution_lib
+    from keras_ssgd.train.store import StoreError
+    from keras_ssgd.train.store import record_paths
 
     try:
         dist = distribution_lib.make(
@@ -652,84 +669,28 @@ def _run(config, specs, args):
             print("ssgd-train: error: --resume needs --output, the folder of "
                   "the run to continue.", file=sys.stderr)
             return EXIT_USAGE
-        stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        output = os.path.join("results", stamp)
-    plan = {"recipe": config.to_json(),
-            "runs": [spec.key for spec in specs]}
+        output = compare_lib.default_output()
     try:
-        store = RunStore(
-            output, plan, resume=args.resume, defaults=runner.Config.defaults(),
-            required=RECORD_FIELDS,
+        result = compare_lib.sweep(
+            config, specs, output, resume=args.resume,
+            verbose=0 if args.quiet else 1, distribution=dist,
+            log=lambda text: print(text, flush=True), required=RECORD_FIELDS,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {error}", file=sys.stderr)
         return EXIT_USAGE
-
-    done = store.done()
-    todo = [spec for spec in specs if spec.key not in done]
-    print(
-        f"ssgd-train: {config.dataset}, {config.model}, {config.epochs} "
-        f"epochs, batch {config.batch_size}, {config.optimizer} lr "
-        f"{config.lr:g} ({config.lr_schedule}"
-        f"{', phases ' + config.phases if config.phases else ''}); "
-        f"{len(specs)} runs, {len(specs) - len(todo)} already done; "
-        f"results in {store.folder}"
-    )
-
-    def finish():
-        records = store.records()
-        rows = report.summarize(records, METHODS)
-        verdicts = verdict_lib.verdicts(records)
-        store.write_results(rows, verdicts)
-        atomic_write_text(
-            store.folder / "summary.md",
-            report.summary_markdown(config.to_json(), rows, verdicts),
-        )
-        if rows:
-            with atomic_path(store.folder / "accuracy.png") as tmp:
-                report.plot(
-                    rows, tmp, title=f"{config.dataset}, {config.model}",
-                    verdicts=verdicts,
-                )
-        return rows, verdicts
-
-    try:
-        for i, spec in enumerate(todo, start=1):
-            print(f"\n[{i}/{len(todo)}] {spec.key}", flush=True)
-            record = runner.train(
-                config, spec, verbose=0 if args.quiet else 1,
-                model_path=store.model_path(spec.key), distribution=dist,
-            )
-            record["finished"] = time.time()
-            store.save(record)
-            records = store.records()
-            store.write_results(report.summarize(records, METHODS),
-                                verdict_lib.verdicts(records))
-            accuracy = record["test_accuracy"]
-            print(
-                f"  {spec.key}: "
-                + ("diverged" if accuracy is None
-                   else f"test accuracy {accuracy:.2f}%")
-                + f" ({record['seconds']:.0f} s)",
-                flush=True,
-            )
     except (KeyboardInterrupt, Terminated) as stop:
-        finish()
         name, code = _stop_reason(stop)
         print(
-            f"\nssgd-train: stopped by {name}. The {len(store.done())} "
-            f"finished runs are in {store.folder}; continue with --resume "
-            f"--output {store.folder}",
+            f"\nssgd-train: stopped by {name}. The "
+            f"{len(record_paths(output))} finished runs are in {output}; "
+            f"continue with --resume --output {output}",
             file=sys.stderr,
         )
         return code
-    rows, verdicts = finish()
     print()
-    print("\n".join(report.table(rows)))
-    if verdicts:
-        print(f"\n{verdict_lib.explanation()}")
-        print("\n".join(f"  {v['text']}" for v in verdicts))
-    print(f"\nWrote {store.folder / 'results.json'}, summary.md, accuracy.png")
+    print(result)
+    print(f"\nWrote {result.folder / 'results.json'}, summary.md, accuracy.png")
     return 0
 
 

@@ -1,0 +1,289 @@
+"""`keras_ssgd.compare`: the Python form of `ssgd-train`.
+
+`compare()` checks its arguments as the command checks its options, then
+`sweep()` trains the runs and writes the run folder; `ssgd-train` is the
+same two steps behind a command line (with signals and Horovod on top).
+"""
+
+import dataclasses
+import datetime
+import json
+import os
+import pathlib
+import time
+
+
+@dataclasses.dataclass
+class Comparison:
+    """What a sweep produced.
+
+    Attributes:
+        folder: `pathlib.Path`, the run folder.
+        rows: the summary, one dict per method and level
+            (`report.summarize`).
+        verdicts: one dict per method and level against SGD
+            (`verdict.verdicts`), each with its sentence in `text`.
+        results: the content of `results.json` (a JSON-ready dict).
+        plot_path: `pathlib.Path` of `accuracy.png`, or None when no run
+            finished.
+    """
+
+    folder: pathlib.Path
+    rows: list
+    verdicts: list
+    results: dict
+    plot_path: pathlib.Path = None
+
+    @property
+    def table(self):
+        """The summary table, Markdown (readable on a terminal too)."""
+        from keras_ssgd.train import report
+
+        return "\n".join(report.table(self.rows))
+
+    def __str__(self):
+        lines = [self.table]
+        if self.verdicts:
+            from keras_ssgd.train import verdict
+
+            lines += ["", verdict.explanation()]
+            lines += [f"  {v['text']}" for v in self.verdicts]
+        return "\n".join(lines)
+
+
+def default_output():
+    """`results/<date-time>`."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return os.path.join("results", stamp)
+
+
+def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
+          builder=None, arrays=None, log=print, required=()):
+    """Trains the runs of `specs` not already in `output`; a `Comparison`.
+
+    The run folder holds one record per finished run (see `store`); the
+    table, the verdicts, `results.json`, `summary.md` and `accuracy.png`
+    cover every run in it. On `KeyboardInterrupt` (or any other
+    `BaseException` that is not an `Exception`, such as the command's
+    SIGTERM) the files are written for the finished runs, then the
+    exception propagates.
+
+    Args:
+        config: `runner.Config`, the recipe.
+        specs: list of `runner.RunSpec`.
+        output: str or path, the run folder.
+        resume: bool. Continue or extend a folder with the same recipe.
+        verbose: int, Keras's `fit` verbosity.
+        distribution: a `distribution` object, or None (one device).
+        builder: the model builder, if not the one `config.model` names.
+        arrays: `data.arrays.Arrays`, if not the data `config.dataset`
+            names.
+        log: function of one string, for the progress lines.
+        required: the fields every stored record must hold.
+
+    Raises:
+        store.StoreError: the folder cannot be used.
+    """
+    from keras_ssgd.train import report
+    from keras_ssgd.train import runner
+    from keras_ssgd.train import verdict as verdict_lib
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.store import RunStore
+    from keras_ssgd.train.store import atomic_path
+    from keras_ssgd.train.store import atomic_write_text
+
+    plan = {"recipe": config.to_json(), "runs": [spec.key for spec in specs]}
+    store = RunStore(output, plan, resume=resume,
+                     defaults=runner.Config.defaults(), required=required)
+    done = store.done()
+    todo = [spec for spec in specs if spec.key not in done]
+    log(
+        f"ssgd-train: {config.dataset}, {config.model}, {config.epochs} "
+        f"epochs, batch {config.batch_size}, {config.optimizer} lr "
+        f"{config.lr:g} ({config.lr_schedule}"
+        f"{', phases ' + config.phases if config.phases else ''}); "
+        f"{len(specs)} runs, {len(specs) - len(todo)} already done; "
+        f"results in {store.folder}"
+    )
+
+    def finish():
+        records = store.records()
+        rows = report.summarize(records, METHODS)
+        verdicts = verdict_lib.verdicts(records)
+        store.write_results(rows, verdicts)
+        atomic_write_text(
+            store.folder / "summary.md",
+            report.summary_markdown(config.to_json(), rows, verdicts),
+        )
+        plot_path = None
+        if rows:
+            plot_path = store.folder / "accuracy.png"
+            with atomic_path(plot_path) as tmp:
+                report.plot(
+                    rows, tmp, title=f"{config.dataset}, {config.model}",
+                    verdicts=verdicts,
+                )
+        results = json.loads(
+            (store.folder / "results.json").read_text(encoding="utf-8")
+        )
+        return Comparison(store.folder, rows, verdicts, results, plot_path)
+
+    try:
+        for i, spec in enumerate(todo, start=1):
+            log(f"\n[{i}/{len(todo)}] {spec.key}")
+            record = runner.train(
+                config, spec, verbose=verbose,
+                model_path=store.model_path(spec.key),
+                distribution=distribution, builder=builder, arrays=arrays,
+            )
+            record["finished"] = time.time()
+            store.save(record)
+            records = store.records()
+            store.write_results(report.summarize(records, METHODS),
+                                verdict_lib.verdicts(records))
+            accuracy = record["test_accuracy"]
+            log(
+                f"  {spec.key}: "
+                + ("diverged" if accuracy is None
+                   else f"test accuracy {accuracy:.2f}%")
+                + f" ({record['seconds']:.0f} s)"
+            )
+    except Exception:
+        raise
+    except BaseException:  # Ctrl-C, SIGTERM: keep what is finished
+        finish()
+        raise
+    return finish()
+
+
+def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
+            epochs=None, noise_levels=None, output=None, resume=False,
+            verbose=0, **options):
+    """Trains methods on a model and data, several seeds each; compares them.
+
+    Every method starts, per seed, from the same initial weights and sees
+    the same data order (reshuffled each epoch from the seed). The result
+    holds the table (mean and spread of test accuracy per method and
+    level) and, for each method and level, the verdict against SGD: the
+    per-seed paired difference, its mean, a 95% Student t interval with
+    n - 1 degrees of freedom, and the seeds on which it was better; "no
+    difference shown" when the interval contains 0 or only one seed ran.
+    The run folder gets `results.json`, `summary.md`, `accuracy.png` and
+    one record and model per run, as with `ssgd-train`.
+
+    Args:
+        build_model: a builder `build(input_shape, num_classes,
+            dropout=0.0) -> keras.Model` giving `num_classes` logits, or
+            the name of one (`"mlp"`, `"mnist1d-cnn-bn"`, ...,
+            `"package.module:function"`).
+        data: a dataset name (`"mnist1d"`, `"cifar10"`, ...), a path to a
+            `.npz`, `"package.module:function"`, `"tfds:NAME"` (see
+            `keras_ssgd.data.arrays`), or the arrays themselves: a dict
+            with `x_train`, `y_train`, `x_test`, `y_test` (and optionally
+            `num_classes`), or `((x_train, y_train), (x_test, y_test))`.
+        methods: method names, `"name:level,level"` strings or
+            `(name, levels)` pairs (see `ssgd-train --help`). Defaults to
+            SGD and S-SGD.
+        seeds: int N (seeds 0 .. N-1), a range string `"10-14"`, or an
+            iterable of seeds. Defaults to `3`.
+        epochs: int, or None for the data's recipe.
+        noise_levels: levels for the methods without their own.
+        output: the run folder; default `results/<date-time>`.
+        resume: bool. Continue or extend `output` (same recipe): finished
+            runs are skipped and the results of all runs combine.
+        verbose: 0 silent, 1 one line per run, 2 Keras's progress bars
+            too. Defaults to `0`.
+        **options: the other options of `ssgd-train`, with underscores:
+            `batch_size`, `lr`, `optimizer`, `momentum`, `lr_schedule`,
+            `lr_drops`, `phases`, `steps_per_execution`, `noise_filter`,
+            `eval_every_epoch`, `hessian_iterations`, `data_dir`,
+            `validation_split`.
+
+    Returns:
+        A `Comparison`: `table`, `verdicts`, `rows`, `results` (the JSON),
+        `plot_path` and `folder`; `str()` of it is the table and the
+        verdicts.
+
+    Raises:
+        ValueError: an argument is not usable (the message names it), the
+            data or model cannot be used, or `output` cannot be used.
+
+    Example:
+
+    ```python
+    import keras_ssgd
+
+    result = keras_ssgd.compare(
+        "mlp", "mnist1d", methods=["sgd", "ssgd:0.2"], seeds=5, epochs=20,
+        output="results/mlp",
+    )
+    print(result)  # the table, then e.g.
+    # ssgd 0.2 vs sgd: +1.20 pt [0.40, 2.00], better on 5 of 5 seeds: ...
+    ```
+
+    Reference:
+    - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent with
+      Weight Noise Injection for Reaching Flat Minima".
+    - Student's paired t interval for the verdict (`keras_ssgd.train.verdict`).
+    """
+    from keras_ssgd.data import arrays as arrays_lib
+    from keras_ssgd.train import cli
+    from keras_ssgd.train import user
+    from keras_ssgd.train.store import StoreError
+
+    argv = []
+    builder = None
+    if callable(build_model):
+        builder = build_model
+    else:
+        argv += ["--model", str(build_model)]
+    arrays = None
+    if isinstance(data, (str, os.PathLike)):
+        argv += ["--dataset", os.fspath(data)]
+    else:
+        arrays = arrays_lib.from_value(data, "arrays")
+    for method in methods:
+        if not isinstance(method, str):
+            name, levels = method
+            method = name if not levels else (
+                f"{name}:{','.join(str(level) for level in levels)}")
+        argv += ["--method", method]
+    if isinstance(seeds, int) or isinstance(seeds, str):
+        argv += ["--seeds", str(seeds)]
+    else:
+        seeds = [int(s) for s in seeds]
+        # One seed as A-A: a bare number would be a count.
+        argv += ["--seeds", ",".join(f"{s}-{s}" for s in seeds)]
+    if epochs is not None:
+        argv += ["--epochs", str(epochs)]
+    if noise_levels is not None:
+        argv += ["--noise-level", *map(str, noise_levels)]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if key == "eval_every_epoch":
+            argv += [flag] if value else []
+        elif isinstance(value, (list, tuple)):
+            argv += [flag, *map(str, value)]
+        elif value is not None:
+            argv += [flag, str(value)]
+    if output is not None:
+        argv += ["--output", os.fspath(output)]
+    config, specs, _ = cli.parse(
+        argv, builder=builder, arrays=arrays, raise_errors=True,
+    )
+    if builder is not None:
+        config = dataclasses.replace(config, model=user.spec_of(builder))
+    if output is None:
+        if resume:
+            raise ValueError("Argument `resume` needs `output`, the folder "
+                             "of the run to continue.")
+        output = default_output()
+    log = print if verbose else (lambda text: None)
+    try:
+        return sweep(
+            config, specs, output, resume=resume, verbose=max(verbose - 1, 0),
+            builder=builder, arrays=arrays, log=log,
+            required=cli.RECORD_FIELDS,
+        )
+    except StoreError as error:
+        raise ValueError(str(error)) from None
