@@ -133,6 +133,20 @@ def build_model(config, spec, data, transform=None, builder=None):
     return wrap(model, method=method.model_class, **kwargs)
 
 
+def passes_per_step(method, phases=None):
+    """Forward and backward passes per step over the batch, averaged over
+    the epochs of a phase plan: plain epochs cost 1, `H` (split) epochs 1,
+    `S` epochs the method's own passes (2 for S-SGD and SAM)."""
+    if not phases or method.model_class is None:
+        return method.passes
+    plan = PhasePlan.parse(phases)
+    total = sum(
+        epochs * (method.passes if noisy and not split else 1)
+        for (epochs, noisy), split in zip(plan.phases, plan.split)
+    )
+    return total / plan.epochs
+
+
 def load_data(config, seed, drop_remainder=False, arrays=None):
     """The data of `config` with the training order of `seed`.
 
@@ -226,8 +240,10 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         "seed": spec.seed,
         "epochs_run": len(losses),
         "seconds": seconds,
-        "passes_per_step": method.passes,
+        "passes_per_step": passes_per_step(method, config.phases),
         "distributed": dist.name,
+        # S-SGD's split form over worker pairs (keras_ssgd.distributed.pairs)
+        "pairs": getattr(model, "_pairing", None) is not None,
         "workers": dist.size,
         "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
         # Per epoch, as fit() logged it (the loss at the perturbed weights).
