@@ -1,5 +1,6 @@
 """The TensorFlow part of the perturbed step: `tf.GradientTape`, graph
-control dependencies and `tf.distribute` (MirroredStrategy, Horovod)."""
+control dependencies and `tf.distribute` (MirroredStrategy,
+MultiWorkerMirroredStrategy, Horovod)."""
 
 import keras
 import tensorflow as tf
@@ -80,13 +81,17 @@ def num_replicas():
 def apply_if_finite(model, gradients, finite):
     """Updates the trainable variables, unless `finite` is false.
 
-    The optimizer's update synchronises replicas under `tf.distribute`,
+    Under `tf.distribute` the flag is first combined over every replica in
+    sync (one all-reduce of a scalar: a non-finite loss on any replica, on
+    any worker of a `MultiWorkerMirroredStrategy`, skips the step on all of
+    them, so they never diverge or wait for each other in the optimizer's
+    gradient all-reduce). The optimizer's update synchronises replicas,
     which a conditional in replica context cannot hold; there the decision
     is taken once, in cross-replica context (as Keras's
-    `LossScaleOptimizer` does), skipping the step if any replica's loss was
-    not finite.
+    `LossScaleOptimizer` does).
     """
     variables = model.trainable_variables
+    finite = _finite_everywhere(finite)
 
     def apply(gradients):
         model.optimizer.apply_gradients(zip(gradients, variables))
@@ -96,6 +101,8 @@ def apply_if_finite(model, gradients, finite):
         return
 
     def cross_replica(strategy, gradients, finite):
+        # Every replica holds the same combined flag; the local results
+        # are this worker's replicas only.
         all_finite = ops.all(
             ops.stack(strategy.experimental_local_results(finite))
         )
@@ -110,3 +117,16 @@ def apply_if_finite(model, gradients, finite):
     tf.distribute.get_replica_context().merge_call(
         cross_replica, args=(gradients, finite)
     )
+
+
+def _finite_everywhere(finite):
+    """`finite` and-ed over the replicas in sync of the current strategy
+    (itself outside `tf.distribute`, or with one replica)."""
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return finite
+    not_finite = context.all_reduce(
+        tf.distribute.ReduceOp.SUM,
+        tf.cast(tf.logical_not(tf.convert_to_tensor(finite)), "float32"),
+    )
+    return tf.equal(not_finite, 0.0)

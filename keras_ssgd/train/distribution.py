@@ -1,14 +1,16 @@
-"""How `ssgd-train` spreads one run over devices: none, Horovod, Mirrored."""
+"""How `ssgd-train` spreads one run over devices: none, Horovod, Mirrored,
+MultiWorkerMirroredStrategy.
+
+TensorFlow is imported by the engines that use it, so that `CHOICES` can be
+read (by the command line's parser) on any backend."""
 
 import contextlib
-
-import tensorflow as tf
 
 from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.wrap import wrap
 
-CHOICES = ("none", "horovod", "mirrored")
+CHOICES = ("none", "horovod", "mirrored", "multiworker")
 
 
 class Single:
@@ -113,6 +115,8 @@ class Mirrored(Single):
     name = "mirrored"
 
     def __init__(self):
+        import tensorflow as tf
+
         self.strategy = tf.distribute.MirroredStrategy()
         self.size = self.strategy.num_replicas_in_sync
 
@@ -125,6 +129,78 @@ class Mirrored(Single):
 
             pair_replicas(model, self.strategy)
         return model
+
+
+class MultiWorker(Mirrored):
+    """`tf.distribute.MultiWorkerMirroredStrategy`: one process per host,
+    the cluster in `TF_CONFIG` (see `keras_ssgd.distributed.multiworker`).
+
+    `--batch-size` is the global batch. Every worker builds the same data
+    (same seed) and Keras hands each replica its slice of every global
+    batch (`tf.data` auto-sharding by data, so the run is the
+    single-process one up to the gradient all-reduce); the global batches
+    drop their remainder. The noise is shared: one `n` per global batch.
+    `ssgd-split` runs as the pair form on an even number of replicas and
+    splits each replica's part on an odd number. One step per execution
+    (Keras's multi-step loop fails under this strategy). Only the chief (worker 0)
+    logs and writes results; the others train the same runs. The learning
+    rate is multiplied by the number of replicas, reached linearly over
+    `warmup_epochs` (Goyal et al.), unless `scale_lr` is false. A worker
+    that dies makes the others fail after at most `timeout_seconds`.
+    """
+
+    name = "multiworker"
+    drop_remainder = True
+
+    def __init__(self, scale_lr=True, warmup_epochs=5, timeout_seconds=300):
+        from keras_ssgd.distributed import multiworker
+
+        self._multiworker = multiworker
+        self.strategy = multiworker.strategy(timeout_seconds=timeout_seconds)
+        self.size = self.strategy.num_replicas_in_sync
+        self.rank = multiworker.task()[1]
+        self.scale_lr = scale_lr
+        self.warmup_epochs = warmup_epochs
+
+    def is_root(self):
+        return self._multiworker.is_chief()
+
+    def prepare(self, model):
+        # Keras's multi-step loop (`steps_per_execution > 1`) fails under
+        # this strategy ("You must feed a value for placeholder tensor
+        # 'while/cond/Placeholder'"): the distributed iterator's
+        # end-of-data all-reduce runs inside its `tf.while_loop`. One step
+        # per execution, whatever the recipe says.
+        compile_ = model.compile
+
+        def compile(*args, **kwargs):
+            kwargs["steps_per_execution"] = 1
+            return compile_(*args, **kwargs)
+
+        model.compile = compile
+        return super().prepare(model)
+
+    def shard(self, dataset):
+        # By data, whatever the source: each replica gets its slice of the
+        # global batch (by file, the workers would read different files).
+        import tensorflow as tf
+
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = (
+            tf.data.experimental.AutoShardPolicy.DATA
+        )
+        return dataset.with_options(options)
+
+    def learning_rate(self, schedule, steps_per_epoch):
+        if not self.scale_lr or self.size == 1:
+            return schedule
+        from keras_ssgd.distributed.horovod import WarmupScaled
+
+        base = schedule if not callable(schedule) else 1.0
+        factor = schedule if callable(schedule) else None
+        return WarmupScaled(
+            base, self.size, self.warmup_epochs * steps_per_epoch, factor
+        )
 
 
 def _pairs(model, size):
@@ -142,11 +218,15 @@ def make(name, **kwargs):
     """The distribution called `name` (one of `CHOICES`).
 
     Raises:
-        ValueError: `name` is unknown, or is Horovod or MirroredStrategy
-            while Keras runs on another backend than TensorFlow.
+        ValueError: `name` is unknown, or is Horovod, MirroredStrategy or
+            MultiWorkerMirroredStrategy while Keras runs on another backend
+            than TensorFlow.
     """
-    if name in ("horovod", "mirrored"):
-        feature = {"horovod": "Horovod", "mirrored": "MirroredStrategy"}[name]
+    if name in ("horovod", "mirrored", "multiworker"):
+        feature = {
+            "horovod": "Horovod", "mirrored": "MirroredStrategy",
+            "multiworker": "MultiWorkerMirroredStrategy",
+        }[name]
         backends.require(feature, f"distributed={name!r}")
     if name == "none":
         return Single()
@@ -154,10 +234,12 @@ def make(name, **kwargs):
         return Horovod(**kwargs)
     if name == "mirrored":
         return Mirrored()
+    if name == "multiworker":
+        return MultiWorker(**kwargs)
     raise ValueError(
         f"Argument `distributed` must be one of {list(CHOICES)}. "
         f"Received: distributed={name!r}"
     )
 
 
-__all__ = ["CHOICES", "Horovod", "Mirrored", "Single", "make"]
+__all__ = ["CHOICES", "Horovod", "Mirrored", "MultiWorker", "Single", "make"]
