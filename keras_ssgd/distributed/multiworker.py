@@ -175,16 +175,14 @@ def strategy(timeout_seconds=300, implementation="auto"):
         )
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
-            f"Argument `implementation` must be one of {list(IMPLEMENTATIONS)}. "
-            f"Received: implementation={implementation!r}"
+            "Argument `implementation` must be one of "
+            f"{list(IMPLEMENTATIONS)}. Received: "
+            f"implementation={implementation!r}"
         )
+    kinds = tf.distribute.experimental.CommunicationImplementation
     options = tf.distribute.experimental.CommunicationOptions(
         timeout_seconds=timeout_seconds,
-        implementation={
-            "auto": tf.distribute.experimental.CommunicationImplementation.AUTO,
-            "ring": tf.distribute.experimental.CommunicationImplementation.RING,
-            "nccl": tf.distribute.experimental.CommunicationImplementation.NCCL,
-        }[implementation],
+        implementation=getattr(kinds, implementation.upper()),
     )
     found = tf.distribute.MultiWorkerMirroredStrategy(
         communication_options=options

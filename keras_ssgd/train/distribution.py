@@ -142,8 +142,8 @@ class MultiWorker(Mirrored):
     drop their remainder. The noise is shared: one `n` per global batch.
     `ssgd-split` runs as the pair form on an even number of replicas and
     splits each replica's part on an odd number. One step per execution
-    (Keras's multi-step loop fails under this strategy). Only the chief (worker 0)
-    logs and writes results; the others train the same runs. The learning
+    (Keras's multi-step loop fails under this strategy). Only the chief
+    (worker 0) logs and writes results; the others train the same runs. The learning
     rate is multiplied by the number of replicas, reached linearly over
     `warmup_epochs` (Goyal et al.), unless `scale_lr` is false. A worker
     that dies makes the others fail after at most `timeout_seconds`.
