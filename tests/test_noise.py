@@ -59,3 +59,224 @@ def test_float16_weights_keep_their_dtype():
 
 def test_empty_list():
     assert noise.symmetric_noise([], 0.5, seed=0) == []
+
+
+# --- The direction's distribution (`distribution=` / `noise_distribution=`).
+
+SHAPES = [(3, 3, 4, 8), (8, 10), (5, 7, 2), (20, 33), (17,), (16, 16)]
+
+
+def _weights(shapes=SHAPES, seed=1):
+    rng = np.random.default_rng(seed)
+    return [
+        ops.convert_to_tensor(rng.standard_normal(s) * (i + 1), "float32")
+        for i, s in enumerate(shapes)
+    ]
+
+
+def _numpy(tensors):
+    return [np.asarray(ops.convert_to_numpy(t), "float64") for t in tensors]
+
+
+def _at_step(seed, step):
+    """A seed generator positioned as the model positions it at step `t`."""
+    generator = keras.random.SeedGenerator(0)
+    generator.state.assign(np.array([seed, step], "int32"))
+    return generator
+
+
+@pytest.mark.parametrize("level", [0.1, 0.5, 1.3])
+def test_rademacher_noise_has_the_exact_length_and_equal_magnitudes(level):
+    weights = _weights()
+    n = noise.symmetric_noise(weights, level, seed=3, distribution="rademacher")
+    for w, ni in zip(_numpy(weights), _numpy(n)):
+        assert ni.shape == w.shape
+        length = level * np.linalg.norm(w)
+        np.testing.assert_allclose(np.linalg.norm(ni), length, rtol=1e-5)
+        # Every element is +-a, a = ||n|| / sqrt(size): a vertex of the cube.
+        np.testing.assert_allclose(
+            np.abs(ni), length / np.sqrt(w.size), rtol=1e-5
+        )
+        assert 0 < (ni > 0).sum() < w.size  # both signs occur
+
+
+def test_rademacher_noise_of_zero_and_float16_weights():
+    n = noise.symmetric_noise(
+        [ops.zeros((4, 4))], 0.5, seed=0, distribution="rademacher"
+    )[0]
+    np.testing.assert_array_equal(np.array(n), np.zeros((4, 4)))
+    w = [ops.ones((8, 8), dtype="float16") * 300]
+    n = noise.symmetric_noise(w, 0.5, seed=0, distribution="rademacher")[0]
+    assert keras.backend.standardize_dtype(n.dtype) == "float16"
+    np.testing.assert_allclose(
+        np.abs(np.array(n, dtype="float64")), 0.5 * 300, rtol=1e-3
+    )
+    assert noise.symmetric_noise([], 0.5, seed=0, distribution="rademacher") == []
+
+
+@pytest.mark.parametrize("distribution", noise.DISTRIBUTIONS)
+def test_noise_is_a_function_of_seed_and_step(distribution):
+    weights = _weights()
+
+    def draw(seed, step):
+        return _numpy(noise.symmetric_noise(
+            weights, 0.5, _at_step(seed, step), distribution=distribution
+        ))
+
+    for a, b in zip(draw(7, 3), draw(7, 3)):
+        np.testing.assert_array_equal(a, b)
+    for other in (draw(7, 4), draw(8, 3)):
+        assert not np.allclose(draw(7, 3)[0], other[0])
+    # The generator advances between draws within one step's seed too.
+    generator = _at_step(7, 3)
+    first = noise.symmetric_noise(weights, 0.5, generator, distribution=distribution)
+    second = noise.symmetric_noise(weights, 0.5, generator, distribution=distribution)
+    assert not np.allclose(_numpy(first)[0], _numpy(second)[0])
+
+
+def test_the_default_is_the_gaussian_stream_unchanged():
+    # The default distribution keeps every seeded stream: one normal draw of
+    # the total size, split per weight and rescaled.
+    weights = _weights()
+    default = _numpy(noise.symmetric_noise(weights, 0.5, _at_step(5, 2)))
+    gaussian = _numpy(noise.symmetric_noise(
+        weights, 0.5, _at_step(5, 2), distribution="gaussian"
+    ))
+    sizes = [int(np.prod(w.shape)) for w in weights]
+    flat = np.asarray(ops.convert_to_numpy(keras.random.normal(
+        (sum(sizes),), dtype="float32", seed=_at_step(5, 2)
+    )), "float64")
+    offset = 0
+    for w, d, g, size in zip(_numpy(weights), default, gaussian, sizes):
+        np.testing.assert_array_equal(d, g)
+        u = flat[offset : offset + size].reshape(w.shape)
+        offset += size
+        np.testing.assert_allclose(
+            d, 0.5 * np.linalg.norm(w) * u / np.linalg.norm(u), rtol=1e-4,
+            atol=1e-6,
+        )
+
+
+def _row_directions(distribution, rows, width, step=0):
+    """The rows of one draw for a `(rows, width)` kernel, each scaled to
+    length 1: independent directions in `width` dimensions under both
+    distributions (a Gaussian vector's rows are Gaussian; each Rademacher
+    row takes its signs from integers of its own)."""
+    n = noise.symmetric_noise(
+        [ops.ones((rows, width))], 1.0, _at_step(0, step),
+        distribution=distribution,
+    )[0]
+    n = np.asarray(ops.convert_to_numpy(n), "float64")
+    return n / np.linalg.norm(n, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("distribution", noise.DISTRIBUTIONS)
+def test_directions_have_mean_zero_and_isotropic_covariance(distribution):
+    # Both distributions give a unit direction u with E[u] = 0 and
+    # E[u u^T] = I / d. With 3000 directions in d = 40 dimensions (each
+    # Rademacher row takes three 16-bit integers, 8 bits of the last
+    # unused), each element's mean has standard error sqrt(1 / d / 3000)
+    # and each off-diagonal second moment about 1 / d / sqrt(3000); the
+    # bounds are 5 standard errors. A broken bit extraction (a bit position
+    # always set, two positions sharing one bit, rows sharing an integer)
+    # fails them.
+    d, draws = 40, 3000
+    u = _row_directions(distribution, draws, d)
+    assert np.abs(u.mean(axis=0)).max() < 5 * np.sqrt(1 / d / draws)
+    second = u.T @ u / draws
+    off = second - np.diag(np.diag(second))
+    assert np.abs(off).max() < 5 / d / np.sqrt(draws)
+    if distribution == "gaussian":
+        # Uniform on the sphere: E[u_i^2] = 1/d with a spread of about
+        # sqrt(2) / d per direction, and the elements of one direction do
+        # not share one magnitude.
+        diagonal = np.diag(second)
+        assert np.abs(diagonal - 1 / d).max() < 5 * np.sqrt(2) / d / np.sqrt(draws)
+        assert np.ptp(np.abs(u), axis=1).min() > 0
+    else:
+        np.testing.assert_allclose(np.abs(u), 1 / np.sqrt(d), rtol=1e-6)
+
+
+@pytest.mark.parametrize("distribution", noise.DISTRIBUTIONS)
+def test_consecutive_steps_draw_unrelated_directions(distribution):
+    # The directions of steps t and t + 1 of a 1024-element kernel: their
+    # cosine has standard deviation 1 / sqrt(1024); the bound is 5 of them.
+    directions = [
+        _row_directions(distribution, 1, 1024, step=t).ravel()
+        for t in range(12)
+    ]
+    for a, b in zip(directions, directions[1:]):
+        assert abs(a @ b) < 5 / np.sqrt(1024)
+
+
+def test_rademacher_signs_are_fair_per_bit_position():
+    # 16 signs come from each drawn integer: every bit position (the
+    # element's index modulo 16 along a row) must be a fair coin. A (4000,
+    # 32) kernel gives 8000 signs per position: the fraction of positive
+    # signs has standard error 0.5 / sqrt(8000); the bound is 5 of them.
+    u = _row_directions("rademacher", 4000, 32)
+    positive = (u > 0).reshape(-1, 16).mean(axis=0)
+    assert np.abs(positive - 0.5).max() < 5 * 0.5 / np.sqrt(8000)
+
+
+@pytest.mark.parametrize("bad", ["normal", "Gaussian", "", None, 1])
+def test_unknown_distribution_is_refused(bad):
+    with pytest.raises(ValueError, match=r"`distribution`.*Received: distribution="):
+        noise.symmetric_noise([ops.ones((2, 2))], 0.5, seed=0, distribution=bad)
+
+
+@pytest.mark.parametrize("bad", ["uniform", "RADEMACHER", None, 2])
+def test_model_refuses_an_unknown_noise_distribution(bad):
+    import keras_ssgd
+    from conftest import mlp
+
+    with pytest.raises(
+        ValueError, match=r"`noise_distribution`.*Received: noise_distribution="
+    ):
+        keras_ssgd.wrap(mlp(), noise_distribution=bad)
+
+
+def test_noise_distribution_config_keras_file_and_resume(tmp_path):
+    import keras_ssgd
+    from conftest import assert_bit_identical
+    from conftest import compile_for_classification
+    from conftest import make_classification
+    from conftest import mlp
+    from conftest import weights_of
+
+    assert keras_ssgd.wrap(mlp()).noise_distribution == "gaussian"
+    assert keras_ssgd.wrap(mlp()).get_config()["noise_distribution"] == "gaussian"
+
+    def model():
+        keras.utils.set_random_seed(0)
+        return compile_for_classification(keras_ssgd.wrap(
+            mlp(), noise_level=0.5, seed=9, split_batch=True,
+            noise_distribution="rademacher",
+        ))
+
+    x, y = make_classification(64)
+    straight = model()
+    config = straight.get_config()
+    assert config["noise_distribution"] == "rademacher"
+    assert type(straight).from_config(config).noise_distribution == "rademacher"
+    straight.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+
+    # Stopped after one epoch, saved, loaded, resumed: the noise of steps
+    # 4..7 depends only on (seed, step), so the weights match bit for bit.
+    first = model()
+    first.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    path = tmp_path / "rademacher.keras"
+    first.save(path)
+    resumed = keras.models.load_model(path)
+    assert isinstance(resumed, keras_ssgd.SymmetricSGDModel)
+    assert resumed.noise_distribution == "rademacher"
+    resumed.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    assert_bit_identical(weights_of(resumed), weights_of(straight))
+
+    # The Gaussian default would have trained differently from that seed.
+    keras.utils.set_random_seed(0)
+    gaussian = compile_for_classification(keras_ssgd.wrap(
+        mlp(), noise_level=0.5, seed=9, split_batch=True
+    ))
+    gaussian.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
+    assert not np.allclose(weights_of(gaussian)[0], weights_of(straight)[0])
