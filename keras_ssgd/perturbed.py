@@ -207,6 +207,15 @@ class PerturbedModel(keras.Model):
     def make_train_function(self, force=False):
         # Not in `compile()`: overriding that would stop Keras from
         # restoring the compile state when a saved model is loaded.
+        if keras.distribution.distribution() is not None:
+            # Keras 3's distribution API runs on JAX (TensorFlow's is a
+            # prototype, PyTorch has none).
+            backends.require(
+                "keras.distribution (DataParallel, ModelParallel)",
+                "keras.distribution.set_distribution("
+                f"{type(keras.distribution.distribution()).__name__}(...))",
+                backends=("jax",),
+            )
         if self._gradient_reducer is not None:
             self._refuse_xla()
         return backends.current().make_train_function(

@@ -179,3 +179,28 @@ def test_a_dead_process_ends_the_job_quickly(tmp_path):
     assert codes[0] != 0, logs[0][-2000:]
     started = float((tmp_path / "started0").read_text())
     assert time.time() - started < 90 and seconds < 120
+
+
+def test_keras_distribution_on_another_backend_is_a_clear_error():
+    # Keras 3's distribution API runs on JAX only (TensorFlow's is a
+    # prototype, PyTorch has none): S-SGD says so at fit().
+    script = (
+        "import keras, numpy as np, keras_ssgd\n"
+        "keras.distribution.set_distribution(keras.distribution.DataParallel("
+        "devices=keras.distribution.list_devices()))\n"
+        "i = keras.Input((3,))\n"
+        "m = keras_ssgd.SymmetricSGDModel(i, keras.layers.Dense(2)(i), "
+        "noise_level=0.1, seed=0)\n"
+        "m.compile(optimizer='sgd', loss='mse')\n"
+        "try:\n"
+        "    m.fit(np.ones((4, 3)), np.ones((4, 2)), verbose=0)\n"
+        "except ValueError as e:\n"
+        "    print('ERROR', e)\n"
+    )
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True,
+                          text=True, timeout=120, env=env)
+    assert "ERROR keras.distribution (DataParallel, ModelParallel) is " \
+        "supported on the jax Keras backend only" in done.stdout, (
+            done.stdout + done.stderr[-2000:])
+    assert "backend='tensorflow'" in done.stdout
