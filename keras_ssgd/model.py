@@ -434,7 +434,7 @@ def _halves(x, y, sample_weight, refuse_one):
 
     def cut(start, stop):
         return keras.tree.map_structure(
-            lambda t: None if t is None else t[start:stop],
+            lambda t: backends.rows(t, start, size if stop is None else stop),
             (x, y, sample_weight),
         )
 
