@@ -204,3 +204,71 @@ def test_keras_distribution_on_another_backend_is_a_clear_error():
         "supported on the jax Keras backend only" in done.stdout, (
             done.stdout + done.stderr[-2000:])
     assert "backend='tensorflow'" in done.stdout
+
+
+RESUME_SCRIPT = r"""
+import json, sys
+import keras, numpy as np
+import keras_ssgd
+
+backup = sys.argv[1]
+x = np.random.default_rng(0).normal(size=(128, 8)).astype("float32")
+y = x[:, :3].argmax(axis=1).astype("int32")
+keras.distribution.set_distribution(keras.distribution.DataParallel(
+    devices=keras.distribution.list_devices()))
+
+def model():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="tanh")(inputs)
+    m = keras_ssgd.SymmetricSGDModel(
+        inputs, keras.layers.Dense(3)(hidden), noise_level=0.3, seed=4)
+    m.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return m
+
+class Interrupt(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == 1:
+            raise RuntimeError("interrupted")
+
+def fit(m, extra=()):
+    return m.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0,
+          callbacks=[keras.callbacks.BackupAndRestore(backup), *extra])
+
+straight = model()
+straight.fit(x, y, batch_size=32, epochs=4, shuffle=False, verbose=0)
+first = model()
+try:
+    fit(first, [Interrupt()])
+except RuntimeError:
+    pass
+resumed = model()
+history = fit(resumed)
+print("RESULT " + json.dumps({
+    "epochs_run": len(history.history["loss"]),
+    "max_diff": max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                    for a, b in zip(straight.trainable_variables,
+                                    resumed.trainable_variables)),
+    "iterations": int(resumed.optimizer.iterations),
+}))
+"""
+
+
+def test_backup_and_restore_continue_the_same_trajectory(tmp_path):
+    # The noise of step t is a function of (seed, t): a run restored from a
+    # backup under DataParallel draws what the straight run drew.
+    env = dict(
+        os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", RESUME_SCRIPT, str(tmp_path / "backup")],
+        capture_output=True, text=True, timeout=300, env=env,
+    )
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    out = json.loads(lines[-1][len("RESULT "):])
+    assert out["iterations"] == 16
+    assert out["epochs_run"] == 2  # restored after epoch 2, not rerun
+    assert out["max_diff"] < 1e-6, out
