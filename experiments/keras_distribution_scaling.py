@@ -28,6 +28,7 @@ import statistics
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import jax  # noqa: E402
 import keras  # noqa: E402

@@ -41,7 +41,10 @@ import sys
 import tempfile
 import time
 
-import keras
+# Before TensorFlow loads (through Keras): no C++ start-up log lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
 
 # The paper's Table 3: model -> {method: (top-1, top-5)}, mean of 3 runs.
 PAPER = {

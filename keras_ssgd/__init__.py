@@ -12,26 +12,34 @@ use, so `import keras_ssgd` works without it.
 """
 
 import importlib
+import os
 
-from keras_ssgd import backends
-from keras_ssgd import baselines
-from keras_ssgd import callbacks
-from keras_ssgd import filters
-from keras_ssgd import models
-from keras_ssgd import noise
-from keras_ssgd import phases
-from keras_ssgd import schedules
-from keras_ssgd.baselines import DropConnectModel
-from keras_ssgd.baselines import SharpnessAwareModel
-from keras_ssgd.baselines import SmoothOutModel
-from keras_ssgd.baselines import WeightNoiseModel
-from keras_ssgd.model import SymmetricSGDModel
-from keras_ssgd.perturbed import PerturbedModel
-from keras_ssgd.train.compare import compare
-from keras_ssgd.wrap import METHODS
-from keras_ssgd.wrap import SymmetricSGDWrapper
-from keras_ssgd.wrap import wrap
-from keras_ssgd.wrap import wrapper_class
+# TensorFlow's C++ start-up lines (oneDNN, cpu_feature_guard, absl's "All
+# log messages before absl::InitializeLog()") hide the commands' own output.
+# Warnings and errors still print; a value the user set is kept. It has to
+# be set before TensorFlow is first imported (below, through Keras), and
+# every command of the package imports this package first.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from keras_ssgd import backends  # noqa: E402
+from keras_ssgd import baselines  # noqa: E402
+from keras_ssgd import callbacks  # noqa: E402
+from keras_ssgd import filters  # noqa: E402
+from keras_ssgd import models  # noqa: E402
+from keras_ssgd import noise  # noqa: E402
+from keras_ssgd import phases  # noqa: E402
+from keras_ssgd import schedules  # noqa: E402
+from keras_ssgd.baselines import DropConnectModel  # noqa: E402
+from keras_ssgd.baselines import SharpnessAwareModel  # noqa: E402
+from keras_ssgd.baselines import SmoothOutModel  # noqa: E402
+from keras_ssgd.baselines import WeightNoiseModel  # noqa: E402
+from keras_ssgd.model import SymmetricSGDModel  # noqa: E402
+from keras_ssgd.perturbed import PerturbedModel  # noqa: E402
+from keras_ssgd.train.compare import compare  # noqa: E402
+from keras_ssgd.wrap import METHODS  # noqa: E402
+from keras_ssgd.wrap import SymmetricSGDWrapper  # noqa: E402
+from keras_ssgd.wrap import wrap  # noqa: E402
+from keras_ssgd.wrap import wrapper_class  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -384,7 +384,10 @@ def build_parser(raise_errors=False):
                         "cover every run in the folder. The recipe must be "
                         "the same.")
     parser.add_argument("--quiet", action="store_true",
-                        help="No Keras progress bars.")
+                        help="No progress: only the header and the results.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="Keras's progress bar for every epoch too, and "
+                        "the run's line once it is done.")
     return parser
 
 
@@ -673,8 +676,10 @@ def _run(config, specs, args):
     try:
         result = compare_lib.sweep(
             config, specs, output, resume=args.resume,
-            verbose=0 if args.quiet else 1, distribution=dist,
-            log=lambda text: print(text, flush=True), required=RECORD_FIELDS,
+            verbose=1 if args.verbose and not args.quiet else 0,
+            distribution=dist, log=lambda text: print(text, flush=True),
+            required=RECORD_FIELDS,
+            progress=None if args.quiet else sys.stdout,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {error}", file=sys.stderr)

@@ -10,6 +10,7 @@ import datetime
 import json
 import os
 import pathlib
+import sys
 import time
 
 
@@ -58,7 +59,7 @@ def default_output():
 
 
 def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
-          builder=None, arrays=None, log=print, required=()):
+          builder=None, arrays=None, log=print, required=(), progress=None):
     """Trains the runs of `specs` not already in `output`; a `Comparison`.
 
     The run folder holds one record per finished run (see `store`); the
@@ -78,8 +79,11 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         builder: the model builder, if not the one `config.model` names.
         arrays: `data.arrays.Arrays`, if not the data `config.dataset`
             names.
-        log: function of one string, for the progress lines.
+        log: function of one string, for the header line.
         required: the fields every stored record must hold.
+        progress: a file for the progress line of each run
+            (`progress.SweepProgress`: rewritten in place on a terminal,
+            one line per finished run elsewhere), or None for none.
 
     Raises:
         store.StoreError: the folder cannot be used.
@@ -128,26 +132,32 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         )
         return Comparison(store.folder, rows, verdicts, results, plot_path)
 
+    bar = None
+    if progress is not None:
+        from keras_ssgd.train.progress import SweepProgress
+
+        bar = SweepProgress(
+            todo, config.epochs, stream=progress,
+            costs=[runner.passes_per_step(METHODS[spec.method], config.phases)
+                   for spec in todo],
+            # Keras's own bars (verbose 1) would break a line in place.
+            in_place=False if verbose else None,
+        )
     try:
-        for i, spec in enumerate(todo, start=1):
-            log(f"\n[{i}/{len(todo)}] {spec.key}")
+        for i, spec in enumerate(todo):
             record = runner.train(
                 config, spec, verbose=verbose,
                 model_path=store.model_path(spec.key),
                 distribution=distribution, builder=builder, arrays=arrays,
+                extra_callbacks=[bar.start(i)] if bar else [],
             )
             record["finished"] = time.time()
             store.save(record)
             records = store.records()
             store.write_results(report.summarize(records, METHODS),
                                 verdict_lib.verdicts(records))
-            accuracy = record["test_accuracy"]
-            log(
-                f"  {spec.key}: "
-                + ("diverged" if accuracy is None
-                   else f"test accuracy {accuracy:.2f}%")
-                + f" ({record['seconds']:.0f} s)"
-            )
+            if bar is not None:
+                bar.finish(i, record)
     except Exception:
         raise
     except BaseException:  # Ctrl-C, SIGTERM: keep what is finished
@@ -191,8 +201,11 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         output: the run folder; default `results/<date-time>`.
         resume: bool. Continue or extend `output` (same recipe): finished
             runs are skipped and the results of all runs combine.
-        verbose: 0 silent, 1 one line per run, 2 Keras's progress bars
-            too. Defaults to `0`.
+        verbose: 0 silent; 1 a progress line per run (run i of N,
+            method, level, seed, epoch, loss, accuracy, time left for the
+            run and the sweep), rewritten in place on a terminal, one line
+            per finished run elsewhere (a log, a notebook); 2 Keras's
+            progress bars too. Defaults to `0`.
         **options: the other options of `ssgd-train`, with underscores:
             `batch_size`, `lr`, `optimizer`, `momentum`, `lr_schedule`,
             `lr_drops`, `phases`, `steps_per_execution`, `noise_filter`,
@@ -284,6 +297,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             config, specs, output, resume=resume, verbose=max(verbose - 1, 0),
             builder=builder, arrays=arrays, log=log,
             required=cli.RECORD_FIELDS,
+            progress=sys.stdout if verbose else None,
         )
     except StoreError as error:
         raise ValueError(str(error)) from None

@@ -171,7 +171,7 @@ def load_data(config, seed, drop_remainder=False, arrays=None):
 
 
 def train(config, spec, verbose=1, model_path=None, distribution=None,
-          builder=None, arrays=None):
+          builder=None, arrays=None, extra_callbacks=()):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file,
@@ -180,6 +180,8 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     run is spread over its devices; `config.batch_size` is the global batch.
     `builder` (a model builder) and `arrays` (the data as `Arrays`), if
     given, replace the ones `config.model` and `config.dataset` name.
+    `extra_callbacks` go to `fit` after the run's own (the sweep's progress
+    line, `progress.SweepProgress`).
 
     With a validation split (`config.validation_split`), per-epoch
     evaluation (`config.epoch_eval`) uses the validation set, and the
@@ -220,6 +222,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     method = METHODS[spec.method]
     if config.phases and method.model_class is not None:
         callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
+    callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
         train_data, epochs=config.epochs, callbacks=callbacks,
