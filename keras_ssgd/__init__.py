@@ -5,10 +5,11 @@ copies of the weights, `W + n` and `W - n` with `||n|| = noise_level * ||W||`
 per layer, averages them, and updates the master weights `W`.
 
 The training step runs on the TensorFlow, JAX and PyTorch backends of
-Keras 3. The dataset loaders (`keras_ssgd.data`), `ssgd-train`
-(`keras_ssgd.train`), the flatness tools (`keras_ssgd.landscape`) and
-Horovod (`keras_ssgd.distributed`) use TensorFlow; they are imported on first
-use, so `import keras_ssgd` works without it.
+Keras 3, and so does `ssgd-train` (`keras_ssgd.train`) on MNIST-1D and the
+user's arrays. CIFAR and ImageNet (`keras_ssgd.data`), the flatness tools
+(`keras_ssgd.landscape`) and Horovod (`keras_ssgd.distributed`) use
+TensorFlow; they are imported on first use, so `import keras_ssgd` works
+without it.
 """
 
 import importlib

@@ -5,7 +5,7 @@ from keras_ssgd import data as data_lib
 
 
 def epoch_labels(dataset):
-    return np.concatenate([y.numpy() for _, y in dataset])
+    return np.concatenate([np.asarray(y) for _, y in dataset])
 
 
 def test_mnist1d_standard_split_offline():
@@ -58,7 +58,7 @@ def cifar(name="cifar10", **kwargs):
 
 
 def epoch_images(dataset):
-    return np.concatenate([x.numpy() for x, _ in dataset])
+    return np.concatenate([np.asarray(x) for x, _ in dataset])
 
 
 @pytest.mark.parametrize("name, classes", [("cifar10", 10), ("cifar100", 100)])

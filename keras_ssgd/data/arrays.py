@@ -23,8 +23,8 @@ images are scaled). Labels are class ids `0 .. num_classes - 1`, shape
 given. The training order is reshuffled every epoch from the run's seed
 (`keras_ssgd.data.batches`), the same order for every method.
 
-Reading and checking the arrays needs NumPy only; the `tf.data` pipeline
-is built in `to_data`.
+Reading and checking the arrays needs NumPy only (`tfds:NAME` aside), and
+so do the batches `to_data` builds: they run on every Keras backend.
 """
 
 import dataclasses
@@ -252,7 +252,7 @@ def check(x_train, y_train, x_test, y_test, num_classes=None,
 
 def to_data(arrays, batch_size=128, seed=None, drop_remainder=False,
             validation_split=0.0):
-    """A `keras_ssgd.data.Data` of `arrays` (the `tf.data` pipeline).
+    """A `keras_ssgd.data.Data` of `arrays` (NumPy batches, any backend).
 
     The training batches are reshuffled every epoch from `seed`, as for
     the built-in datasets. With `validation_split`, the last fraction of

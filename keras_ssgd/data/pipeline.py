@@ -1,10 +1,25 @@
-"""Batching with a data order that changes every epoch."""
+"""Batching with a data order that changes every epoch, on every backend.
+
+`batches` gives a `Batches`: a `keras.utils.PyDataset` of NumPy `(x, y)`
+batches. Its training order for epoch `e` is
+`np.random.default_rng([seed, e]).permutation(n)`, a function of the seed
+and the epoch alone, so the same seed gives the same sequence of batches
+under TensorFlow, JAX and PyTorch. No TensorFlow is imported, except by
+`Batches.as_tf_dataset` (for the engines that need a `tf.data.Dataset`).
+"""
 
 import dataclasses
+import math
 
-import tensorflow as tf
+import keras
+import numpy as np
 
 from keras_ssgd.validation import check_positive_int
+
+# The name of the training order `batches` draws, stored in the recipe of
+# `ssgd-train` runs (`runner.Config.data_order`): runs made with another
+# order (tf.data's `shuffle`, before this) do not combine with these.
+DATA_ORDER = "numpy-permutation-per-epoch"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -12,51 +27,140 @@ class Data:
     """A dataset ready for `fit()`.
 
     Args:
-        train: `tf.data.Dataset` of training batches, reshuffled each epoch
-            (and augmented, where the dataset is).
-        test: `tf.data.Dataset` of test batches, in order.
-        train_eval: `tf.data.Dataset` of the training set in order, without
-            augmentation: for the training loss of the final weights.
+        train: training batches, reshuffled each epoch (and augmented,
+            where the dataset is): a `Batches` (MNIST-1D, the user's
+            arrays) or a `tf.data.Dataset` (CIFAR, ImageNet).
+        test: test batches, in order (same kind as `train`).
+        train_eval: the training set in order, without augmentation: for
+            the training loss of the final weights.
         train_size: int, number of training examples.
         input_shape: tuple, shape of one example.
         num_classes: int.
     """
 
-    train: tf.data.Dataset
-    test: tf.data.Dataset
-    train_eval: tf.data.Dataset
+    train: object
+    test: object
+    train_eval: object
     train_size: int
     input_shape: tuple
     num_classes: int
 
     @property
     def steps_per_epoch(self):
-        return int(self.train.cardinality())
+        if hasattr(self.train, "cardinality"):  # tf.data
+            return int(self.train.cardinality())
+        return len(self.train)
+
+
+class Batches(keras.utils.PyDataset):
+    """`(x, y)` NumPy batches in an order drawn again every epoch.
+
+    With `shuffle`, epoch `e` (counted from 0) visits the examples in the
+    order `np.random.default_rng([seed, e]).permutation(len(x))` (seed
+    `None` counts as 0), in batches of `batch_size`. The epoch advances
+    when Keras starts an epoch (`on_epoch_begin`) or the object is
+    iterated (`for x, y in batches`) after the previous epoch was served
+    to its last batch. Without `shuffle` the order is the arrays' own.
+    (With one batch per epoch, the pass JAX and PyTorch make for the
+    model's symbolic build serves the whole epoch, so there the orders
+    come one epoch later than under TensorFlow.)
+
+    Keras runs it on every backend (TensorFlow through
+    `tf.data.Dataset.from_generator`); `as_tf_dataset` gives the same
+    batches as a `tf.data.Dataset` for engines that need one (Horovod's
+    and MultiWorkerMirroredStrategy's sharding).
+    """
+
+    def __init__(self, x, y, batch_size, seed=None, shuffle=True,
+                 drop_remainder=False):
+        super().__init__()
+        self.x = x
+        self.y = y
+        self.batch_size = batch_size
+        self.seed = 0 if seed is None else int(seed)
+        self.shuffle = shuffle
+        self.drop_remainder = drop_remainder
+        self.epoch = -1  # before the first epoch
+        self._order = None
+        self._finished = False
+
+    def __len__(self):
+        if self.drop_remainder:
+            return len(self.x) // self.batch_size
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def order(self, epoch):
+        """The example indices of `epoch` (0-based), in training order."""
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng([self.seed, epoch]).permutation(
+            len(self.x)
+        )
+
+    def on_epoch_begin(self):
+        # The next epoch starts once the current one has been served to
+        # its last batch: a pass Keras starts and drops after one batch
+        # (the model's symbolic build, on some backends) does not count,
+        # nor do the batches TensorFlow reads before the first epoch for
+        # their shapes.
+        if self.epoch < 0 or self._finished:
+            self.epoch += 1
+            self._order = None
+        self._finished = False
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(
+                f"Batch index {index} out of range for {len(self)} batches"
+            )
+        if self._order is None:
+            self._order = self.order(max(self.epoch, 0))
+        if index == len(self) - 1:
+            self._finished = True
+        rows = self._order[index * self.batch_size:
+                           (index + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
+
+    def __iter__(self):
+        self.on_epoch_begin()
+        for index in range(len(self)):
+            yield self[index]
+
+    def as_tf_dataset(self):
+        """The same batches as a `tf.data.Dataset`: each iteration of it is
+        the next epoch (in this object's order)."""
+        import tensorflow as tf
+
+        rows = self.batch_size if self.drop_remainder else None
+        signature = tuple(
+            tf.TensorSpec((rows, *a.shape[1:]), tf.as_dtype(a.dtype))
+            for a in (self.x, self.y)
+        )
+        return tf.data.Dataset.from_generator(
+            lambda: iter(self), output_signature=signature
+        ).prefetch(2)
 
 
 def batches(x, y, batch_size, seed=None, shuffle=True, drop_remainder=False):
-    """A `tf.data.Dataset` of `(x, y)` batches.
+    """`Batches` of `(x, y)`: NumPy batches for `fit()` on any backend.
 
-    With `shuffle`, the order is drawn again at every epoch from `seed` and
-    TensorFlow's global seed (which `keras.utils.set_random_seed` sets) at
-    the time of the call: the same sequence of orders for every run with
-    those seeds, and a new order each epoch. (`model.fit(x, y, shuffle=True)` on arrays after
-    `keras.utils.set_random_seed` replays one order in Keras 3.15.)
+    With `shuffle`, the order of epoch `e` is
+    `np.random.default_rng([seed, e]).permutation(len(x))`: the same
+    sequence of orders for every run with that seed, on every backend, and
+    a new order each epoch.
 
     Args:
         x: array of inputs.
         y: array of labels.
         batch_size: int > 0.
-        seed: int or None. Seed of the shuffling.
+        seed: int or None (0). Seed of the shuffling.
         shuffle: bool. Defaults to `True`.
         drop_remainder: bool. Drop a last, smaller batch. Defaults to `False`.
 
     Example:
 
     >>> train = batches(x_train, y_train, batch_size=128, seed=0)
-
-    Reference:
-    - `tf.data.Dataset.shuffle(..., reshuffle_each_iteration=True)`.
+    >>> model.fit(train, epochs=10)
     """
     check_positive_int(batch_size, "batch_size")
     if len(x) != len(y):
@@ -64,9 +168,5 @@ def batches(x, y, batch_size, seed=None, shuffle=True, drop_remainder=False):
             "Arguments `x` and `y` must have the same length. "
             f"Received: len(x)={len(x)}, len(y)={len(y)}"
         )
-    data = tf.data.Dataset.from_tensor_slices((x, y))
-    if shuffle:
-        data = data.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    return data.batch(batch_size, drop_remainder=drop_remainder).prefetch(
-        tf.data.AUTOTUNE
-    )
+    return Batches(np.asarray(x), np.asarray(y), batch_size, seed=seed,
+                   shuffle=shuffle, drop_remainder=drop_remainder)

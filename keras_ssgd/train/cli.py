@@ -589,6 +589,8 @@ def preflight(config, arrays=None, builder=None):
     from keras_ssgd.train.registry import MODELS
     from keras_ssgd.train.registry import model_builder
 
+    if arrays is None:  # CIFAR, ImageNet: TensorFlow, or a clear error
+        data_lib.require_tensorflow(config.dataset)
     if arrays is None and arrays_lib.is_source(config.dataset):
         arrays = arrays_lib.read(config.dataset, config.data_dir)
     if arrays is not None:

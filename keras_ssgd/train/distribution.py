@@ -87,7 +87,7 @@ class Horovod(Single):
         )
 
     def shard(self, dataset):
-        return self._hvd.shard(dataset)
+        return self._hvd.shard(_tf_dataset(dataset))
 
     def learning_rate(self, schedule, steps_per_epoch):
         if not self.scale_lr or self.size == 1:
@@ -189,7 +189,7 @@ class MultiWorker(Mirrored):
         options.experimental_distribute.auto_shard_policy = (
             tf.data.experimental.AutoShardPolicy.DATA
         )
-        return dataset.with_options(options)
+        return _tf_dataset(dataset).with_options(options)
 
     def learning_rate(self, schedule, steps_per_epoch):
         if not self.scale_lr or self.size == 1:
@@ -201,6 +201,14 @@ class MultiWorker(Mirrored):
         return WarmupScaled(
             base, self.size, self.warmup_epochs * steps_per_epoch, factor
         )
+
+
+def _tf_dataset(dataset):
+    """`dataset` as a `tf.data.Dataset`, for the engines that shard one:
+    the NumPy batches (`data.Batches`) keep their order, the same as on
+    one device."""
+    to_tf = getattr(dataset, "as_tf_dataset", None)
+    return to_tf() if to_tf is not None else dataset
 
 
 def _pairs(model, size):

@@ -9,7 +9,8 @@ import keras
 from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
-from keras_ssgd.landscape import hessian_eigenvalues
+from keras_ssgd.data import TENSORFLOW_DATASETS
+from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
@@ -42,6 +43,18 @@ class Config:
     data_dir: str = None
     validation_split: float = 0.0
     data_digest: str = None
+    # The training data order: `data.pipeline.DATA_ORDER` (NumPy, seeded
+    # per epoch, the same on every backend) for MNIST-1D and the user's
+    # data; None for CIFAR and ImageNet (tf.data). Recipes saved before the
+    # field existed used tf.data's shuffle for every dataset, so a missing
+    # field reads as None and `--resume` refuses to mix the two orders.
+    data_order: str = None
+
+    def __post_init__(self):
+        if self.data_order is None and (
+            self.dataset not in TENSORFLOW_DATASETS
+        ):
+            object.__setattr__(self, "data_order", DATA_ORDER)
 
     @classmethod
     def defaults(cls):
@@ -214,7 +227,11 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
-            steps_per_execution=config.steps_per_execution,
+            # Keras on PyTorch runs one step per execution only.
+            steps_per_execution=(
+                1 if keras.backend.backend() == "torch"
+                else config.steps_per_execution
+            ),
         )
     # Under Horovod a rank-local stop would hang the others: its callbacks
     # stop all ranks together instead.
@@ -266,7 +283,17 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         record["validation_loss"] = _finite_or_none(val_loss)
     train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
     status = "ok" if math.isfinite(test_loss) else "diverged"
-    if config.hessian_iterations and status == "ok" and dist.is_root():
+    if (config.hessian_iterations and status == "ok" and dist.is_root()
+            and keras.backend.backend() != "tensorflow"):
+        # The Hessian-vector products are TensorFlow's (landscape.hessian).
+        record["hessian_top"] = None
+        record["hessian_note"] = (
+            "skipped: the Hessian eigenvalue needs the TensorFlow backend "
+            f"(this run: {keras.backend.backend()})"
+        )
+    elif config.hessian_iterations and status == "ok" and dist.is_root():
+        from keras_ssgd.landscape import hessian_eigenvalues
+
         start = time.perf_counter()
         top = hessian_eigenvalues(
             model, data.train_eval, k=1, iterations=config.hessian_iterations,

@@ -31,6 +31,15 @@ class StoreError(Exception):
 _RECORD_FIX = ("Delete or move it to train that run again, or pick another "
                "--output.")
 _CONFIG_FIX = "Restore the file, or pick another --output."
+# Why a recipe field differs, where a version changed it.
+_FIELD_NOTES = {
+    "data_order": (
+        "The training data order changed: runs of this version draw it "
+        "with NumPy from the seed and the epoch (the same on every "
+        "backend), the saved runs used tf.data's shuffle; the two cannot "
+        "combine."
+    ),
+}
 
 
 def atomic_write_text(path, text):
@@ -222,10 +231,12 @@ class RunStore:
             k for k in set(saved) | set(recipe)
             if saved.get(k, self.defaults.get(k)) != recipe.get(k)
         )
-        return ", ".join(
+        text = ", ".join(
             f"{k}: {saved.get(k)!r} there, {recipe.get(k)!r} now"
             for k in changed
         )
+        notes = " ".join(_FIELD_NOTES[k] for k in changed if k in _FIELD_NOTES)
+        return f"{text}. {notes}" if notes else text
 
     def records(self):
         """The finished runs' records, in the order they finished.
