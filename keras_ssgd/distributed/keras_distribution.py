@@ -15,7 +15,13 @@ so under `DataParallel`
   over the devices, so with 2 devices (or processes) each measures its own
   shard at one point: the pair form of `keras_ssgd.distributed.pairs`, with
   no extra code; with `2k` devices the first `k` are at `W + n`;
-- the gradient all-reduce is XLA's, one gradient per step.
+- the gradient all-reduce is XLA's: one gradient per step for plain
+  training, but two for S-SGD and its split form (XLA reduces each pass's
+  gradient before they are averaged; measured from the compiled step by
+  `experiments/keras_distribution_scaling.py`). Horovod and tf.distribute
+  send one;
+- BatchNorm normalises over the global batch (its statistics are
+  all-reduced), not per device as in the paper's multi-GPU runs.
 
 Per-device noise (a different `n` on every device, as Horovod's default
 `seed + rank`) is not offered here: `DataParallel` compiles one global
