@@ -258,7 +258,8 @@ def test_user_data_order_is_reshuffled_per_epoch_from_the_seed(npz):
 
     def epochs(seed):
         data = runner.load_data(config, seed=seed)
-        return [next(iter(data.train))[1].numpy().tolist() for _ in range(2)]
+        return [np.asarray(next(iter(data.train))[1]).tolist()
+                for _ in range(2)]
 
     first = epochs(3)
     assert first == epochs(3)  # the same order for every method of a seed

@@ -58,9 +58,9 @@ class Batches(keras.utils.PyDataset):
     With `shuffle`, epoch `e` (counted from 0) visits the examples in the
     order `np.random.default_rng([seed, e]).permutation(len(x))` (seed
     `None` counts as 0), in batches of `batch_size`. The epoch advances
-    when Keras starts an epoch (`on_epoch_begin`) or the object is
-    iterated (`for x, y in batches`) after the previous epoch was served
-    to its last batch. Without `shuffle` the order is the arrays' own.
+    with each iteration (`for x, y in batches`), and when Keras starts an
+    epoch (`on_epoch_begin`) after the previous one was served to its last
+    batch. Without `shuffle` the order is the arrays' own.
     (With one batch per epoch, the pass JAX and PyTorch make for the
     model's symbolic build serves the whole epoch, so there the orders
     come one epoch later than under TensorFlow.)
@@ -122,6 +122,8 @@ class Batches(keras.utils.PyDataset):
         return self.x[rows], self.y[rows]
 
     def __iter__(self):
+        # Each iteration is the next epoch, however far the last one went.
+        self._finished = True
         self.on_epoch_begin()
         for index in range(len(self)):
             yield self[index]
