@@ -20,8 +20,13 @@ $(VENV)/.backends: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[jax,torch]"
 	touch $@
 
+# Where S-SGD helps and where it does not: SGD, S-SGD and split S-SGD on
+# both MNIST-1D CNNs, 3 seeds, the verdicts at the end (experiments/demo.py;
+# 4 min 20 s on 2 CPU cores shared with other work). DEMO_ARGS adds to it,
+# for example DEMO_ARGS="--method sgd --method ssgd:0.2" (2.5 min).
+DEMO_ARGS ?=
 demo: $(VENV)/.installed
-	$(VENV)/bin/ssgd-train
+	$(PY) experiments/demo.py $(DEMO_ARGS)
 
 # The suite runs in a shuffled order (pytest-randomly, which prints its
 # seed: `make test ORDER_SEED=N` replays an order), then its backend-neutral

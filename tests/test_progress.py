@@ -116,3 +116,23 @@ def test_landscape_help_has_no_tensorflow_log_lines():
     assert done.stdout.startswith("usage: ssgd-landscape")
     for noise in ("cpu_feature_guard", "oneDNN", "absl", "I0000", "W0000"):
         assert noise not in done.stderr
+
+
+def test_landscape_line_reports_each_point_to_one_progress(capsys):
+    import keras
+    import numpy as np
+
+    from keras_ssgd import landscape
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True), metrics=["accuracy"])
+    other = [w + 1.0 for w in model.get_weights()]
+    data = (np.zeros((8, 4), "float32"), np.zeros((8,), "int32"))
+    calls = []
+    for _ in ("train", "test"):
+        landscape.interpolate(model, model.get_weights(), other, data,
+                              alphas=[0.0, 0.5, 1.0],
+                              progress=lambda: calls.append(1))
+    assert len(calls) == 6
+    assert "/step" not in capsys.readouterr().out  # no bar of its own

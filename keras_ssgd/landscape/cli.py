@@ -89,10 +89,12 @@ def main(argv=None):
     print(f"Line {names[0]} -> {names[1]} ({args.points} points, train and test)")
     alphas = np.linspace(-0.5, 1.5, args.points)
     line = {"models": names[:2]}
+    # One bar over the points of both lines (train, then test).
+    bar = keras.utils.Progbar(2 * args.points, unit_name="point")
     for split, split_data in (("train", data.train_eval), ("test", data.test)):
         line[split] = landscape.interpolate(
             probe, models[0], models[1], split_data, alphas, bn_data=bn,
-            bn_batches=args.bn_batches, verbose=1,
+            bn_batches=args.bn_batches, progress=lambda: bar.add(1),
         )
     (out / "interpolation.json").write_text(json.dumps(line, indent=1))
     _plot_line(line, out / "interpolation.png")

@@ -23,8 +23,25 @@ def _dataset(data, name="data", batch_size=256):
     )
 
 
+class _Calls:
+    """A `progress` function as a bar (`add(1)` calls it)."""
+
+    def __init__(self, function):
+        self._function = function
+
+    def add(self, count):
+        for _ in range(count):
+            self._function()
+
+
+def _bar(points, verbose, progress):
+    if progress is not None:
+        return _Calls(progress)
+    return keras.utils.Progbar(points, unit_name="point") if verbose else None
+
+
 def interpolate(model, weights_a, weights_b, data, alphas=None,
-                bn_data=None, bn_batches=None, verbose=0):
+                bn_data=None, bn_batches=None, verbose=0, progress=None):
     """Loss and error along the line `(1 - alpha) * a + alpha * b`.
 
     Every weight is interpolated (BatchNorm moving statistics too); with
@@ -42,6 +59,9 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
         bn_data: optional training batches for BatchNorm statistics.
         bn_batches: optional int, how many of them to use.
         verbose: 0 or 1 (a Keras progress bar over the points).
+        progress: optional function of no arguments, called after each
+            point instead of `verbose`'s bar (one bar over several calls,
+            as `ssgd-landscape` shows the train and test lines).
 
     Returns:
         A dict of lists: `alpha`, `loss`, and when available `accuracy` and
@@ -61,7 +81,7 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
     alphas = np.linspace(-0.5, 1.5, 25) if alphas is None else np.asarray(alphas, float)
     original = model.get_weights()
     curves = {"alpha": [float(t) for t in alphas]}
-    bar = keras.utils.Progbar(len(alphas)) if verbose else None
+    bar = _bar(len(alphas), verbose, progress)
     try:
         for t in alphas:
             point = [
@@ -80,7 +100,7 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
 
 
 def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
-          bn_data=None, bn_batches=None, verbose=0):
+          bn_data=None, bn_batches=None, verbose=0, progress=None):
     """Loss and error on the plane through three points (Garipov et al.).
 
     The plane's origin is point 1; its orthonormal basis (over the trainable
@@ -97,7 +117,7 @@ def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
             `margin` of their extent on each side) or a pair of 1-D arrays
             of coordinates `(xs, ys)`.
         margin: float, extra extent for an int `grid`. Defaults to `0.3`.
-        bn_data, bn_batches, verbose: as in `interpolate`.
+        bn_data, bn_batches, verbose, progress: as in `interpolate`.
 
     Returns:
         A dict: `points` (the three models' `(x, y)` coordinates), `xs`,
@@ -142,7 +162,7 @@ def plane(model, weights_1, weights_2, weights_3, data, grid=21, margin=0.3,
         xs, ys = (np.asarray(g, float) for g in grid)
     original = model.get_weights()
     result = {"points": points, "xs": xs.tolist(), "ys": ys.tolist()}
-    bar = keras.utils.Progbar(len(xs) * len(ys)) if verbose else None
+    bar = _bar(len(xs) * len(ys), verbose, progress)
     try:
         for y in ys:
             rows = {}
