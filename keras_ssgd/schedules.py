@@ -79,3 +79,39 @@ class SGDR(keras.optimizers.schedules.CosineDecayRestarts):
             "alpha": self.alpha,
             "name": self.name,
         }
+
+
+@keras.saving.register_keras_serializable(package="keras_ssgd")
+class WarmupScaled(keras.optimizers.schedules.LearningRateSchedule):
+    """`base * scale * factor(step)`, ramped linearly from `base` over
+    `warmup_steps` (the schedule's factor applies throughout)."""
+
+    def __init__(self, base, scale, warmup_steps=0, schedule=None):
+        self.base = float(base)
+        self.scale = float(scale)
+        self.warmup_steps = int(warmup_steps)
+        if isinstance(schedule, dict):
+            schedule = keras.saving.deserialize_keras_object(schedule)
+        self.schedule = schedule
+
+    def __call__(self, step):
+        step = keras.ops.cast(step, "float32")
+        factor = 1.0 if self.schedule is None else keras.ops.cast(
+            self.schedule(step), "float32"
+        )
+        if self.warmup_steps > 0:
+            ramp = keras.ops.minimum(step / self.warmup_steps, 1.0)
+            scale = 1.0 + (self.scale - 1.0) * ramp
+        else:
+            scale = self.scale
+        return self.base * scale * factor
+
+    def get_config(self):
+        return {
+            "base": self.base, "scale": self.scale,
+            "warmup_steps": self.warmup_steps,
+            "schedule": (
+                None if self.schedule is None
+                else keras.saving.serialize_keras_object(self.schedule)
+            ),
+        }

@@ -272,3 +272,62 @@ def test_backup_and_restore_continue_the_same_trajectory(tmp_path):
     assert out["iterations"] == 16
     assert out["epochs_run"] == 2  # restored after epoch 2, not rerun
     assert out["max_diff"] < 1e-6, out
+
+
+SSGD_TRAIN = [
+    "--distributed", "keras", "--model", "mlp", "--epochs", "1",
+    "--seeds", "1", "--method", "sgd", "--method", "ssgd:0.3",
+    "--method", "ssgd-split:0.3", "--quiet",
+]
+
+
+def ssgd_train_command():
+    return [os.path.join(os.path.dirname(sys.executable), "ssgd-train")]
+
+
+def test_ssgd_train_distributed_keras_over_two_devices(tmp_path):
+    # The global computation of one device: the same losses as without
+    # the distribution, on 2 devices.
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+               JAX_PLATFORMS="cpu",
+               XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    runs = []
+    for name, extra in (("a", ["--no-scale-lr"]),
+                        ("b", ["--distributed", "none"])):
+        done = subprocess.run(
+            ssgd_train_command() + SSGD_TRAIN + extra
+            + ["--output", str(tmp_path / name)],
+            capture_output=True, text=True, timeout=300, env=env,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        runs.append({r["method"]: r for r in json.loads(
+            (tmp_path / name / "results.json").read_text())["runs"]})
+    for method in ("sgd", "ssgd", "ssgd-split"):
+        a, b = runs[0][method], runs[1][method]
+        assert a["workers"] == 2 and a["distributed"] == "keras"
+        assert a["status"] == "ok"
+        np.testing.assert_allclose(
+            a["train_loss_last_epoch"], b["train_loss_last_epoch"], rtol=1e-5)
+
+
+def test_ssgd_train_distributed_keras_is_one_process(tmp_path):
+    done = subprocess.run(
+        ssgd_train_command() + SSGD_TRAIN + ["--output", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+                 KERAS_DISTRIBUTION_NUM_PROCESSES="2"),
+    )
+    assert done.returncode == 2
+    assert "KERAS_DISTRIBUTION_NUM_PROCESSES='2'" in done.stderr
+
+
+def test_ssgd_train_distributed_keras_is_refused_off_jax(tmp_path):
+    done = subprocess.run(
+        ssgd_train_command() + SSGD_TRAIN + ["--output", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, KERAS_BACKEND="tensorflow",
+                 TF_CPP_MIN_LOG_LEVEL="2"),
+    )
+    assert done.returncode == 2
+    assert "--distributed keras" in done.stderr
+    assert "backend='tensorflow'" in done.stderr

@@ -398,37 +398,5 @@ def scaled_learning_rate(learning_rate, warmup_steps=0, schedule=None):
     return WarmupScaled(learning_rate, size_, warmup_steps, schedule)
 
 
-@keras.saving.register_keras_serializable(package="keras_ssgd")
-class WarmupScaled(keras.optimizers.schedules.LearningRateSchedule):
-    """`base * scale * factor(step)`, ramped linearly from `base` over
-    `warmup_steps` (the schedule's factor applies throughout)."""
-
-    def __init__(self, base, scale, warmup_steps=0, schedule=None):
-        self.base = float(base)
-        self.scale = float(scale)
-        self.warmup_steps = int(warmup_steps)
-        if isinstance(schedule, dict):
-            schedule = keras.saving.deserialize_keras_object(schedule)
-        self.schedule = schedule
-
-    def __call__(self, step):
-        step = tf.cast(step, "float32")
-        factor = 1.0 if self.schedule is None else tf.cast(
-            self.schedule(step), "float32"
-        )
-        if self.warmup_steps > 0:
-            ramp = tf.minimum(step / self.warmup_steps, 1.0)
-            scale = 1.0 + (self.scale - 1.0) * ramp
-        else:
-            scale = self.scale
-        return self.base * scale * factor
-
-    def get_config(self):
-        return {
-            "base": self.base, "scale": self.scale,
-            "warmup_steps": self.warmup_steps,
-            "schedule": (
-                None if self.schedule is None
-                else keras.saving.serialize_keras_object(self.schedule)
-            ),
-        }
+# Backend-neutral, in keras_ssgd.schedules; kept importable from here.
+from keras_ssgd.schedules import WarmupScaled  # noqa: E402,F401

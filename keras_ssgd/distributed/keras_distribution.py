@@ -123,6 +123,16 @@ def initialize(
     initialize_rng()
 
 
+def is_initialized():
+    """Whether this process has joined a multi-process JAX job (without
+    starting JAX's backend, which would forbid joining one)."""
+    if keras.backend.backend() != "jax":
+        return False
+    import jax
+
+    return jax.distributed.is_initialized()
+
+
 def process_id():
     """This process's index (0 without `initialize`)."""
     if keras.backend.backend() != "jax":
@@ -191,4 +201,6 @@ def shard(arrays, global_batch):
     return keras.tree.map_structure(lambda a: a[index_rows], arrays)
 
 
-__all__ = ["initialize", "num_processes", "process_id", "shard"]
+__all__ = [
+    "initialize", "is_initialized", "num_processes", "process_id", "shard",
+]

@@ -65,7 +65,7 @@ import tensorflow as tf
 
 # Horovod-free: `keras_ssgd.distributed.horovod` imports Horovod only when
 # one of its collectives is called.
-from keras_ssgd.distributed.horovod import WarmupScaled
+from keras_ssgd.schedules import WarmupScaled
 
 IMPLEMENTATIONS = ("auto", "ring", "nccl")
 

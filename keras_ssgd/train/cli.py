@@ -353,7 +353,10 @@ def build_parser(raise_errors=False):
         help="horovod: data parallel over the processes of `horovodrun -np "
         "N ssgd-train ...` (--batch-size is the global batch; rank 0 logs "
         "and writes); mirrored: tf.distribute.MirroredStrategy over the "
-        "local devices.",
+        "local devices; multiworker: tf.distribute.MultiWorkerMirrored"
+        "Strategy over the hosts of TF_CONFIG (the chief writes); keras: "
+        "keras.distribution.DataParallel on JAX over this process's "
+        "devices.",
     )
     parser.add_argument(
         "--shared-noise", action="store_true",
@@ -362,7 +365,8 @@ def build_parser(raise_errors=False):
     )
     parser.add_argument(
         "--warmup-epochs", type=int, default=5, metavar="E",
-        help="With --distributed horovod: epochs of linear warm-up to the "
+        help="With --distributed horovod, multiworker or keras: epochs of "
+        "linear warm-up to the "
         "learning rate times the number of ranks.",
     )
     parser.add_argument(
@@ -372,7 +376,8 @@ def build_parser(raise_errors=False):
     )
     parser.add_argument(
         "--no-scale-lr", action="store_true",
-        help="With --distributed horovod: do not multiply the learning rate "
+        help="With --distributed horovod, multiworker or keras: do not "
+        "multiply the learning rate "
         "by the number of ranks.",
     )
     parser.add_argument("--output", default=None, metavar="DIR",
@@ -460,12 +465,17 @@ def parse(argv=None, builder=None, arrays=None, raise_errors=False):
                 f"{' '.join(map(str, drops))}"
             )
     if args.distributed != "horovod" and (
-        args.shared_noise or args.no_scale_lr or args.sync_batchnorm
+        args.shared_noise or args.sync_batchnorm
     ):
         parser.error(
-            "arguments --shared-noise, --sync-batchnorm and --no-scale-lr "
-            "need --distributed horovod. Received: --distributed "
+            "arguments --shared-noise and --sync-batchnorm need "
+            "--distributed horovod. Received: --distributed "
             f"{args.distributed}"
+        )
+    if args.no_scale_lr and args.distributed in ("none", "mirrored"):
+        parser.error(
+            "argument --no-scale-lr needs --distributed horovod, multiworker "
+            f"or keras. Received: --distributed {args.distributed}"
         )
     if args.hessian_iterations < 0:
         parser.error(
@@ -659,7 +669,10 @@ def _run(config, specs, args):
                 "scale_lr": not args.no_scale_lr,
                 "warmup_epochs": args.warmup_epochs,
                 "sync_batchnorm": args.sync_batchnorm}
-               if args.distributed == "horovod" else {}),
+               if args.distributed == "horovod" else
+               {"scale_lr": not args.no_scale_lr,
+                "warmup_epochs": args.warmup_epochs}
+               if args.distributed in ("multiworker", "keras") else {}),
         )
     except (ImportError, ValueError) as error:
         print(f"ssgd-train: error: --distributed {args.distributed}: {error}",

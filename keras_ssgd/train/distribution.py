@@ -10,7 +10,7 @@ from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.wrap import wrap
 
-CHOICES = ("none", "horovod", "mirrored", "multiworker")
+CHOICES = ("none", "horovod", "mirrored", "multiworker", "keras")
 
 
 class Single:
@@ -194,13 +194,62 @@ class MultiWorker(Mirrored):
     def learning_rate(self, schedule, steps_per_epoch):
         if not self.scale_lr or self.size == 1:
             return schedule
-        from keras_ssgd.distributed.horovod import WarmupScaled
+        from keras_ssgd.schedules import WarmupScaled
 
         base = schedule if not callable(schedule) else 1.0
         factor = schedule if callable(schedule) else None
         return WarmupScaled(
             base, self.size, self.warmup_epochs * steps_per_epoch, factor
         )
+
+
+class KerasDataParallel(Single):
+    """`keras.distribution.DataParallel` (JAX) over this process's devices.
+
+    `--batch-size` is the global batch, sharded over the devices; the step
+    is compiled once for the whole mesh, so one noise is drawn per global
+    batch, the single-device algorithm (and the split form's halves are the
+    first and second halves of the global batch: on 2 devices, each
+    device's shard). The learning rate is multiplied by the number of
+    devices, reached linearly over `warmup_epochs`, unless `scale_lr` is
+    false.
+
+    One process only: the run's evaluations would need every process to
+    feed its share of the test set in step. Several processes
+    (`jax.distributed`) train through the Python API
+    (`keras_ssgd.distributed.keras_distribution`).
+    """
+
+    name = "keras"
+    drop_remainder = True
+
+    def __init__(self, scale_lr=True, warmup_epochs=5):
+        import os
+
+        import keras
+
+        backends.require(
+            "keras.distribution", "distributed='keras'", backends=("jax",)
+        )
+        variable = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+        value = os.environ.get(variable, "1")
+        if value.strip() != "1":
+            raise ValueError(
+                "ssgd-train --distributed keras runs one process over its "
+                "local devices; several processes train through the Python "
+                "API (keras_ssgd.distributed.keras_distribution). Received: "
+                f"{variable}={value!r}"
+            )
+        devices = keras.distribution.list_devices()
+        keras.distribution.set_distribution(
+            keras.distribution.DataParallel(devices=devices)
+        )
+        self.size = len(devices)
+        self.scale_lr = scale_lr
+        self.warmup_epochs = warmup_epochs
+
+    def learning_rate(self, schedule, steps_per_epoch):
+        return MultiWorker.learning_rate(self, schedule, steps_per_epoch)
 
 
 def _tf_dataset(dataset):
@@ -244,10 +293,15 @@ def make(name, **kwargs):
         return Mirrored()
     if name == "multiworker":
         return MultiWorker(**kwargs)
+    if name == "keras":
+        return KerasDataParallel(**kwargs)
     raise ValueError(
         f"Argument `distributed` must be one of {list(CHOICES)}. "
         f"Received: distributed={name!r}"
     )
 
 
-__all__ = ["CHOICES", "Horovod", "Mirrored", "MultiWorker", "Single", "make"]
+__all__ = [
+    "CHOICES", "Horovod", "KerasDataParallel", "Mirrored", "MultiWorker",
+    "Single", "make",
+]
