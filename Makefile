@@ -20,10 +20,10 @@ $(VENV)/.backends: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[jax,torch]"
 	touch $@
 
-# Where S-SGD helps and where it does not: SGD, S-SGD and split S-SGD on
-# both MNIST-1D CNNs, 3 seeds, the verdicts at the end (experiments/demo.py;
-# 4 min 20 s on 2 CPU cores shared with other work). DEMO_ARGS adds to it,
-# for example DEMO_ARGS="--method sgd --method ssgd:0.2" (2.5 min).
+# Where S-SGD helps and where it does not: SGD vs S-SGD on both MNIST-1D
+# CNNs, the verdicts at the end (experiments/demo.py; about 4 minutes on 2
+# CPU cores). DEMO_ARGS adds to it, for example the split form:
+# DEMO_ARGS="--method sgd --method ssgd:0.2 --method ssgd-split:0.2".
 DEMO_ARGS ?=
 demo: $(VENV)/.installed
 	$(PY) experiments/demo.py $(DEMO_ARGS)

@@ -59,8 +59,8 @@ def test_terminal_mode_rewrites_the_line_in_place():
     text = stream.getvalue()
     assert text.count("\n") == 2  # one per finished run
     first = text.split("\n")[0].split("\r")
-    assert "epoch 1/3  loss 0.5000  acc 87.50%  ETA 20 s, sweep 1 min 20 s" in (
-        first[2])
+    assert first[2].startswith("[1/2] sgd seed 0  epoch 1/3  loss 0.5000  "
+                               "acc 87.50%  ETA 20 s, sweep 1 min 20 s")
     assert "evaluating" in first[-2] and "test 91.25%" in first[-1]
 
 
