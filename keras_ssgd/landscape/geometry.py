@@ -8,6 +8,8 @@ from keras_ssgd.landscape import weights as wlib
 
 
 def _dataset(data, name="data", batch_size=256):
+    if hasattr(data, "as_tf_dataset"):  # keras_ssgd.data.Batches
+        data = data.as_tf_dataset()
     if isinstance(data, tf.data.Dataset):
         for _ in data.take(1):
             return data

@@ -21,6 +21,8 @@ def _as_dataset(data, batch_size=256):
     """`tf.data.Dataset` of `(x, y)` batches from a dataset or `(x, y)`."""
     if isinstance(data, tf.data.Dataset):
         return data
+    if hasattr(data, "as_tf_dataset"):  # keras_ssgd.data.Batches
+        return data.as_tf_dataset()
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
         if len(x) == 0:
