@@ -47,6 +47,8 @@ setup(
         "test": [
             "pytest>=7", "pytest-randomly>=3.15", "mnist1d>=0.0.2",
             "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
+            # tests/test_verdict.py checks the intervals against scipy.stats
+            "scipy",
         ],
     },
     classifiers=[
