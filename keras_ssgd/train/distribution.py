@@ -90,13 +90,7 @@ class Horovod(Single):
         return self._hvd.shard(_tf_dataset(dataset))
 
     def learning_rate(self, schedule, steps_per_epoch):
-        if not self.scale_lr or self.size == 1:
-            return schedule
-        base = schedule if not callable(schedule) else 1.0
-        factor = schedule if callable(schedule) else None
-        return self._hvd.WarmupScaled(
-            base, self.size, self.warmup_epochs * steps_per_epoch, factor
-        )
+        return _scaled_learning_rate(self, schedule, steps_per_epoch)
 
     def callbacks(self):
         return self._hvd.callbacks()
@@ -192,15 +186,7 @@ class MultiWorker(Mirrored):
         return _tf_dataset(dataset).with_options(options)
 
     def learning_rate(self, schedule, steps_per_epoch):
-        if not self.scale_lr or self.size == 1:
-            return schedule
-        from keras_ssgd.schedules import WarmupScaled
-
-        base = schedule if not callable(schedule) else 1.0
-        factor = schedule if callable(schedule) else None
-        return WarmupScaled(
-            base, self.size, self.warmup_epochs * steps_per_epoch, factor
-        )
+        return _scaled_learning_rate(self, schedule, steps_per_epoch)
 
 
 class KerasDataParallel(Single):
@@ -249,7 +235,21 @@ class KerasDataParallel(Single):
         self.warmup_epochs = warmup_epochs
 
     def learning_rate(self, schedule, steps_per_epoch):
-        return MultiWorker.learning_rate(self, schedule, steps_per_epoch)
+        return _scaled_learning_rate(self, schedule, steps_per_epoch)
+
+
+def _scaled_learning_rate(engine, schedule, steps_per_epoch):
+    """`schedule` times the engine's worker count, reached linearly over
+    its `warmup_epochs` (Goyal et al.), unless its `scale_lr` is false."""
+    if not engine.scale_lr or engine.size == 1:
+        return schedule
+    from keras_ssgd.schedules import WarmupScaled
+
+    base = schedule if not callable(schedule) else 1.0
+    factor = schedule if callable(schedule) else None
+    return WarmupScaled(
+        base, engine.size, engine.warmup_epochs * steps_per_epoch, factor
+    )
 
 
 def _tf_dataset(dataset):
