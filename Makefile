@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-exact test-conformance test-slow smoke benchmark wheels horovod lint clean
+.PHONY: demo test test-exact test-conformance test-slow smoke benchmark wheels horovod lint docs clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -83,6 +83,16 @@ smoke: $(VENV)/.installed
 # reused). Without it the Horovod tests are skipped.
 horovod: $(VENV)/.installed
 	PYTHON=$(PY) HOROVOD_CUDA=$${HOROVOD_CUDA:-0} docker/install_horovod.sh
+
+# The documentation site (mkdocs.yml: guides in docs/, the API reference
+# from the docstrings) into build/site/. --strict: a broken link, a missing
+# page or an unresolved reference fails the build.
+$(VENV)/.docs: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e ".[docs]"
+	touch $@
+
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
 
 # The Dockerfile cannot be built here (no Docker engine): it is linted.
 lint: $(VENV)/.installed

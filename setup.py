@@ -50,6 +50,11 @@ setup(
             # tests/test_verdict.py checks the intervals against scipy.stats
             "scipy",
         ],
+        # The documentation site: `make docs` (mkdocs.yml).
+        "docs": [
+            "mkdocs==1.6.1", "mkdocs-material==9.8.2",
+            "mkdocstrings[python]==1.0.8", "mkdocstrings-python==2.0.11",
+        ],
     },
     classifiers=[
         "Programming Language :: Python :: 3",
