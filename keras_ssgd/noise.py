@@ -56,7 +56,7 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
       (rotation invariant). All directions come from a single draw of a
       normal vector of the weights' total size, split per weight. On a CPU
       this draw costs about as much per number as a forward and backward
-      pass of a dense layer (see `experiments/noise_cost.py`).
+      pass of a dense layer (see `experiments/benchmarks/noise_cost.py`).
     - `"rademacher"`: `n = noise_level * ||W|| * s / sqrt(size(W))` with
       `s` independent random signs (`+1` or `-1`, each with probability
       1/2), so the direction is a uniformly chosen vertex of the cube, whose
@@ -168,16 +168,41 @@ def _rademacher(weights, level, seed):
 def _signed(words, bit, a):
     """`+a` where bit `bit` of `words` is set, else `-a` (broadcast), float32.
 
-    Both forms give the same values exactly (`2a - a == a`); each is the
-    cheaper one where it is used: XLA (JAX) fuses the arithmetic into one
-    loop over the elements, while TensorFlow and PyTorch run one kernel per
-    op, so there the fewer ops of a mask, a comparison and a select win.
+    `words` has shape `(..., k, 1)` and `bit` is `arange(16)`; the result has
+    shape `(..., k, 16)`, bit `b` of word `j` at `[..., j, b]`. The two
+    forms below give the same values exactly (`2a - a == a`); each is the
+    cheaper where it is used (see `experiments/benchmarks/noise_cost.py`):
+
+    - JAX: XLA fuses the shift, mask and arithmetic into one loop over the
+      elements.
+    - TensorFlow and PyTorch run one kernel per op, each a full pass over the
+      noise. There each 16-bit word is cut into its two bytes (a pass over
+      the 1/16-size words) and each byte picks its row of 8 signs, already
+      times `a`, from a 256 x 8 table (`_BYTE_SIGNS * a`): one gather writes
+      the noise, instead of a mask, a comparison and a select.
     """
     if backend.backend() == "jax":
         bits = ops.bitwise_and(ops.right_shift(words, bit), 1)
         return ops.cast(bits, "float32") * (2.0 * a) - a
-    set_ = ops.not_equal(ops.bitwise_and(words, ops.left_shift(1, bit)), 0)
-    return ops.where(set_, a, -a)
+    return _signed_by_table(words, a)
+
+
+# `_BYTE_SIGNS[b, i]` is +1 where bit i (lowest first) of byte b is set,
+# else -1.
+_BYTE_SIGNS = tuple(
+    tuple(1.0 if (byte >> i) & 1 else -1.0 for i in range(8)) for byte in range(256)
+)
+
+
+def _signed_by_table(words, a):
+    """`_signed` through a byte lookup: words `(..., k, 1)` to `(..., k, 16)`."""
+    low = ops.bitwise_and(words, 255)
+    high = ops.right_shift(words, 8)  # the words are in [0, 2**16)
+    bytes_ = ops.concatenate([low, high], axis=-1)  # (..., k, 2), low byte first
+    table = ops.convert_to_tensor(_BYTE_SIGNS, dtype="float32") * a
+    signs = ops.take(table, bytes_, axis=0)  # (..., k, 2, 8)
+    shape = ops.shape(words)[:-1] + (_BITS_PER_WORD,)
+    return ops.reshape(signs, shape)
 
 
 def gaussian_noise(weights, noise_level, seed):

@@ -219,6 +219,50 @@ def test_rademacher_signs_are_fair_per_bit_position():
     assert np.abs(positive - 0.5).max() < 5 * 0.5 / np.sqrt(8000)
 
 
+def _reference_signs(words, a):
+    """NumPy: bit b (lowest first) of word j gives +a at [j, b], else -a."""
+    bits = (np.asarray(words)[..., None] >> np.arange(16)) & 1
+    return np.where(bits == 1, a, -a).astype("float32")
+
+
+@pytest.mark.parametrize("form", ["bits", "table"])
+def test_rademacher_sign_extraction_matches_the_bits(form):
+    # Both extraction forms (shift-and-mask, byte-table lookup) give, for the
+    # same drawn words, bit b of word j as the sign of element 16 * j + b,
+    # lowest bit first, whatever the backend uses in `symmetric_noise`.
+    words = np.array(
+        [[0, 1, 2**15, 2**16 - 1], [0x00FF, 0xFF00, 0x5A5A, 0x8001]], dtype="int32"
+    )
+    tensor = ops.convert_to_tensor(words[..., None])
+    a = ops.convert_to_tensor(0.25, "float32")
+    if form == "bits":
+        # The JAX form, evaluated here on the current backend's ops.
+        bits = ops.bitwise_and(ops.right_shift(tensor, ops.arange(16, dtype="int32")), 1)
+        got = ops.cast(bits, "float32") * (2.0 * a) - a
+    else:
+        got = noise._signed_by_table(tensor, a)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(got), _reference_signs(words, 0.25)
+    )
+
+
+def test_rademacher_noise_is_the_signs_of_the_drawn_words():
+    # The whole draw: the words come from one `keras.random.randint` draw of
+    # 16-bit integers; row r of a (3, 40) kernel takes 3 words (48 bits,
+    # the last 8 unused).
+    w = ops.convert_to_tensor(
+        np.random.default_rng(0).standard_normal((3, 40)), "float32"
+    )
+    seed = keras.random.SeedGenerator(5)
+    words = keras.random.randint((9,), 0, 2**16, dtype="int32", seed=keras.random.SeedGenerator(5))
+    n = noise.symmetric_noise([w], 0.5, seed, distribution="rademacher")[0]
+    a = 0.5 * np.linalg.norm(ops.convert_to_numpy(w)) / np.sqrt(120)
+    expected = _reference_signs(
+        ops.convert_to_numpy(words).reshape(3, 3), 1.0
+    ).reshape(3, 48)[:, :40] * a
+    np.testing.assert_allclose(ops.convert_to_numpy(n), expected, rtol=1e-6)
+
+
 @pytest.mark.parametrize("bad", ["normal", "Gaussian", "", None, 1])
 def test_unknown_distribution_is_refused(bad):
     with pytest.raises(ValueError, match=r"`distribution`.*Received: distribution="):
