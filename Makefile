@@ -76,7 +76,7 @@ smoke: $(VENV)/.installed
 	rm -rf build/smoke
 	set -e; for script in $(SMOKE); do \
 	    echo "== $$script --smoke"; \
-	    $(PY) experiments/$$script.py --smoke --quiet --output build/smoke/$$script; \
+	    $(PY) experiments/paper/$$script.py --smoke --quiet --output build/smoke/$$script; \
 	done
 
 # Horovod 0.28.1 built for TensorFlow 2.21 (CPU/Gloo here; a cached wheel is
@@ -100,7 +100,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/hadolint docker/Dockerfile
 
 benchmark: $(VENV)/.installed
-	$(PY) experiments/step_time.py
+	$(PY) experiments/benchmarks/step_time.py
 
 # The GPU benchmark's payload, for a machine without TensorFlow or internet
 # (see README, "Backends"): the package (pure Python, no dependencies) and

@@ -137,7 +137,7 @@ class SymmetricSGDModel(PerturbedModel):
             784-512-512-10 MLP), which the split form feels most; the
             Rademacher draw takes 16 signs from each random integer and was
             13.6 (JAX) and 1.7 to 1.9 (TensorFlow) times cheaper, not
-            cheaper on PyTorch (see `experiments/noise_cost.py`), with no
+            cheaper on PyTorch (see `experiments/benchmarks/noise_cost.py`), with no
             accuracy difference shown on MNIST-1D (split S-SGD at level
             0.2, 5 seeds). The two give different noise streams from the same
             seed; either is a function of `(seed, step)`. Read-only after

@@ -13,7 +13,7 @@ import pytest
 from keras_ssgd import language
 from keras_ssgd.language import training
 
-EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments"
+EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
 
 
 def load_script():

@@ -18,7 +18,7 @@ so under `DataParallel`
 - the gradient all-reduce is XLA's: one gradient per step for plain
   training, but two for S-SGD and its split form (XLA reduces each pass's
   gradient before they are averaged; measured from the compiled step by
-  `experiments/keras_distribution_scaling.py`). Horovod and tf.distribute
+  `experiments/benchmarks/keras_distribution_scaling.py`). Horovod and tf.distribute
   send one;
 - BatchNorm normalises over the global batch (its statistics are
   all-reduced), not per device as in the paper's multi-GPU runs.

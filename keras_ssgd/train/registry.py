@@ -216,7 +216,7 @@ RECIPES = {
     "cifar100": Recipe("resnet20", 175, 128, 0.1, "step", (75, 125)),
     # ImageNet: paper Section 5.1 (batch 1024, 90 epochs) with Ying et al.'s
     # rate, 0.1 per 256 images, /10 at 30, 60, 80 (without its 5-epoch
-    # warm-up, which experiments/table3_imagenet.py adds).
+    # warm-up, which experiments/paper/table3_imagenet.py adds).
     "imagenet2012": Recipe("resnet50", 90, 1024, 0.4, "step", (30, 60, 80)),
 }
 

@@ -9,10 +9,10 @@ paper). At B = 60 the plans are 26-17-17, 12S-8S-8S, 26-17-8S, 26-8S-17
 and 26-8S-8S. On MNIST-1D the dataset's recipe applies (batch 100, SGD
 momentum 0.9, learning rate 0.05, /10 at each phase boundary).
 
-    python experiments/table1_budget.py --datasets cifar10
-    python experiments/table1_budget.py --datasets mnist1d --model mnist1d-cnn \\
+    python experiments/paper/table1_budget.py --datasets cifar10
+    python experiments/paper/table1_budget.py --datasets mnist1d --model mnist1d-cnn \\
         --budget 60 --noise-level 0.2
-    python experiments/table1_budget.py --smoke
+    python experiments/paper/table1_budget.py --smoke
 """
 
 import argparse
@@ -20,7 +20,7 @@ import math
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 PLANS = {  # plan -> paper (CIFAR-10, CIFAR-100)

@@ -6,7 +6,7 @@ levels, computes the top eigenvalue of the training loss over the whole
 training set (inference mode, Lanczos), and writes `hessian.json` in the
 run folder with per-run values and mean +- std per (method, level).
 
-    python experiments/sweep_hessian.py results/sweep-cnn --select sgd ssgd:0.2 sam:0.05
+    python experiments/benchmarks/sweep_hessian.py results/sweep-cnn --select sgd ssgd:0.2 sam:0.05
 """
 
 import argparse

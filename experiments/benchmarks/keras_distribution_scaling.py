@@ -5,9 +5,9 @@ Run it once per device count, with the same global batch (virtual CPU
 devices here; real GPUs elsewhere):
 
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=1 \
-        python experiments/keras_distribution_scaling.py
+        python experiments/benchmarks/keras_distribution_scaling.py
     KERAS_BACKEND=jax XLA_FLAGS=--xla_force_host_platform_device_count=2 \
-        python experiments/keras_distribution_scaling.py
+        python experiments/benchmarks/keras_distribution_scaling.py
 
 For plain training (level 0, Keras's own step), full S-SGD and split S-SGD
 (ResNet-20, random CIFAR-shaped data), the bytes one step sends are read

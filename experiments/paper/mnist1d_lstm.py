@@ -10,16 +10,16 @@ check (one seed, 60 epochs: 0.05 gave 92.6% test accuracy, 0.2 gave
 same weights and see the same data order. `lstm.md` sets the results side
 by side.
 
-    python experiments/mnist1d_lstm.py                      # 5 seeds, levels 0.1, 0.2
-    python experiments/mnist1d_lstm.py --levels 0.6,0.8,1.0 # the paper's PTB range
-    python experiments/mnist1d_lstm.py --smoke
+    python experiments/paper/mnist1d_lstm.py                      # 5 seeds, levels 0.1, 0.2
+    python experiments/paper/mnist1d_lstm.py --levels 0.6,0.8,1.0 # the paper's PTB range
+    python experiments/paper/mnist1d_lstm.py --smoke
 """
 
 import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 LEARNING_RATE = "0.2"  # from the SGD-only check above

@@ -18,9 +18,9 @@ split read as one stream (batch 1). Each size is one run folder under
 after an interruption. `table5.md` sets the measured perplexities next to
 the paper's, `table5.json` holds them all.
 
-    python experiments/table5_ptb.py --data-dir simple-examples/data
-    python experiments/table5_ptb.py --data-dir simple-examples/data --sizes small
-    python experiments/table5_ptb.py --smoke      # generated data, seconds
+    python experiments/paper/table5_ptb.py --data-dir simple-examples/data
+    python experiments/paper/table5_ptb.py --data-dir simple-examples/data --sizes small
+    python experiments/paper/table5_ptb.py --smoke      # generated data, seconds
 
 The data are the `data/` folder of Mikolov's simple-examples.tgz
 (`ptb.train.txt`, `ptb.valid.txt`, `ptb.test.txt`).

@@ -14,9 +14,9 @@ The report gives, for each method and level, the per-seed paired difference
 to SGD on the same seed, its mean, a 95% t interval (n - 1 degrees of
 freedom) and how many seeds were better, and says when the interval holds 0.
 
-    python experiments/split_sweep.py                      # both CNNs, 5 seeds
-    python experiments/split_sweep.py --model mnist1d-cnn --levels 0.1,0.2,0.3
-    python experiments/split_sweep.py --report-only
+    python experiments/benchmarks/split_sweep.py                      # both CNNs, 5 seeds
+    python experiments/benchmarks/split_sweep.py --model mnist1d-cnn --levels 0.1,0.2,0.3
+    python experiments/benchmarks/split_sweep.py --report-only
 
 A folder that already holds runs is extended, never rerun: the levels given
 are added to the levels of its finished runs, and ssgd-train skips the
@@ -30,7 +30,7 @@ import math
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 MODELS = ("mnist1d-cnn", "mnist1d-cnn-bn")

@@ -5,15 +5,15 @@ and on dense layers only, and SGD with Dropout on the dense layer.
 Each curve is one `ssgd-train` folder under `--output` (resumable); the plot
 `fig3.png` draws them together with SGD as the reference line.
 
-    python experiments/fig3_noise_sweep.py
-    python experiments/fig3_noise_sweep.py --smoke    # the pipeline in seconds
+    python experiments/paper/fig3_noise_sweep.py
+    python experiments/paper/fig3_noise_sweep.py --smoke    # the pipeline in seconds
 """
 
 import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 from keras_ssgd.train.report import plot  # noqa: E402

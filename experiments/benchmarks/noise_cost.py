@@ -33,10 +33,10 @@ interval, as `split_sweep.py` does.
 
 Usage:
 
-    python experiments/noise_cost.py                      # TensorFlow, MLP, batch 128
-    python experiments/noise_cost.py --backend jax --rounds 9
-    python experiments/noise_cost.py --backend torch --steps 10 --draws 10
-    python experiments/noise_cost.py --accuracy --levels 0.2       # 15 runs
+    python experiments/benchmarks/noise_cost.py                      # TensorFlow, MLP, batch 128
+    python experiments/benchmarks/noise_cost.py --backend jax --rounds 9
+    python experiments/benchmarks/noise_cost.py --backend torch --steps 10 --draws 10
+    python experiments/benchmarks/noise_cost.py --accuracy --levels 0.2       # 15 runs
 """
 
 import argparse
@@ -48,7 +48,8 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
+sys.path.insert(0, str(pathlib.Path(__file__).parent))  # step_time, split_sweep
 import step_time  # noqa: E402  (sets the backend from --backend first)
 
 import keras  # noqa: E402

@@ -8,9 +8,9 @@ one `ssgd-train` run folder under `--output`, resumable: run the script
 again to continue after an interruption. At the end `table2.md` sets the
 measured means next to the paper's numbers.
 
-    python experiments/table2_cifar.py --models resnet20 --datasets cifar10
-    python experiments/table2_cifar.py             # all 6 models x 2 datasets (GPU days)
-    python experiments/table2_cifar.py --smoke     # the pipeline in seconds on mock data
+    python experiments/paper/table2_cifar.py --models resnet20 --datasets cifar10
+    python experiments/paper/table2_cifar.py             # all 6 models x 2 datasets (GPU days)
+    python experiments/paper/table2_cifar.py --smoke     # the pipeline in seconds on mock data
 
 CIFAR comes through tensorflow-datasets (downloaded on first use).
 """
@@ -19,7 +19,7 @@ import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 # The paper's Table 2: model -> (noise levels, {dataset: (SGD, {level: S-SGD})}).

@@ -21,9 +21,9 @@ run the same command again to continue after an interruption. At the end
 `table3.md` sets the measured means next to the paper's numbers and
 `results.json` holds every run.
 
-    python experiments/table3_imagenet.py --manual-dir /data/imagenet
-    python experiments/table3_imagenet.py --models resnet18 --data-dir /data/tfds
-    python experiments/table3_imagenet.py --smoke        # mock data, seconds
+    python experiments/paper/table3_imagenet.py --manual-dir /data/imagenet
+    python experiments/paper/table3_imagenet.py --models resnet18 --data-dir /data/tfds
+    python experiments/paper/table3_imagenet.py --smoke        # mock data, seconds
 
 ImageNet cannot be downloaded automatically: `--manual-dir` must hold
 ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from image-net.org (the

@@ -1,8 +1,8 @@
 """MultiWorkerMirroredStrategy on this machine: steps per second at a fixed
 global batch, and what one step sends.
 
-    python experiments/multiworker_scaling.py --workers 1
-    python experiments/multiworker_scaling.py --workers 2
+    python experiments/benchmarks/multiworker_scaling.py --workers 1
+    python experiments/benchmarks/multiworker_scaling.py --workers 2
 
 The script starts `--workers` local processes of itself, each a worker of a
 `tf.distribute.MultiWorkerMirroredStrategy` on 127.0.0.1 (`TF_CONFIG`, one

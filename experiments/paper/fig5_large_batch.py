@@ -5,15 +5,15 @@ single-GPU training, so the learning rate is not scaled). SGD and S-SGD use
 the 175-epoch step schedule, SGDR and S-SGDR 300 epochs of cosine with warm
 restarts (first period 10, doubling). Run it under Horovod:
 
-    horovodrun -np 4 python experiments/fig5_large_batch.py
-    python experiments/fig5_large_batch.py --smoke    # the pipeline in seconds, no Horovod
+    horovodrun -np 4 python experiments/paper/fig5_large_batch.py
+    python experiments/paper/fig5_large_batch.py --smoke    # the pipeline in seconds, no Horovod
 """
 
 import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 METHODS = {  # name -> (method, schedule, epochs)

@@ -7,7 +7,7 @@ noisy), after a warm-up that traces every function. Then the top Hessian
 eigenvalue (Lanczos, 20 steps) of a trained MNIST-1D CNN over all 4000
 training signals is timed end to end.
 
-    python experiments/hessian_cost.py
+    python experiments/benchmarks/hessian_cost.py
 """
 
 import argparse

@@ -2,15 +2,15 @@
 on CIFAR-10, 175 epochs (paper recipe), mean over runs; `fig4.png` has the
 two panels of the paper (epochs 0-90 and 100-175).
 
-    python experiments/fig4_convergence.py
-    python experiments/fig4_convergence.py --smoke    # the pipeline in seconds
+    python experiments/paper/fig4_convergence.py
+    python experiments/paper/fig4_convergence.py --smoke    # the pipeline in seconds
 """
 
 import argparse
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 

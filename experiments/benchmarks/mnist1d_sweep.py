@@ -11,8 +11,8 @@ method its best level by mean test accuracy, with its whole sweep listed)
 and `mnist1d_sweep_<model>.png` (test accuracy against level, every
 method, SGD as the reference line).
 
-    python experiments/mnist1d_sweep.py                  # about 3 h on 2 CPU cores
-    python experiments/mnist1d_sweep.py --report-only
+    python experiments/benchmarks/mnist1d_sweep.py                  # about 3 h on 2 CPU cores
+    python experiments/benchmarks/mnist1d_sweep.py --report-only
 """
 
 import argparse
@@ -20,7 +20,7 @@ import json
 import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).parent))
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
 import _common  # noqa: E402
 
 from keras_ssgd.train.report import plot  # noqa: E402

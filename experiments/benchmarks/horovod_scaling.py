@@ -3,8 +3,8 @@ what one step sends.
 
 Run it once per world size, with the same global batch:
 
-    horovodrun --gloo -np 1 -H localhost:1 python experiments/horovod_scaling.py
-    horovodrun --gloo -np 2 -H localhost:2 python experiments/horovod_scaling.py
+    horovodrun --gloo -np 1 -H localhost:1 python experiments/benchmarks/horovod_scaling.py
+    horovodrun --gloo -np 2 -H localhost:2 python experiments/benchmarks/horovod_scaling.py
 
 Methods, all through the same reduced step: plain training (noise level 0),
 full S-SGD at 0.5 (both points on every rank's shard) and split S-SGD at

@@ -31,11 +31,11 @@ subset (`keras` is always timed: it is the reference).
 
 Usage:
 
-    python experiments/step_time.py --backend jax        # ResNet-20, batch 128 and 1024
-    python experiments/step_time.py --backend torch --batch-size 32 --steps 2 --rounds 1
-    python experiments/step_time.py --model mlp --batch-size 128 --rounds 9
-    python experiments/step_time.py --model mnist1d-cnn-bn --batch-size 100 --no-memory
-    python experiments/step_time.py --methods ssgd ssgd_split --no-memory
+    python experiments/benchmarks/step_time.py --backend jax        # ResNet-20, batch 128 and 1024
+    python experiments/benchmarks/step_time.py --backend torch --batch-size 32 --steps 2 --rounds 1
+    python experiments/benchmarks/step_time.py --model mlp --batch-size 128 --rounds 9
+    python experiments/benchmarks/step_time.py --model mnist1d-cnn-bn --batch-size 100 --no-memory
+    python experiments/benchmarks/step_time.py --methods ssgd ssgd_split --no-memory
 """
 
 import argparse

@@ -20,10 +20,10 @@ the table reports the WER of the final weights. Runs are written to
 again (resume); `table4.md` sets the measured WER next to the paper's,
 `table4.json` holds the recipe and every run's history.
 
-    python experiments/table4_sgcn.py --data-dir /data/wsj-fbank \\
+    python experiments/paper/table4_sgcn.py --data-dir /data/wsj-fbank \\
         --train-split si284 --test-split eval92
-    python experiments/table4_sgcn.py --data librispeech      # tfds, downloads
-    python experiments/table4_sgcn.py --smoke      # generated features, seconds
+    python experiments/paper/table4_sgcn.py --data librispeech      # tfds, downloads
+    python experiments/paper/table4_sgcn.py --smoke      # generated features, seconds
 
 WSJ is licensed (LDC93S6B, LDC94S13B) and not in tensorflow-datasets: give
 it as features on disk, one `ID.npy` of float32 `(frames, features)` per
