@@ -5,7 +5,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # The suite runs on TensorFlow; under another backend (KERAS_BACKEND=jax or
 # torch) only the backend-neutral modules are collected.
-BACKEND_NEUTRAL = {"test_backends.py", "test_keras_contract.py", "test_split.py"}
+BACKEND_NEUTRAL = {"test_backends.py", "test_hessian_backends.py",
+                   "test_keras_contract.py", "test_split.py"}
 
 
 def pytest_ignore_collect(collection_path, config):

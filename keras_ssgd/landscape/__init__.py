@@ -1,7 +1,9 @@
 """Flatness tools: the curvature and shape of the loss around trained weights.
 
 Everything works on any compiled Keras model and any `tf.data` or NumPy
-`(x, y)` data.
+`(x, y)` data. The Hessian tools run on the TensorFlow, JAX and PyTorch
+backends (NumPy batches need no TensorFlow); the line, the plane and the
+sharpness use TensorFlow.
 
 - `interpolate(model, a, b, data, alphas)`: loss and error along a line
   (paper Fig. 2), extrapolating beyond both ends.
@@ -17,14 +19,32 @@ Everything works on any compiled Keras model and any `tf.data` or NumPy
   `plane`.
 """
 
-from keras_ssgd.landscape.geometry import epsilon_sharpness
-from keras_ssgd.landscape.geometry import interpolate
-from keras_ssgd.landscape.geometry import plane
-from keras_ssgd.landscape.geometry import random_directions
+import importlib
+
 from keras_ssgd.landscape.hessian import HessianOperator
 from keras_ssgd.landscape.hessian import hessian_eigenvalues
 from keras_ssgd.landscape.hessian import hessian_trace
-from keras_ssgd.landscape.weights import recompute_batchnorm
+
+# The line, the plane and the BatchNorm statistics read tf.data: imported on
+# first use, so that the Hessian tools work without TensorFlow.
+_LAZY = {
+    "epsilon_sharpness": "keras_ssgd.landscape.geometry",
+    "interpolate": "keras_ssgd.landscape.geometry",
+    "plane": "keras_ssgd.landscape.geometry",
+    "random_directions": "keras_ssgd.landscape.geometry",
+    "recompute_batchnorm": "keras_ssgd.landscape.weights",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(
+        f"module 'keras_ssgd.landscape' has no attribute {name!r}"
+    )
+
 
 __all__ = [
     "HessianOperator",

@@ -61,6 +61,17 @@ def main(argv=None):
                          f"{least}. Received: {getattr(args, name)}")
     if args.eigenvalues < 0:
         parser.error(f"argument --eigenvalues: must be >= 0. Received: {args.eigenvalues}")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        # The line and the plane read tf.data and TensorFlow tensors.
+        parser.error(
+            "ssgd-landscape needs the TensorFlow backend (KERAS_BACKEND="
+            "tensorflow). Received: backend="
+            f"{keras.backend.backend()!r}; for the top Hessian eigenvalue "
+            "alone, ssgd-train --hessian-iterations and "
+            "keras_ssgd.landscape.hessian_eigenvalues run on every backend"
+        )
     missing = [m for m in args.models if not pathlib.Path(m).is_file()]
     if missing:
         parser.error(f"no such model file: {', '.join(missing)}")
@@ -73,7 +84,6 @@ def main(argv=None):
         print(f"ssgd-landscape: error: cannot write to {out}: {error}", file=sys.stderr)
         return 2
 
-    import keras
     import numpy as np
 
     import keras_ssgd  # noqa: F401  (registers the model classes)

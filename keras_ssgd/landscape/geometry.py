@@ -270,13 +270,7 @@ def epsilon_sharpness(model, data, epsilon=1e-3, steps=10, loss=None):
         for v, part in zip(operator.variables, operator.split(flat)):
             v.assign(part)
 
-    def mean_loss():
-        total, count = 0.0, 0
-        for x, y in data:
-            n = int(tf.shape(tf.nest.flatten(x)[0])[0])
-            total += float(operator._mean_loss(x, y)) * n
-            count += n
-        return total / count
+    mean_loss = operator.loss_value
 
     try:
         base = mean_loss()

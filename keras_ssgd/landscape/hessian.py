@@ -3,35 +3,80 @@
 Everything here uses Hessian-vector products (HVPs), never the Hessian
 itself: `H v` over the whole dataset is the example-weighted sum of per-batch
 HVPs, each computed by double backpropagation or forward-over-reverse
-differentiation. The loss is the model's loss in inference mode
-(`training=False`): BatchNorm uses its moving statistics, Dropout is off.
+differentiation, with the backend's own automatic differentiation
+(`keras_ssgd.landscape.hvp`: TensorFlow, JAX or PyTorch). The loss is the
+model's loss in inference mode (`training=False`): BatchNorm uses its
+moving statistics, Dropout is off.
+
+The data is read the same way on every backend: an `(x, y)` tuple of
+arrays (cut into batches of 256), a `keras.utils.PyDataset` of `(x, y)`
+batches (such as `keras_ssgd.data.Batches`, read by index), or a
+`tf.data.Dataset` of `(x, y)` batches (its tensors as NumPy arrays off
+TensorFlow). Sample weights, if the batches carry them, are ignored.
 """
 
 import math
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-HVP_METHODS = ("double-backprop", "forward-over-reverse")
+from keras_ssgd.landscape.hvp import HVP_METHODS
+from keras_ssgd.landscape.hvp import batch_hvp
+from keras_ssgd.landscape.hvp import mean_loss
+from keras_ssgd.landscape.hvp import positions
+
 EIGEN_METHODS = ("lanczos", "power")
 
 
-def _as_dataset(data, batch_size=256):
-    """`tf.data.Dataset` of `(x, y)` batches from a dataset or `(x, y)`."""
-    if isinstance(data, tf.data.Dataset):
-        return data
-    if hasattr(data, "as_tf_dataset"):  # keras_ssgd.data.Batches
-        return data.as_tf_dataset()
+def _is_tf_dataset(data):
+    return any(
+        cls.__module__.startswith("tensorflow") and cls.__name__.endswith(
+            "DatasetV2")
+        for cls in type(data).__mro__
+    )
+
+
+def _check_data(data):
+    """Raises `TypeError` for data that cannot be read again and again."""
+    if _is_tf_dataset(data) or isinstance(data, keras.utils.PyDataset):
+        return
     if isinstance(data, (tuple, list)) and len(data) == 2:
         x, y = data
         if len(x) == 0:
             raise ValueError("Argument `data` is empty. Received 0 examples.")
-        return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+        return
     raise TypeError(
-        "Argument `data` must be a tf.data.Dataset of (x, y) batches or an "
-        f"(x, y) tuple of arrays. Received: {type(data).__name__}"
+        "Argument `data` must be an (x, y) tuple of arrays, a "
+        "keras.utils.PyDataset of (x, y) batches or a tf.data.Dataset of "
+        f"(x, y) batches. Received: {type(data).__name__}"
     )
+
+
+def batches_of(data, batch_size=256):
+    """The `(x, y)` batches of `data` (see the module doc), once through."""
+    if isinstance(data, (tuple, list)):
+        x, y = data
+        for start in range(0, len(x), batch_size):
+            yield (keras.tree.map_structure(
+                lambda a: a[start:start + batch_size], x),
+                y[start:start + batch_size])
+        return
+    if isinstance(data, keras.utils.PyDataset):
+        count = data.num_batches
+        if count is None:
+            raise ValueError(
+                "Argument `data` must be a finite PyDataset (num_batches "
+                f"is None). Received: {type(data).__name__}"
+            )
+        for index in range(count):
+            yield data[index][:2]
+        return
+    if keras.backend.backend() == "tensorflow":
+        for batch in data:
+            yield tuple(batch)[:2]
+        return
+    for batch in data.as_numpy_iterator():
+        yield tuple(batch)[:2]
 
 
 def _loss_fn(model, loss):
@@ -51,14 +96,16 @@ class HessianOperator:
 
     Args:
         model: a built `keras.Model`.
-        data: `tf.data.Dataset` of `(x, y)` batches, or an `(x, y)` tuple.
+        data: an `(x, y)` tuple of arrays, a `keras.utils.PyDataset` of
+            `(x, y)` batches, or a `tf.data.Dataset` of `(x, y)` batches.
         loss: loss name or callable `(y_true, y_pred) -> per-example or mean
             loss`; `None` uses the model's compiled loss.
         variables: the variables the Hessian is taken over; defaults to
             `model.trainable_variables`.
         hvp: `"double-backprop"` (default) or `"forward-over-reverse"`.
 
-    Vectors are flat NumPy float64 arrays over `variables` in order.
+    Vectors are flat NumPy float64 arrays over `variables` in order. It
+    runs on the TensorFlow, JAX and PyTorch backends.
     """
 
     def __init__(self, model, data, loss=None, variables=None,
@@ -68,55 +115,25 @@ class HessianOperator:
                 f"Argument `hvp` must be one of {list(HVP_METHODS)}. "
                 f"Received: hvp={hvp!r}"
             )
+        _check_data(data)
         self.model = model
-        self.data = _as_dataset(data)
+        self.data = data
         self.loss = _loss_fn(model, loss)
         self.variables = list(variables or model.trainable_variables)
+        positions(model, self.variables)  # each one of the model's
         self.shapes = [tuple(v.shape) for v in self.variables]
         self.sizes = [math.prod(s) for s in self.shapes]
         self.dim = sum(self.sizes)
         self.hvp_method = hvp
         self.num_examples = None
-        self._batch_hvp = tf.function(
-            self._double_backprop if hvp == "double-backprop"
-            else self._forward_over_reverse,
-            reduce_retracing=True,
-        )
-        self._batch_grad = tf.function(self._gradient, reduce_retracing=True)
-
-    def _mean_loss(self, x, y):
-        y_pred = self.model(x, training=False)
-        return tf.reduce_mean(self.loss(y, y_pred))
-
-    def _double_backprop(self, x, y, vector):
-        with tf.GradientTape() as outer:
-            with tf.GradientTape() as inner:
-                loss = self._mean_loss(x, y)
-            grads = inner.gradient(loss, self.variables)
-            dot = tf.add_n([
-                tf.reduce_sum(g * v) for g, v in zip(grads, vector)
-            ])
-        return outer.gradient(dot, self.variables)
-
-    def _forward_over_reverse(self, x, y, vector):
-        # The accumulator watches the backing tf.Variables of Keras's.
-        primals = [getattr(v, "value", v) for v in self.variables]
-        with tf.autodiff.ForwardAccumulator(primals, vector) as acc:
-            with tf.GradientTape() as tape:
-                loss = self._mean_loss(x, y)
-            grads = tape.gradient(loss, self.variables)
-        return acc.jvp(grads)
-
-    def _gradient(self, x, y):
-        with tf.GradientTape() as tape:
-            loss = self._mean_loss(x, y)
-        return loss, tape.gradient(loss, self.variables)
+        self._batch = batch_hvp(model, self.loss, self.variables, hvp)
 
     def split(self, flat):
-        """A flat vector as a list of tensors shaped like the variables."""
+        """A flat vector as a list of NumPy arrays shaped like the
+        variables (in their dtypes)."""
         parts, offset = [], 0
         for v, shape, size in zip(self.variables, self.shapes, self.sizes):
-            parts.append(tf.constant(
+            parts.append(np.asarray(
                 flat[offset:offset + size].reshape(shape), dtype=v.dtype
             ))
             offset += size
@@ -124,11 +141,13 @@ class HessianOperator:
 
     def _weighted_sum(self, per_batch):
         total, count = None, 0
-        for x, y in self.data:
-            n = int(tf.shape(tf.nest.flatten(x)[0])[0])
+        for x, y in batches_of(self.data):
+            n = int(keras.tree.flatten(x)[0].shape[0])
             result = per_batch(x, y)
             flat = np.concatenate([
-                np.asarray(r, dtype=np.float64).reshape(-1) for r in result
+                np.asarray(keras.ops.convert_to_numpy(r),
+                           dtype=np.float64).reshape(-1)
+                for r in result
             ])
             total = flat * n if total is None else total + flat * n
             count += n
@@ -140,11 +159,17 @@ class HessianOperator:
     def matvec(self, flat):
         """`H v` for a flat vector `v` (the mean over all examples)."""
         vector = self.split(flat)
-        return self._weighted_sum(lambda x, y: self._batch_hvp(x, y, vector))
+        return self._weighted_sum(
+            lambda x, y: self._batch.hvp(x, y, vector))
 
     def gradient(self):
         """The flat gradient of the mean loss."""
-        return self._weighted_sum(lambda x, y: self._batch_grad(x, y)[1])
+        return self._weighted_sum(self._batch.gradient)
+
+    def loss_value(self):
+        """The mean loss over all examples, a float."""
+        return float(self._weighted_sum(lambda x, y: [mean_loss(
+            self.loss, y, self.model(x, training=False))])[0])
 
 
 def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
@@ -154,8 +179,10 @@ def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
 
     Args:
         model: a built `keras.Model`.
-        data: `tf.data.Dataset` of `(x, y)` batches or an `(x, y)` tuple; the
-            Hessian is that of the mean loss over all of it.
+        data: an `(x, y)` tuple of arrays, a `keras.utils.PyDataset` of
+            `(x, y)` batches (such as `keras_ssgd.data.Batches`) or a
+            `tf.data.Dataset` of `(x, y)` batches; the Hessian is that of
+            the mean loss over all of it.
         k: int >= 1, how many eigenvalues. Defaults to `1`.
         loss: loss name or callable; `None` uses the compiled loss.
         method: `"lanczos"` (default; Lanczos with full
@@ -173,7 +200,16 @@ def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
 
     Example:
 
-    >>> top = hessian_eigenvalues(model, (x_train, y_train), k=1)
+    A linear model with the mean squared error: the Hessian is
+    `2 X^T X / N`, here `diag(1, 4)`.
+
+    >>> model = keras.Sequential(
+    ...     [keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
+    >>> model.compile(loss="mse")
+    >>> x = np.array([[1.0, 0.0], [0.0, 2.0]], "float32")
+    >>> y = np.zeros((2, 1), "float32")
+    >>> hessian_eigenvalues(model, (x, y), k=2).round(4)
+    array([4., 1.]...)
 
     Reference:
     - Lanczos, 1950; Ghorbani, Krishnan and Xiao, "An Investigation into
