@@ -225,9 +225,9 @@ def _reference_signs(words, a):
     return np.where(bits == 1, a, -a).astype("float32")
 
 
-@pytest.mark.parametrize("form", ["bits", "table"])
+@pytest.mark.parametrize("form", ["bits", "sign-bit"])
 def test_rademacher_sign_extraction_matches_the_bits(form):
-    # Both extraction forms (shift-and-mask, byte-table lookup) give, for the
+    # Both extraction forms (shift-and-mask, IEEE sign bit) give, for the
     # same drawn words, bit b of word j as the sign of element 16 * j + b,
     # lowest bit first, whatever the backend uses in `symmetric_noise`.
     words = np.array(
@@ -240,10 +240,35 @@ def test_rademacher_sign_extraction_matches_the_bits(form):
         bits = ops.bitwise_and(ops.right_shift(tensor, ops.arange(16, dtype="int32")), 1)
         got = ops.cast(bits, "float32") * (2.0 * a) - a
     else:
-        got = noise._signed_by_table(tensor, a)
+        got = noise._signed_by_sign_bit(tensor, ops.arange(16, dtype="int32"), a)
     np.testing.assert_array_equal(
         ops.convert_to_numpy(got), _reference_signs(words, 0.25)
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's own Rademacher path"
+)
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_rademacher_torch_path_equals_the_keras_ops_path(dtype, monkeypatch):
+    # `_rademacher_torch` replaces the `keras.ops` loop on PyTorch; with the
+    # backend check bypassed, the `keras.ops` loop must give the same bits.
+    rng = np.random.default_rng(2)
+    weights = [
+        ops.convert_to_tensor(rng.standard_normal(s) * (i + 1), dtype)
+        for i, s in enumerate([(3, 3, 4, 8), (8, 10), (7,), (5, 33)])
+    ]
+    fast = noise.symmetric_noise(
+        weights, 0.3, keras.random.SeedGenerator(4), distribution="rademacher"
+    )
+    monkeypatch.setattr(noise, "_rademacher_torch", None)
+    monkeypatch.setattr(noise.backend, "backend", lambda: "neutral")
+    slow = noise.symmetric_noise(
+        weights, 0.3, keras.random.SeedGenerator(4), distribution="rademacher"
+    )
+    for f, s in zip(fast, slow):
+        assert f.dtype == s.dtype
+        np.testing.assert_array_equal(ops.convert_to_numpy(f), ops.convert_to_numpy(s))
 
 
 def test_rademacher_noise_is_the_signs_of_the_drawn_words():

@@ -11,18 +11,26 @@ the backend chosen with `--backend`:
 - `plain`: a `keras.Model` training step (`fit()`, per step);
 - `split-gaussian`, `split-rademacher`: a split S-SGD step
   (`noise_level=0.5`) with each direction distribution;
+- `split-fixed`: the same split step with the draw replaced by a fixed
+  sign pattern scaled as the Rademacher draw scales its signs (`fixed_noise`):
+  everything but the random numbers. `1 - split-fixed / split-X` is then
+  the share of the split step that sampling costs *inside* the compiled
+  step, the figure the split form's budget cares about;
 - `draw-gaussian`, `draw-rademacher`: the noise draw alone for the MLP's
   three kernels (0.67M numbers), compiled as the step compiles it
   (`tf.function` on TensorFlow, `jax.jit` on JAX, eager on PyTorch), with
-  the seed positioned at `[seed, step]` as the model does;
+  the seed positioned at `[seed, step]` as the model does; the `--draws`
+  draws of a round run in one compiled call, so the cost of calling a
+  compiled function from Python is shared by them, as in a step;
 - where the Gaussian draw's time goes: `normal` (`keras.random.normal` of
   the 0.67M numbers alone), `norms` (the kernels' L2 norms) and, for the
   Rademacher draw, `randint` (its ~42k random 16-bit integers alone).
 
 Machines are noisy: every round times each item once, in an order that
 rotates from round to round, and the report gives the median over rounds of
-each item's time and of the per-round ratios `draw / split step` (the
-share of the split step spent drawing) and `split step / plain step`.
+each item's time and of the per-round ratios: sampling's share of the
+split step (`1 - split-fixed / split step`, and the draw timed alone
+against the split step, `draw / split step`) and `split step / plain step`.
 
 `--accuracy` instead trains split S-SGD with each distribution (and SGD)
 on MNIST-1D with the 1-D CNN, the README's recipe (60 epochs, batch 100,
@@ -53,6 +61,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))  # step_time, split_sweep
 import step_time  # noqa: E402  (sets the backend from --backend first)
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_ssgd  # noqa: E402
@@ -61,19 +70,23 @@ from keras_ssgd import noise as noise_lib  # noqa: E402
 LEVEL = 0.5
 SEED = 0
 ITEMS = (
-    "plain", "split-gaussian", "split-rademacher",
+    "plain", "split-gaussian", "split-rademacher", "split-fixed",
     "draw-gaussian", "draw-rademacher", "normal", "randint", "norms",
 )
 
 
 def make_model(distribution=None):
-    """The MLP as `keras.Model` (`distribution=None`) or as split S-SGD."""
+    """The MLP as `keras.Model` (`distribution=None`) or as split S-SGD.
+
+    `distribution="fixed"` is the split step with the Rademacher draw's
+    scaling but no random numbers: it is timed under `fixed_noise` (see
+    there)."""
     keras.utils.set_random_seed(SEED)
     model = step_time.build_model("mlp")
     if distribution is not None:
         model = keras_ssgd.wrap(
             model, noise_level=LEVEL, seed=SEED, split_batch=True,
-            noise_distribution=distribution,
+            noise_distribution="rademacher" if distribution == "fixed" else distribution,
         )
     model.compile(
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
@@ -82,9 +95,14 @@ def make_model(distribution=None):
     return model
 
 
-def compiled(fn):
-    """`fn(weights, seed)` as a function of `(weights, step)`, compiled as
-    the backend compiles a training step, drawing at `[SEED, step]`."""
+def compiled(fn, draws):
+    """`fn(weights, seed)` as a function of `(weights, step)` that makes
+    `draws` draws, at seeds `[SEED, step]` to `[SEED, step + draws - 1]`,
+    in one call compiled as the backend compiles a training step
+    (`tf.function` on TensorFlow, `jax.jit` on JAX, eager on PyTorch). One
+    call per timed item and round, so the cost of calling a compiled
+    function from Python (about a millisecond on TensorFlow) is shared by
+    the draws instead of counted in each, as inside a training step."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
@@ -92,7 +110,10 @@ def compiled(fn):
 
         @jax.jit
         def call(weights, step):
-            return fn(weights, jnp.stack([jnp.uint32(SEED), step.astype("uint32")]))
+            return [
+                fn(weights, jnp.stack([jnp.uint32(SEED), (step + i).astype("uint32")]))
+                for i in range(draws)
+            ]
 
         def run(weights, step):
             return jax.block_until_ready(call(weights, jnp.int32(step)))
@@ -103,7 +124,8 @@ def compiled(fn):
     def draw(weights, step):
         state = generator.state
         state.assign(ops.stack([ops.cast(SEED, state.dtype), ops.cast(step, state.dtype)]))
-        return fn(weights, generator)
+        # Each draw advances the generator's counter by one.
+        return [fn(weights, generator) for _ in range(draws)]
 
     if backend == "tensorflow":
         import tensorflow as tf
@@ -112,11 +134,49 @@ def compiled(fn):
 
         def run(weights, step):
             out = draw(weights, tf.constant(step, tf.int64))
-            ops.convert_to_numpy(out[-1])  # explicit end of the timed region
+            ops.convert_to_numpy(out[-1][-1])  # explicit end of the timed region
             return out
 
         return run
     return draw  # PyTorch: eager, as its training step
+
+
+class fixed_noise:
+    """While active, the model's noise draw is replaced by a fixed sign
+    pattern (one per kernel, drawn once here with NumPy) scaled exactly as
+    the Rademacher draw scales its signs, `noise_level * ||W|| / sqrt(size)`.
+
+    The split step timed under it does everything the split step does
+    except generating random numbers and turning them into signs, so
+    `1 - split-fixed / split-X` is the share of the split step that
+    sampling costs inside the compiled step (where the compiler may overlap
+    or fuse it), beside the draw timed alone.
+    """
+
+    def __init__(self, weights):
+        rng = np.random.default_rng(SEED)
+        self.signs = {
+            tuple(w.shape): ops.convert_to_tensor(
+                rng.choice(np.array([-1.0, 1.0], "float32"), size=tuple(w.shape)))
+            for w in weights
+        }
+
+    def draw(self, weights, noise_level, seed, distribution="gaussian"):
+        level = ops.cast(noise_level, "float32")
+        noise = []
+        for w in weights:
+            size = max(math.prod(w.shape), 1)
+            a = level * noise_lib.l2_norm(ops.cast(w, "float32")) / math.sqrt(size)
+            noise.append(ops.cast(self.signs[tuple(w.shape)] * a, w.dtype))
+        return noise
+
+    def __enter__(self):
+        self.saved = noise_lib.symmetric_noise
+        noise_lib.symmetric_noise = self.draw
+        return self
+
+    def __exit__(self, *exc):
+        noise_lib.symmetric_noise = self.saved
 
 
 def draw_functions(weights):
@@ -142,30 +202,38 @@ def measure(batch_size, steps, draws, rounds):
         "plain": make_model(),
         "split-gaussian": make_model("gaussian"),
         "split-rademacher": make_model("rademacher"),
+        "split-fixed": make_model("fixed"),
     }
     # Copies: JAX's training step donates (frees) the variables' buffers.
     weights = [
         ops.convert_to_tensor(ops.convert_to_numpy(v))
         for v in models["split-gaussian"].noise_variables
     ]
-    functions = {k: compiled(f) for k, f in draw_functions(weights).items()}
-    for model in models.values():  # trace and warm up
-        step_time.timed_fit(model, data, 2)
+    functions = {k: compiled(f, draws) for k, f in draw_functions(weights).items()}
+    fixed = fixed_noise(weights)
+
+    def fit(item, steps):
+        if item != "split-fixed":
+            return step_time.timed_fit(models[item], data, steps)
+        with fixed:  # traced (TensorFlow, JAX) and run (PyTorch) under it
+            return step_time.timed_fit(models[item], data, steps)
+
+    for item in models:  # trace and warm up
+        fit(item, 2)
     for fn in functions.values():
         fn(weights, 0)
-        fn(weights, 1)
+        fn(weights, draws)
     times = {item: [] for item in ITEMS}
-    step = 2
+    step = 2 * draws
     for r in range(rounds):
         shift = r % len(ITEMS)
         for item in ITEMS[shift:] + ITEMS[:shift]:
             if item in models:
-                seconds = step_time.timed_fit(models[item], data, steps) / steps
+                seconds = fit(item, steps) / steps
             else:
                 start = time.perf_counter()
-                for _ in range(draws):
-                    functions[item](weights, step)
-                    step += 1
+                functions[item](weights, step)
+                step += draws
                 seconds = (time.perf_counter() - start) / draws
             times[item].append(seconds)
     return times
@@ -181,10 +249,20 @@ def ratios(times):
         "normal / draw-gaussian": ("normal", "draw-gaussian"),
         "draw-gaussian / draw-rademacher": ("draw-gaussian", "draw-rademacher"),
     }
-    return {
+    table = {
         name: [a / b for a, b in zip(times[num], times[den])]
         for name, (num, den) in per_round.items()
     }
+    # Sampling's share of the split step, measured inside the step: the
+    # split step less the same step without random numbers (`fixed_noise`).
+    for distribution in ("gaussian", "rademacher"):
+        step = times[f"split-{distribution}"]
+        table[f"sampling in the split step, {distribution} "
+              f"(1 - split-fixed / split-{distribution})"] = [
+            1 - fixed / total for fixed, total in zip(times["split-fixed"], step)]
+    table["split-fixed / plain"] = [
+        a / b for a, b in zip(times["split-fixed"], times["plain"])]
+    return table
 
 
 def timing(args):
