@@ -34,11 +34,20 @@ class NoiseSchedule(keras.callbacks.Callback):
     Example:
 
     ```python
-    plan = keras_ssgd.phases.PhasePlan.parse("75-25S-25S")
-    lr = plan.learning_rate_schedule(0.1, steps_per_epoch=391)  # /10 drops
-    model.compile(optimizer=keras.optimizers.SGD(lr, momentum=0.9), ...)
+    base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
+    model = keras_ssgd.wrap(base, noise_level=0.5, seed=0)
+    x, y = np.random.rand(64, 8), np.random.randint(0, 3, size=64)
+
+    # The paper's "75-25S-25S" in miniature: 2 epochs of SGD, then 1 and 1
+    # of S-SGD, the learning rate /10 at each phase boundary.
+    plan = keras_ssgd.phases.PhasePlan.parse("2-1S-1S")
+    lr = plan.learning_rate_schedule(0.1, steps_per_epoch=2)
+    model.compile(
+        optimizer=keras.optimizers.SGD(lr, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     model.fit(
-        train_ds, epochs=plan.epochs,
+        x, y, batch_size=32, epochs=plan.epochs, verbose=0,
         callbacks=[keras_ssgd.callbacks.NoiseSchedule(plan, noise_level=0.5)],
     )
     ```

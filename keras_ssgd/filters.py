@@ -16,9 +16,12 @@ Example:
 
 ```python
 # Noise on the convolutions only (the paper's "S-SGD Conv only", Fig. 3).
-model = keras_ssgd.wrap(resnet, noise_filter=keras_ssgd.filters.conv_kernels)
+cnn = keras_ssgd.models.mnist1d_cnn()
+model = keras_ssgd.wrap(cnn, noise_filter=keras_ssgd.filters.conv_kernels)
+assert len(model.noise_variables) == 3  # the three Conv1D kernels
 
 # Noise on every weight but the biases (the paper's PTB LSTMs, Table 5).
+lstm = keras.Sequential([keras.Input((5, 2)), keras.layers.LSTM(4)])
 model = keras_ssgd.wrap(lstm, noise_filter=lambda v: "bias" not in v.name)
 ```
 """

@@ -33,7 +33,8 @@ class SGDR(keras.optimizers.schedules.CosineDecayRestarts):
     Example:
 
     ```python
-    schedule = keras_ssgd.schedules.SGDR(steps_per_epoch=len(train_ds))
+    # CIFAR's 50000 training images in batches of 128: 391 steps an epoch.
+    schedule = keras_ssgd.schedules.SGDR(steps_per_epoch=391)
     optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
     ```
 

@@ -45,11 +45,20 @@ def wrap(model, method="ssgd", **kwargs):
     Example:
 
     ```python
-    base = keras.applications.ResNet50(weights=None, classes=10)
+    base = keras.Sequential([              # any Keras model
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(8, 3, activation="relu"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(10),
+    ])
     model = keras_ssgd.wrap(base, noise_level=0.25)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
-    model.fit(dataset, epochs=90)
-    base.save("resnet50.keras")  # the trained weights, as a plain model
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = np.random.rand(32, 28, 28, 1), np.random.randint(0, 10, size=32)
+    model.fit(x, y, epochs=1, verbose=0)
+    base.save("base.keras")  # the trained weights, as a plain model
     ```
 
     Reference:

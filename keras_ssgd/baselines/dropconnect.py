@@ -36,6 +36,7 @@ class DropConnectModel(PerturbedModel):
     Example:
 
     ```python
+    base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     model = keras_ssgd.wrap(base, method="dropconnect", rate=0.3)
     ```
 

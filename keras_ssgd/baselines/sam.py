@@ -41,8 +41,14 @@ class SharpnessAwareModel(PerturbedModel):
     Example:
 
     ```python
+    base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     model = keras_ssgd.wrap(base, method="sam", rho=0.05)
-    model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), ...)
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = np.random.rand(64, 8), np.random.randint(0, 3, size=64)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
 
     Reference:

@@ -32,6 +32,7 @@ class SmoothOutModel(WeightNoiseModel):
     Example:
 
     ```python
+    base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     model = keras_ssgd.wrap(base, method="smoothout", noise_level=0.4)
     ```
 

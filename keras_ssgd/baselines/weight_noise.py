@@ -34,8 +34,12 @@ class WeightNoiseModel(PerturbedModel):
     Example:
 
     ```python
+    base = keras.Sequential([keras.Input((8,)), keras.layers.Dense(3)])
     model = keras_ssgd.wrap(base, method="weight-noise", noise_level=0.2)
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    model.compile(
+        optimizer="sgd",
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     ```
 
     Reference:

@@ -161,8 +161,18 @@ def batches(x, y, batch_size, seed=None, shuffle=True, drop_remainder=False):
 
     Example:
 
-    >>> train = batches(x_train, y_train, batch_size=128, seed=0)
-    >>> model.fit(train, epochs=10)
+    >>> x_train, y_train = np.arange(10.0).reshape(5, 2), np.arange(5)
+    >>> train = batches(x_train, y_train, batch_size=2, seed=0)
+    >>> len(train)  # batches per epoch, the last one smaller
+    3
+    >>> epoch_0 = np.concatenate([y for _, y in train])
+    >>> epoch_1 = np.concatenate([y for _, y in train])
+    >>> np.array_equal(epoch_0, np.random.default_rng([0, 0]).permutation(5))
+    True
+    >>> np.array_equal(epoch_1, np.random.default_rng([0, 1]).permutation(5))
+    True
+
+    `model.fit(train, epochs=10)` trains on it, on any backend.
     """
     check_positive_int(batch_size, "batch_size")
     if len(x) != len(y):

@@ -14,6 +14,8 @@ Only Horovod's core ops are used (`grouped_allreduce`, `allreduce`,
 
 Example (run with `horovodrun -np 4 python train.py`):
 
+<!-- example: skip runs under `horovodrun -np N`, one process per rank. -->
+
 ```python
 from keras_ssgd.distributed import horovod as ssgd_hvd
 
@@ -104,6 +106,10 @@ class SyncBatchNormalization(keras.layers.BatchNormalization):
             mechanism).
 
     Example:
+
+    <!-- example: skip
+    needs Horovod initialised in every rank (`horovodrun`).
+    -->
 
     ```python
     model = ssgd_hvd.with_sync_batchnorm(keras_ssgd.models.cifar_resnet(20))
@@ -228,6 +234,11 @@ def distribute(model, shared_noise=False, pairs=False):
         ValueError: `pairs=True` with an odd number of ranks.
 
     Example:
+
+    <!-- example: skip
+    runs under `horovodrun -np 2` (or 4, 8): pairs need an even number of
+    ranks.
+    -->
 
     ```python
     model = keras_ssgd.wrap(base, noise_level=0.2, seed=0, split_batch=True)

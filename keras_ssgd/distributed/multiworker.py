@@ -34,6 +34,8 @@ model under `strategy.scope()`, exactly as for `MirroredStrategy`:
 
 Example (on each host, with its own `TF_CONFIG`):
 
+<!-- example: skip one process per host, each with its own `TF_CONFIG`. -->
+
 ```python
 from keras_ssgd.distributed import multiworker
 
@@ -154,6 +156,8 @@ def strategy(timeout_seconds=300, implementation="auto"):
 
     Example:
 
+    <!-- example: skip needs `TF_CONFIG` naming two running workers. -->
+
     ```python
     # TF_CONFIG='{"cluster": {"worker": ["host0:12345", "host1:12345"]},
     #             "task": {"type": "worker", "index": 0}}'
@@ -260,6 +264,10 @@ def scaled_learning_rate(learning_rate, warmup_steps=0, schedule=None,
 
     Example:
 
+    <!-- example: skip
+    inside a MultiWorkerMirroredStrategy job (see the module example).
+    -->
+
     ```python
     with strategy.scope():
         lr = multiworker.scaled_learning_rate(0.1, warmup_steps=500)
@@ -321,6 +329,10 @@ def global_batches(dataset, batch_size, shuffle_seed=None):
 
     Example:
 
+    <!-- example: skip
+    inside a MultiWorkerMirroredStrategy job (see the module example).
+    -->
+
     ```python
     ds = tf.data.Dataset.from_tensor_slices((x, y))
     model.fit(multiworker.global_batches(ds, 256, shuffle_seed=0), ...)
@@ -362,6 +374,10 @@ class WorkerBackupAndRestore(keras.callbacks.BackupAndRestore):
             (`save_freq`, `double_checkpoint`, `delete_checkpoint`).
 
     Example:
+
+    <!-- example: skip
+    inside a MultiWorkerMirroredStrategy job (see the module example).
+    -->
 
     ```python
     model.fit(data, epochs=90,

@@ -171,6 +171,8 @@ def pair_replicas(model, strategy=None):
 
     Example:
 
+    <!-- example: skip needs an even number of devices (2, 4 or 8 GPUs). -->
+
     ```python
     strategy = tf.distribute.MirroredStrategy()      # 2, 4, 8 GPUs
     with strategy.scope():

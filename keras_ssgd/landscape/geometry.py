@@ -71,7 +71,20 @@ def interpolate(model, weights_a, weights_b, data, alphas=None,
 
     Example:
 
+    <!-- example: setup
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.compile(
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    sgd_model = keras.models.clone_model(model)
+    ssgd_model = keras.models.clone_model(model)
+    x_test, y_test = np.random.rand(16, 4), np.random.randint(0, 3, size=16)
+    -->
+
     >>> line = interpolate(model, sgd_model, ssgd_model, (x_test, y_test))
+    >>> len(line["alpha"]), sorted(line)
+    (25, ['accuracy', 'alpha', 'error', 'loss'])
 
     Reference:
     - Goodfellow, Vinyals and Saxe, "Qualitatively characterizing neural

@@ -74,7 +74,8 @@ def atomic_path(path):
     Example:
 
     ```python
-    with atomic_path("runs/sgd-seed0.keras") as tmp:
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    with atomic_path("sgd-seed0.keras") as tmp:
         model.save(tmp)
     ```
 
