@@ -223,16 +223,32 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
 
     Example:
 
+    Your own arrays (here small random ones, so it runs in seconds; a
+    real comparison takes 5 seeds or more and the full training):
+
     ```python
+    import numpy as np
+
     import keras_ssgd
 
+    rng = np.random.default_rng(0)
+    data = {
+        "x_train": rng.normal(size=(200, 8)),
+        "y_train": rng.integers(0, 3, size=200),
+        "x_test": rng.normal(size=(100, 8)),
+        "y_test": rng.integers(0, 3, size=100),
+    }
     result = keras_ssgd.compare(
-        "mlp", "mnist1d", methods=["sgd", "ssgd:0.2"], seeds=5, epochs=20,
-        output="results/mlp",
+        "mlp", data, methods=["sgd", "ssgd:0.2"], seeds=2, epochs=1,
+        hessian_iterations=0, output="results/mlp",
     )
-    print(result)  # the table, then e.g.
-    # ssgd 0.2 vs sgd: +1.20 pt [0.40, 2.00], better on 5 of 5 seeds: ...
+    print(result)  # the table, then one verdict per method and level:
+    # ssgd 0.2 vs sgd: <mean> pt [<low>, <high>], better on <k> of 2 seeds: ...
+    assert len(result.verdicts) == 1
     ```
+
+    The same on MNIST-1D: `keras_ssgd.compare("mlp", "mnist1d",
+    methods=["sgd", "ssgd:0.2"], seeds=5, epochs=20)`.
 
     Reference:
     - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent with
