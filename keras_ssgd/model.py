@@ -376,12 +376,25 @@ class SymmetricSGDModel(PerturbedModel):
         self, x, y, sample_weight, noise_variables, weights, noise
     ):
         """The pair form: this worker's shard at `W + n` (even workers) or
-        `W - n` (odd ones); the engine's gradient average does the rest."""
+        `W - n` (odd ones); the engine's gradient average does the rest.
+
+        The sign is a Python float where each worker traces its own step,
+        a traced `+-1` where one step is traced for every device
+        (`keras.distribution`); the latter keeps every device's statistics,
+        and the device step combines them (`distributed.device_step`)."""
         sign = self._pairing.sign()
+        if isinstance(sign, float):
+            values = [
+                w + n if sign > 0 else w - n for w, n in zip(weights, noise)
+            ]
+            keep = sign > 0 or self.batchnorm_update == "both"
+        else:
+            values = [
+                w + ops.cast(sign, w.dtype) * n for w, n in zip(weights, noise)
+            ]
+            keep = True
         loss, gradients, y_pred = self._measure(
-            x, y, sample_weight, noise_variables,
-            [w + n if sign > 0 else w - n for w, n in zip(weights, noise)],
-            keep_statistics=sign > 0 or self.batchnorm_update == "both",
+            x, y, sample_weight, noise_variables, values, keep_statistics=keep
         )
         self._track(x, y, sample_weight, loss, [y_pred])
         return loss, gradients

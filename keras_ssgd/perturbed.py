@@ -317,7 +317,15 @@ class PerturbedModel(keras.Model):
         return self.get_metrics_result()
 
     def _perturbed_step(self, x, y, sample_weight, noise_variables):
-        """The subclass's passes, then the recurrent state they carry on."""
+        """The subclass's passes, then the recurrent state they carry on.
+
+        Under `keras.distribution.DataParallel` on JAX the passes may run
+        per device instead, their gradient reduced once
+        (`keras_ssgd.distributed.device_step`).
+        """
+        per_device = _device_step(self)
+        if per_device is not None:
+            return per_device(x, y, sample_weight, noise_variables)
         self._carry.start(self._recurrent_states())
         loss, gradients = self._perturbed_gradients(
             x, y, sample_weight, noise_variables
@@ -506,6 +514,9 @@ class _NoiseState:
             level, dtype="float32", trainable=False, name="noise_level"
         )
         self.seed = seed
+        # A traced int added to the seed while a step is traced per device
+        # (`keras_ssgd.distributed.device_step`: per-device noise), else None.
+        self.offset = None
         self._generator = keras.random.SeedGenerator(seed, name="noise_seed")
 
     def generator(self, optimizer):
@@ -516,8 +527,25 @@ class _NoiseState:
         """
         state = self._generator.state
         step = ops.cast(optimizer.iterations, state.dtype)
-        state.assign(ops.stack([ops.cast(self.seed, state.dtype), step]))
+        seed = ops.cast(self.seed, state.dtype)
+        if self.offset is not None:
+            seed = seed + ops.cast(self.offset, state.dtype)
+        state.assign(ops.stack([seed, step]))
         return self._generator
+
+
+def _device_step(model):
+    """The per-device step of `model` under `keras.distribution` on JAX
+    (a callable `(x, y, sample_weight, noise_variables) -> (loss,
+    gradients)`), or `None` for the step on the global batch."""
+    if (
+        keras.distribution.distribution() is None
+        or keras.backend.backend() != "jax"
+    ):
+        return None
+    from keras_ssgd.distributed import device_step
+
+    return device_step.for_model(model)
 
 
 def _flat_tensors(gradients):

@@ -27,6 +27,9 @@ CASES = {
     "plain": dict(noise_level=0.0),
     "ssgd": dict(noise_level=0.3),
     "split": dict(noise_level=0.3, split_batch=True),
+    # Process 0 at W + n, process 1 at W - n (`distribute(pairs=True)`);
+    # with one process, the split step on the global batch.
+    "pairs": dict(noise_level=0.3, split_batch=True),
 }
 
 
@@ -91,6 +94,8 @@ def main():
               verbose=0, callbacks=[Die()])
         return
     m = model(**CASES[case])
+    if case == "pairs" and processes > 1:
+        keras_distribution.distribute(m, pairs=True)
     history = m.fit(x, y, batch_size=local_batch, epochs=2, shuffle=False,
                     verbose=0)
     np.savez(out / f"{case}-{processes}-{process_id}.npz", *local_values(m))

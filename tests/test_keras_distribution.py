@@ -149,7 +149,7 @@ def arrays(path):
         return [f[k] for k in sorted(f.files, key=lambda k: int(k.split("_")[1]))]
 
 
-@pytest.mark.parametrize("case", ["plain", "ssgd", "split"])
+@pytest.mark.parametrize("case", ["plain", "ssgd", "split", "pairs"])
 def test_two_processes_train_as_one(case, tmp_path):
     # 2 processes x B/2 (jax.distributed, CPU collectives) against one
     # process x B: the same weights, on both processes.
@@ -331,3 +331,229 @@ def test_ssgd_train_distributed_keras_is_refused_off_jax(tmp_path):
     assert done.returncode == 2
     assert "--distributed keras" in done.stderr
     assert "backend='tensorflow'" in done.stderr
+
+
+DEVICE_STEP_SCRIPT = r"""
+import json
+import keras, numpy as np
+import keras_ssgd
+from keras_ssgd.distributed import keras_distribution as kd
+from keras_ssgd.distributed.collectives import (
+    collective_bytes, gradient_bytes, step_hlo)
+
+x = np.random.default_rng(0).normal(size=(128, 8)).astype("float32")
+y = x[:, :3].argmax(axis=1).astype("int32")
+devices = keras.distribution.list_devices()
+
+def model(devices=None, batchnorm=False, dropout=False, optimizer=None,
+          options=None, **kwargs):
+    keras.distribution.set_distribution(
+        keras.distribution.DataParallel(devices=devices) if devices else None)
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16)(inputs)
+    if batchnorm:
+        hidden = keras.layers.BatchNormalization()(hidden)
+    if dropout:
+        hidden = keras.layers.Dropout(0.2)(hidden)
+    hidden = keras.layers.Activation("tanh")(hidden)
+    m = keras_ssgd.wrap(keras.Model(inputs, keras.layers.Dense(3)(hidden)),
+                        seed=4, **kwargs)
+    # The optimizer is made under the distribution, as the model is.
+    m.compile(optimizer=(optimizer or (
+                  lambda: keras.optimizers.SGD(0.1, momentum=0.9)))(),
+              loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=["accuracy"])
+    if options is not None:
+        kd.distribute(m, **options)
+    return m
+
+def fit(m, x=x, y=y, batch_size=32, epochs=2):
+    h = m.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False,
+              verbose=0)
+    return h.history
+
+def diff(a, b):
+    # Every weight, BatchNorm's moving statistics included.
+    return max(float(np.abs(np.asarray(u) - np.asarray(v)).max())
+               for u, v in zip(a.weights, b.weights))
+
+def replicas_agree(m):
+    for v in m.weights:
+        shards = [np.asarray(s.data) for s in v.value.addressable_shards]
+        if any(not np.array_equal(shards[0], s) for s in shards[1:]):
+            return False
+    return True
+
+def sent(m):
+    total, _ = collective_bytes(step_hlo(m, x[:32], y[:32]))
+    return total / gradient_bytes(m)
+
+out = {"devices": len(devices)}
+cases = {
+    "ssgd": dict(noise_level=0.3),
+    "split": dict(noise_level=0.3, split_batch=True),
+    "ssgd-bn": dict(noise_level=0.3, batchnorm=True),
+    "split-bn": dict(noise_level=0.3, split_batch=True, batchnorm=True),
+    "split-bn-first": dict(noise_level=0.3, split_batch=True, batchnorm=True,
+                           batchnorm_update="first"),
+    "dropout": dict(noise_level=0.3, dropout=True),
+}
+for name, kwargs in cases.items():
+    single = model(**kwargs)
+    single_history = fit(single)
+    spread = model(devices, **kwargs)
+    history = fit(spread)
+    out[name] = {
+        "max_diff": diff(spread, single),
+        "loss_diff": max(abs(a - b) for a, b in zip(history["loss"],
+                                                    single_history["loss"])),
+        "accuracy_diff": max(abs(a - b) for a, b in zip(
+            history["accuracy"], single_history["accuracy"])),
+        "replicas_agree": replicas_agree(spread),
+        "gradients_sent": sent(spread),
+    }
+
+# Pairs: device 0 at W + n, device 1 at W - n, per-device BatchNorm: the
+# split step of one device on the concatenated batch.
+single = model(noise_level=0.3, split_batch=True, batchnorm=True)
+fit(single)
+paired = model(devices, noise_level=0.3, split_batch=True, batchnorm=True,
+               options=dict(pairs=True))
+fit(paired)
+out["pairs"] = {"max_diff": diff(paired, single), "passes": paired.passes,
+                "replicas_agree": replicas_agree(paired),
+                "gradients_sent": sent(paired)}
+
+# Per-device noise: device i draws with seed 4 + i. One plain SGD step is
+# the mean of the steps of one device on each shard with that seed.
+sgd = lambda: keras.optimizers.SGD(0.1)
+per_device = model(devices, noise_level=0.3, batchnorm=True, optimizer=sgd,
+                   options=dict())
+fit(per_device, x[:32], y[:32], epochs=1)
+references = []
+for i in range(2):
+    reference = model(noise_level=0.3, batchnorm=True, optimizer=sgd)
+    reference.noise_seed = 4 + i
+    fit(reference, x[16 * i:16 * (i + 1)], y[16 * i:16 * (i + 1)], 16, 1)
+    references.append(reference)
+shared = model(devices, noise_level=0.3, batchnorm=True, optimizer=sgd,
+               options=dict(shared_noise=True))
+fit(shared, x[:32], y[:32], epochs=1)
+out["per_device"] = {
+    "max_diff": max(
+        float(np.abs(np.asarray(v) - (np.asarray(a) + np.asarray(b)) / 2).max())
+        for v, a, b in zip(per_device.weights, *(r.weights for r in references))),
+    "vs_shared": diff(per_device, shared),
+    "replicas_agree": replicas_agree(per_device),
+}
+# Shared noise through distribute(): the model's noise on each device,
+# each device its own BatchNorm statistics: the mean of the steps with
+# seed 4 on each shard.
+second = model(noise_level=0.3, batchnorm=True, optimizer=sgd)
+fit(second, x[16:32], y[16:32], 16, 1)
+out["shared"] = {
+    "max_diff": max(
+        float(np.abs(np.asarray(v) - (np.asarray(a) + np.asarray(b)) / 2).max())
+        for v, a, b in zip(shared.weights, references[0].weights,
+                           second.weights)),
+    "replicas_agree": replicas_agree(shared),
+}
+
+errors = {}
+for name, make in {
+    "odd": lambda: model(devices[:1], noise_level=0.3, split_batch=True,
+                         options=dict(pairs=True)),
+    "dropout": lambda: model(devices, noise_level=0.3, dropout=True,
+                             options=dict()),
+    "no-distribution": lambda: model(noise_level=0.3, options=dict()),
+    "pairs-type": lambda: model(devices, noise_level=0.3,
+                                options=dict(pairs=1)),
+}.items():
+    try:
+        make()
+        errors[name] = None
+    except (ValueError, TypeError) as e:
+        errors[name] = f"{type(e).__name__}: {e}"
+out["errors"] = errors
+print("RESULT " + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def device_step():
+    env = dict(
+        os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", DEVICE_STEP_SCRIPT], capture_output=True,
+        text=True, timeout=900, env=env,
+    )
+    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize(
+    "case", ["ssgd", "split", "ssgd-bn", "split-bn", "split-bn-first"]
+)
+def test_the_per_device_step_reduces_one_gradient_and_is_the_single_device_step(
+    device_step, case
+):
+    # The passes' gradients are combined on each device, then reduced once
+    # (read from the compiled step); BatchNorm's moments are averaged over
+    # the devices measured at the same point, so every weight, the moving
+    # statistics included, is the single-device step's.
+    out = device_step[case]
+    assert device_step["devices"] == 2
+    assert 1.0 <= out["gradients_sent"] < 2.0, out
+    assert out["max_diff"] < 1e-6, out
+    assert out["loss_diff"] < 1e-6, out
+    assert out["accuracy_diff"] == 0, out
+    assert out["replicas_agree"], out
+
+
+def test_a_model_with_dropout_keeps_the_step_on_the_global_batch(device_step):
+    # Its mask over the global batch cannot be drawn shard by shard: the
+    # global step (two gradients sent), exactly the single-device step.
+    out = device_step["dropout"]
+    assert out["gradients_sent"] >= 2.0, out
+    assert out["max_diff"] < 1e-6, out
+
+
+def test_device_pairs_are_the_split_step_on_the_concatenated_batch(
+    device_step
+):
+    out = device_step["pairs"]
+    assert out["max_diff"] < 1e-6, out
+    assert out["passes"] == 1
+    assert out["replicas_agree"]
+    assert 1.0 <= out["gradients_sent"] < 2.0, out
+
+
+def test_per_device_noise_averages_each_devices_step_with_its_own_seed(
+    device_step
+):
+    out = device_step["per_device"]
+    assert out["max_diff"] < 1e-6, out
+    assert out["replicas_agree"]
+    assert out["vs_shared"] > 1e-4, out  # the second device's noise differs
+    shared = device_step["shared"]
+    assert shared["max_diff"] < 1e-6, shared
+    assert shared["replicas_agree"]
+
+
+def test_distribute_refuses_what_it_cannot_run(device_step):
+    errors = device_step["errors"]
+    assert "Argument `pairs=True` needs an even number of workers " \
+        "(keras.distribution devices)" in errors["odd"]
+    assert "Received: pairs=True with 1 worker(s)" in errors["odd"]
+    assert errors["dropout"].startswith("ValueError")
+    assert "non-trainable state other than BatchNormalization" in \
+        errors["dropout"]
+    assert "seed_generator" in errors["dropout"]
+    assert "set_distribution(DataParallel" in errors["no-distribution"]
+    assert errors["pairs-type"] == (
+        "TypeError: Argument `pairs` must be a bool. Received: pairs=1"
+    )

@@ -4,6 +4,10 @@
   slot, `horovodrun -np N ...`), through Horovod's core collectives only.
 - `tf.distribute.MirroredStrategy` (one host, several GPUs) needs nothing
   from here: build and compile the model under `strategy.scope()`.
+- `keras_ssgd.distributed.keras_distribution`: Keras's `DataParallel` on
+  JAX (one host, or several processes), S-SGD's step per device with one
+  gradient all-reduce (`device_step`), per-device noise and pairs
+  (`distribute`).
 
 Horovod is an optional dependency: importing this package does not import
 it; `docker/install_horovod.sh` builds it for TensorFlow 2.21.

@@ -2,30 +2,35 @@
 
 `keras.distribution.DataParallel` shards every global batch over the
 devices of a mesh (one host, or several processes joined by
-`jax.distributed`) and compiles the step once for the whole mesh. S-SGD
-needs nothing of its own there: its step is a function of the global batch,
-so under `DataParallel`
+`jax.distributed`) and compiles the step once for the whole mesh. Under
+`DataParallel` S-SGD is the single-device algorithm on the global batch:
 
 - one noise `n` is drawn per step for the whole global batch (every device
-  derives it from the same seed and step): the single-device algorithm,
-  tested against one device to 1e-6;
-- full S-SGD measures the global batch at `W + n` and `W - n`;
+  derives it from the same seed and step), tested against one device to
+  1e-6;
+- full S-SGD measures every device's shard at `W + n` and `W - n`;
 - the split form (`split_batch=True`) measures the first half of the global
-  batch at `W + n` and the second at `W - n`. The batch is sharded in order
-  over the devices, so with 2 devices (or processes) each measures its own
-  shard at one point: the pair form of `keras_ssgd.distributed.pairs`, with
-  no extra code; with `2k` devices the first `k` are at `W + n`;
-- the gradient all-reduce is XLA's: one gradient per step for plain
-  training, but two for S-SGD and its split form (XLA reduces each pass's
-  gradient before they are averaged; measured from the compiled step by
-  `experiments/benchmarks/keras_distribution_scaling.py`). Horovod and tf.distribute
-  send one;
-- BatchNorm normalises over the global batch (its statistics are
-  all-reduced), not per device as in the paper's multi-GPU runs.
+  batch at `W + n` and the second at `W - n`: on an even number of devices
+  the first half of the devices at `W + n`, one pass per device;
+- each device combines its passes' gradients, and one all-reduce per step
+  averages them (`keras_ssgd.distributed.device_step`, a `shard_map` over
+  the batch axis): one gradient sent per step, as Horovod and
+  tf.distribute send (measured from the compiled step by
+  `experiments/benchmarks/keras_distribution_scaling.py`);
+- BatchNorm normalises with the statistics of every example measured at
+  the same point (the global batch for full S-SGD, its half for the split
+  form), as on one device: the devices' moments are all-reduced.
+
+Models the per-device step cannot run exactly (layers that draw random
+numbers in training such as `Dropout`, stateful RNNs, a loss that is not a
+mean over the batch, the baselines, the split form on an odd number of
+devices) keep the step compiled on the global batch: the same algorithm,
+but XLA then all-reduces each pass's gradient (two gradients per S-SGD
+step).
 
 Per-device noise (a different `n` on every device, as Horovod's default
-`seed + rank`) is not offered here: `DataParallel` compiles one global
-step, and the package does not rewrite it with `shard_map`.
+`seed + rank`) and pairs of devices: `distribute(model, shared_noise=...,
+pairs=...)`.
 
 This module adds what a multi-process run needs around Keras's API:
 `initialize` (with a heartbeat timeout, so that a dead process ends the
@@ -151,6 +156,98 @@ def num_processes():
     return jax.process_count()
 
 
+def distribute(model, shared_noise=False, pairs=False):
+    """Per-device noise and pairs of devices under `DataParallel`, as
+    `keras_ssgd.distributed.horovod.distribute` gives them to ranks.
+
+    The step runs per device (`keras_ssgd.distributed.device_step`), one
+    gradient all-reduce per step:
+
+    - Noise per device by default: device `i` of the mesh's batch axis
+      draws with seed `seed + i`, so each step samples one direction per
+      device; `shared_noise=True` gives every device the model's noise.
+    - `pairs=True` (S-SGD's split form, `split_batch=True`): devices `2k`
+      and `2k + 1` form a pair that draws one noise (seed `seed + k`, or
+      `seed` with `shared_noise=True`); the even device measures its whole
+      shard at `W + n`, the odd one at `W - n`: one pass per device. With
+      2 devices this is the split step on the global batch, each half on
+      its device. Without pairs, the split form splits each device's
+      shard.
+    - BatchNorm normalises each device's shard with its own statistics
+      (the paper's multi-GPU runs); the moving statistics kept are the
+      mean of the devices' (with pairs: the `W + n` devices' update, then
+      the `W - n` devices', as the split step makes them).
+
+    Without `distribute()` a `DataParallel` run is the single-device
+    algorithm: one noise for the global batch, BatchNorm over the
+    examples measured at each point.
+
+    Call it after `keras.distribution.set_distribution(DataParallel(...))`
+    and before `fit()`.
+
+    Args:
+        model: a `keras_ssgd.SymmetricSGDModel` whose only non-trainable
+            state is BatchNorm's moving statistics, compiled with a loss
+            that is a mean over the batch (see `device_step`).
+        shared_noise: bool. Defaults to `False`.
+        pairs: bool. The pair form of the split step (an even number of
+            devices). Defaults to `False`.
+
+    Returns:
+        `model`.
+
+    Raises:
+        TypeError: `model` is not a `SymmetricSGDModel`, or a flag is not a
+            bool.
+        ValueError: no `DataParallel` distribution is set, the model cannot
+            run per device, or `pairs=True` with an odd number of devices.
+
+    Example:
+
+    <!-- example: skip needs the JAX backend and an even number of devices. -->
+
+    ```python
+    keras.distribution.set_distribution(keras.distribution.DataParallel())
+    model = keras_ssgd.wrap(base, noise_level=0.2, seed=0, split_batch=True)
+    model.compile(...)
+    kd.distribute(model, pairs=True)     # 2, 4, 8 devices
+    model.fit(x, y, batch_size=256)      # one pass per device per step
+    ```
+
+    Reference:
+    - Sung et al., "S-SGD", Eq. 3 and Section 4.3.
+    """
+    from keras_ssgd.distributed import device_step
+    from keras_ssgd.distributed.pairs import DevicePairs
+    from keras_ssgd.distributed.pairs import set_pairs
+    from keras_ssgd.model import SymmetricSGDModel
+
+    _jax()
+    if not isinstance(model, SymmetricSGDModel):
+        raise TypeError(
+            "Argument `model` must be a keras_ssgd.SymmetricSGDModel (the "
+            "per-device step is S-SGD's). Received: model of type "
+            f"{type(model).__name__}"
+        )
+    for name, value in (("shared_noise", shared_noise), ("pairs", pairs)):
+        if not isinstance(value, bool):
+            raise TypeError(
+                f"Argument `{name}` must be a bool. Received: "
+                f"{name}={value!r}"
+            )
+    if model.built and getattr(model, "compiled", False):
+        device_step.check(model)
+    elif device_step.mesh_axis() is None:
+        device_step.check(model)
+    if pairs:
+        set_pairs(model, DevicePairs())
+    else:
+        model._pairing = None
+    model._device_options = device_step.Options(shared_noise, pairs)
+    model.train_function = None  # the next fit() traces the new step
+    return model
+
+
 def shard(arrays, global_batch):
     """This process's rows of every global batch of `arrays`.
 
@@ -202,5 +299,5 @@ def shard(arrays, global_batch):
 
 
 __all__ = [
-    "initialize", "is_initialized", "num_processes", "process_id", "shard",
+    "distribute", "initialize", "is_initialized", "num_processes", "process_id", "shard",
 ]

@@ -17,6 +17,10 @@ Two engines number their workers here:
 - `tf.distribute` (`MirroredStrategy`, `MultiWorkerMirroredStrategy`):
   `pair_replicas(model)` (replicas in sync; the noise is drawn from one
   seed stream, so every pair measures at the same `+- n`).
+- `keras.distribution.DataParallel` (JAX):
+  `keras_ssgd.distributed.keras_distribution.distribute(model, pairs=True)`
+  (devices of the mesh's batch axis; each pair draws its own `n` by
+  default, as Horovod's ranks).
 
 The pair form applies wherever the model runs its split form
 (`split_batch=True`, or an `H` phase of a `NoiseSchedule` plan); the full
@@ -115,6 +119,47 @@ class ReplicaPairs(WorkerPairs):
         return self.strategy.num_replicas_in_sync
 
 
+class DevicePairs(WorkerPairs):
+    """`keras.distribution.DataParallel` devices (JAX): pair `k` is devices
+    `2k` and `2k + 1` of the mesh's batch axis.
+
+    One step is compiled for every device, run per device by
+    `keras_ssgd.distributed.device_step`: `index()` and `sign()` are traced
+    values there; `size()` is the number of devices on the batch axis.
+    Set by `keras_distribution.distribute(model, pairs=True)`.
+    """
+
+    engine = "keras.distribution devices"
+
+    def _axis(self):
+        import keras
+
+        from keras_ssgd.distributed import device_step
+
+        found = device_step.mesh_axis()
+        if found is None:
+            raise ValueError(
+                "Argument `pairs=True` under keras.distribution needs a "
+                "DataParallel distribution. Received: distribution="
+                f"{keras.distribution.distribution()!r}"
+            )
+        return found
+
+    def index(self):
+        import jax
+
+        return jax.lax.axis_index(self._axis()[1])
+
+    def size(self):
+        return self._axis()[2]
+
+    def sign(self):
+        """`+1.0` on even devices, `-1.0` on odd ones (a traced float)."""
+        from keras import ops
+
+        return ops.where(self.index() % 2 == 0, 1.0, -1.0)
+
+
 def set_pairs(model, pairing):
     """Makes `model`'s split form the pair form over `pairing`'s workers.
 
@@ -193,6 +238,7 @@ def pair_replicas(model, strategy=None):
 
 
 __all__ = [
+    "DevicePairs",
     "HorovodPairs",
     "ReplicaPairs",
     "WorkerPairs",

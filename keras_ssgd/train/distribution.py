@@ -196,12 +196,13 @@ class KerasDataParallel(Single):
     is compiled once for the whole mesh, so one noise is drawn per global
     batch, the single-device algorithm (and the split form's halves are the
     first and second halves of the global batch: on 2 devices, each
-    device's shard). The learning rate is multiplied by the number of
-    devices, reached linearly over `warmup_epochs`, unless `scale_lr` is
-    false.
+    device's shard); S-SGD's passes are combined on each device and
+    reduced once (`keras_ssgd.distributed.device_step`). The learning rate
+    is multiplied by the number of devices, reached linearly over
+    `warmup_epochs`, unless `scale_lr` is false.
 
-    One process only: the run's evaluations would need every process to
-    feed its share of the test set in step. Several processes
+    One process only: the run's evaluations and the root process's model
+    file would need every process to take part in step. Several processes
     (`jax.distributed`) train through the Python API
     (`keras_ssgd.distributed.keras_distribution`).
     """
