@@ -65,9 +65,11 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
       identity, as for the Gaussian direction, but it is not rotation
       invariant: every element of `n` has the same magnitude. It takes 16
       signs from each random 16-bit integer drawn (one draw of about
-      `size / 16` integers for all weights): on a CPU it was 1.7 to 1.9
-      (TensorFlow) and 13.6 (JAX) times cheaper than the Gaussian draw,
-      and no cheaper on PyTorch, whose time goes to per-op overhead.
+      `size / 16` integers for all weights). On one CPU core, for the
+      784-512-512-10 MLP, it was 4.3 (TensorFlow), 32 (JAX) and 2.1
+      (PyTorch) times cheaper than the Gaussian draw, and took under 10%
+      of a split S-SGD step on each backend (the median share of the
+      step; `experiments/benchmarks/noise_cost.py`).
 
     The two distributions give different noise streams for the same seed.
     The maths runs in float32 and the result is cast back to each weight's
