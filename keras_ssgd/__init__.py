@@ -22,6 +22,11 @@ import os
 # every command of the package imports this package first.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from keras_ssgd import _moved  # noqa: E402
+
+# The task modules' old paths (`keras_ssgd.language`, ...), for one release.
+_moved.install()
+
 from keras_ssgd import backends  # noqa: E402
 from keras_ssgd import baselines  # noqa: E402
 from keras_ssgd import callbacks  # noqa: E402
@@ -53,7 +58,8 @@ def __getattr__(name):
         module = importlib.import_module(f"keras_ssgd.{name}")
         globals()[name] = module
         return module
-    raise AttributeError(f"module 'keras_ssgd' has no attribute {name!r}")
+    # `keras_ssgd.language` and `keras_ssgd.speech`, now in `keras_ssgd.tasks`.
+    return _moved.child_attribute(__name__, name)
 
 
 __all__ = [

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 import keras_ssgd
 from keras_ssgd import data as data_lib
-from keras_ssgd.data import imagenet
+from keras_ssgd.tasks.imagenet import data as imagenet
 from keras_ssgd.models import imagenet_resnet
 
 tfds = pytest.importorskip("tensorflow_datasets")

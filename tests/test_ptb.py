@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from keras_ssgd import models
-from keras_ssgd.data import ptb
+from keras_ssgd.tasks.ptb import data as ptb
 
 
 @pytest.fixture

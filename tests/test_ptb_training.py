@@ -10,8 +10,8 @@ import keras
 import numpy as np
 import pytest
 
-from keras_ssgd import language
-from keras_ssgd.language import training
+from keras_ssgd.tasks import ptb as language
+from keras_ssgd.tasks.ptb import training
 
 EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
 
@@ -98,7 +98,7 @@ def uniform_model(vocab, batch, steps, metrics=True):
 
 
 def test_uniform_logits_give_the_vocabulary_size():
-    from keras_ssgd.data import ptb
+    from keras_ssgd.tasks.ptb import data as ptb
 
     vocab, batch, steps = 13, 2, 5
     model = uniform_model(vocab, batch, steps)
@@ -143,7 +143,7 @@ class StateProbe(keras.callbacks.Callback):
 @pytest.mark.parametrize("method, level", [
     ("sgd", None), pytest.param("ssgd", 0.5, marks=pytest.mark.slow)])
 def test_states_are_zero_at_every_epoch_and_evaluation_start(method, level):
-    from keras_ssgd.data import ptb
+    from keras_ssgd.tasks.ptb import data as ptb
 
     recipe = tiny(epochs=2)
     ids = random_ids()
@@ -168,7 +168,7 @@ def test_reset_states_refuses_a_model_without_state():
 
 
 def test_sgd_without_momentum_clips_the_global_norm_embeddings_included():
-    from keras_ssgd.data import ptb
+    from keras_ssgd.tasks.ptb import data as ptb
 
     recipe = tiny(clipnorm=0.01, dropout=0.0)
     base = training.build_model(recipe, 12, recipe.batch_size, seed=0)

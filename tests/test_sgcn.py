@@ -11,10 +11,10 @@ import pytest
 
 import keras_ssgd
 from keras_ssgd import filters
-from keras_ssgd import speech
-from keras_ssgd.data import speech as speech_data
-from keras_ssgd.models.sgcn import sgcn
-from keras_ssgd.models.sgcn import sgcn_parameter_count
+from keras_ssgd.tasks.speech import ctc as speech
+from keras_ssgd.tasks.speech import data as speech_data
+from keras_ssgd.tasks.speech.sgcn import sgcn
+from keras_ssgd.tasks.speech.sgcn import sgcn_parameter_count
 
 EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
 

@@ -74,8 +74,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_ssgd  # noqa: E402
-from keras_ssgd.models.cifar_resnet import cifar_resnet  # noqa: E402
-from keras_ssgd.models.mnist1d_cnn import mnist1d_cnn  # noqa: E402
+from keras_ssgd.tasks.cifar.resnet import cifar_resnet  # noqa: E402
+from keras_ssgd.tasks.mnist1d.cnn import mnist1d_cnn  # noqa: E402
 
 METHODS = ("keras", "ssgd", "ssgd_split", "ssgd_level0")
 INPUT_SHAPES = {

@@ -10,7 +10,7 @@ batch 32, 50 epochs, noise level 0.25 on every kernel (the level the paper
 uses for ImageNet), 40 log-mel energies with their first and second
 differences, the test split given by `--test-split` (eval92 by convention).
 The model's parameter counts differ from the paper's (see
-`keras_ssgd.models.sgcn`).
+`keras_ssgd.tasks.speech.sgcn`).
 
 Every (units, method, seed) run starts from the same initial weights for
 both methods and sees its data reshuffled every epoch. After each epoch the
@@ -28,7 +28,7 @@ again (resume); `table4.md` sets the measured WER next to the paper's,
 WSJ is licensed (LDC93S6B, LDC94S13B) and not in tensorflow-datasets: give
 it as features on disk, one `ID.npy` of float32 `(frames, features)` per
 utterance plus a `transcripts.txt` of "ID words" lines in each split folder
-(see `keras_ssgd.data.speech`).
+(see `keras_ssgd.tasks.speech.data`).
 """
 
 import argparse
@@ -110,7 +110,7 @@ def write_smoke_data(folder, seed=0, features=12):
     frames are noisy codes of the transcript's characters."""
     import numpy as np
 
-    from keras_ssgd import speech
+    from keras_ssgd.tasks.speech import ctc as speech
 
     rng = np.random.default_rng(seed)
     codes = rng.normal(size=(speech.NUM_CLASSES, features))
@@ -130,7 +130,7 @@ def write_smoke_data(folder, seed=0, features=12):
 
 def load_data(args, data_dir):
     """The `keras_ssgd.data.Data` of the run, or exits with the loader's message."""
-    from keras_ssgd.data import speech as speech_data
+    from keras_ssgd.tasks.speech import data as speech_data
 
     if args.data == "librispeech":
         return speech_data.load_librispeech(
@@ -150,7 +150,7 @@ def train_one(data, units, method, seed, recipe, verbose):
     import numpy as np
 
     import keras_ssgd
-    from keras_ssgd import speech
+    from keras_ssgd.tasks.speech import ctc as speech
 
     keras.utils.set_random_seed(seed)  # the same initial weights for both methods
     model = keras_ssgd.models.sgcn(

@@ -35,8 +35,8 @@ SMOKE_WORDS = 60  # vocabulary of the generated smoke files
 
 
 def parse(argv=None):
-    from keras_ssgd.language import PAPER_TABLE5
-    from keras_ssgd.language import RECIPES
+    from keras_ssgd.tasks.ptb import PAPER_TABLE5
+    from keras_ssgd.tasks.ptb import RECIPES
 
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -99,7 +99,7 @@ def write_smoke_data(folder, seed=0):
 def check_data_dir(folder):
     """None if the three files are there, else the message saying what is
     expected where."""
-    from keras_ssgd.data.ptb import FILES
+    from keras_ssgd.tasks.ptb.data import FILES
 
     missing = [name for name in FILES.values() if not (folder / name).is_file()]
     if not folder.is_dir():
@@ -114,9 +114,9 @@ def check_data_dir(folder):
 
 
 def main(argv=None):
-    from keras_ssgd.language import PAPER_TABLE5
-    from keras_ssgd.language import recipe_for
-    from keras_ssgd.language import run_sweep
+    from keras_ssgd.tasks.ptb import PAPER_TABLE5
+    from keras_ssgd.tasks.ptb import recipe_for
+    from keras_ssgd.tasks.ptb import run_sweep
     from keras_ssgd.train.store import StoreError
 
     parser, args = parse(argv)

@@ -1,44 +1,56 @@
-"""Datasets by name, ready for `fit()`.
+"""Datasets by name, ready for `fit()`, and the data plumbing of every task.
 
 MNIST-1D and the user's arrays come as NumPy batches (`Batches`, any
 backend, no TensorFlow); CIFAR and ImageNet as `tf.data` pipelines (they
-need TensorFlow and tensorflow-datasets, imported on first use).
+need TensorFlow and tensorflow-datasets, imported on first use). Each
+dataset's loader lives with its task (`keras_ssgd.tasks`); this package
+keeps what is not one task's: `load` and its registry `DATASETS`,
+`pipeline` (`Batches`, `Data`, `batches`), `arrays` (the user's data) and
+`held_out` (a validation split).
 
 Example:
 
 ```python
 data = keras_ssgd.data.load("mnist1d", batch_size=100, seed=0)
-model.fit(data.train, epochs=60, validation_data=data.test)
+model = keras_ssgd.wrap(keras_ssgd.models.mnist1d_cnn(), noise_level=0.2)
+model.compile(
+    optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    metrics=["accuracy"],
+)
+model.fit(data.train, epochs=1, validation_data=data.test)  # 60 in the recipe
 ```
 """
 
 import importlib
 
-from keras_ssgd.data.mnist1d import load_mnist1d
+from keras_ssgd import _moved
 from keras_ssgd.data.pipeline import Batches
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
 
-# Loaders that import TensorFlow, loaded on first use.
+# The tasks' loaders, imported on first use (all but MNIST-1D's need
+# TensorFlow; MNIST-1D's module imports this package's `pipeline`).
 _LAZY = {
-    "load_cifar": "keras_ssgd.data.cifar",
-    "load_imagenet": "keras_ssgd.data.imagenet",
-    "load_ptb": "keras_ssgd.data.ptb",
+    "load_mnist1d": "keras_ssgd.tasks.mnist1d.data",
+    "load_cifar": "keras_ssgd.tasks.cifar.data",
+    "load_imagenet": "keras_ssgd.tasks.imagenet.data",
+    "load_ptb": "keras_ssgd.tasks.ptb.data",
 }
 
 # The registered datasets that need TensorFlow (and tensorflow-datasets).
 TENSORFLOW_DATASETS = ("cifar10", "cifar100", "imagenet2012")
 
 
-def _cifar(name):
+def _loader(function, *args):
+    """The task's loader `function`, looked up when called (so a patched
+    loader is the one that runs), with `args` first."""
+
     def load_named(**kwargs):
-        return __getattr__("load_cifar")(name, **kwargs)
+        module = importlib.import_module(_LAZY[function])
+        return getattr(module, function)(*args, **kwargs)
 
     return load_named
-
-
-def _load_imagenet(**kwargs):
-    return __getattr__("load_imagenet")(**kwargs)
 
 
 def __getattr__(name):
@@ -46,16 +58,15 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    raise AttributeError(
-        f"module 'keras_ssgd.data' has no attribute {name!r}"
-    )
+    # The task modules that lived here (`keras_ssgd.data.mnist1d`, ...).
+    return _moved.child_attribute(__name__, name)
 
 
 DATASETS = {
-    "mnist1d": load_mnist1d,
-    "cifar10": _cifar("cifar10"),
-    "cifar100": _cifar("cifar100"),
-    "imagenet2012": _load_imagenet,
+    "mnist1d": _loader("load_mnist1d"),
+    "cifar10": _loader("load_cifar", "cifar10"),
+    "cifar100": _loader("load_cifar", "cifar100"),
+    "imagenet2012": _loader("load_imagenet"),
 }
 
 

@@ -2,7 +2,7 @@
 
 Two sources give the same batches, `({"features": (batch, time, F),
 "lengths": (batch,)}, labels (batch, max_chars))` with labels in the ids of
-`keras_ssgd.speech` (0-padded) and `F = num_mel_bins * 3` (log-mel energies
+`keras_ssgd.tasks.speech.ctc` (0-padded) and `F = num_mel_bins * 3` (log-mel energies
 with their first and second differences) or whatever the files hold:
 
 - `load_librispeech`: LibriSpeech through tensorflow-datasets, features
@@ -20,13 +20,13 @@ with their first and second differences) or whatever the files hold:
   features can be made with `log_mel` from the 16 kHz waveforms (or any
   extractor, e.g. Kaldi's 40 filterbanks with deltas, as long as every file
   of a run has the same `F`). Transcripts are normalised by
-  `keras_ssgd.speech.normalize_text` (lower case, letters, space, apostrophe);
+  `keras_ssgd.tasks.speech.ctc.normalize_text` (lower case, letters, space, apostrophe);
   WSJ's noise markers should be removed beforehand.
 
 Features are read (or computed) as batches are made, never all held in
 memory (WSJ si-284 is about 14 GB of float32 features). Batches of the
 training set are reshuffled every epoch; test batches come in order. Padded frames are zeros and padded labels 0 (see
-`keras_ssgd.models.sgcn`).
+`keras_ssgd.tasks.speech.sgcn`).
 """
 
 import pathlib
@@ -34,7 +34,7 @@ import pathlib
 import numpy as np
 import tensorflow as tf
 
-from keras_ssgd import speech
+from keras_ssgd.tasks.speech import ctc as speech
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.validation import check_positive_int
 
@@ -225,7 +225,7 @@ def load_speech_folder(data_dir, batch_size=32, seed=None, train_split="train",
 
     Returns:
         A `keras_ssgd.data.Data` (`input_shape` is `(None, F)`,
-        `num_classes` is `keras_ssgd.speech.NUM_CLASSES`).
+        `num_classes` is `keras_ssgd.tasks.speech.ctc.NUM_CLASSES`).
 
     Raises:
         FileNotFoundError: `data_dir`, a split folder, its transcripts or a

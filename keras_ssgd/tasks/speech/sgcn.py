@@ -88,7 +88,7 @@ def sgcn(units=190, depth=12, num_features=120, num_classes=29, kernel_size=15,
     pointwise (width-1) convolution to `2 * units` channels and a gated
     linear unit that halves them to `units`; then a pointwise layer to
     `num_classes` logits per frame (id 0 is the CTC blank, see
-    `keras_ssgd.speech`). There is no striding: one output frame per input
+    `keras_ssgd.tasks.speech.ctc`). There is no striding: one output frame per input
     frame. The model takes `{"features": (batch, time, num_features),
     "lengths": (batch,)}`; padded frames are zeroed after every layer, so
     an utterance gets the same logits alone or in a padded batch, and their
@@ -114,7 +114,7 @@ def sgcn(units=190, depth=12, num_features=120, num_classes=29, kernel_size=15,
         num_features: int. Features per input frame (40 log-mel and their
             first and second differences by default). Defaults to `120`.
         num_classes: int. Output classes, blank included. Defaults to `29`
-            (`keras_ssgd.speech.NUM_CLASSES`).
+            (`keras_ssgd.tasks.speech.ctc.NUM_CLASSES`).
         kernel_size: int. Width (frames) of the time convolutions; not
             stated in the S-SGD paper. Defaults to `15`.
         name: str. Defaults to `f"sgcn_{depth}x{units}"`.
@@ -125,7 +125,7 @@ def sgcn(units=190, depth=12, num_features=120, num_classes=29, kernel_size=15,
 
     Example:
 
-    >>> from keras_ssgd import speech
+    >>> from keras_ssgd.tasks.speech import ctc as speech
     >>> model = keras_ssgd.wrap(sgcn(190), noise_level=0.25)
     >>> model.compile(optimizer="adam", loss=speech.ctc_loss())
 

@@ -6,7 +6,7 @@ import math
 import keras
 from keras import ops
 
-from keras_ssgd.language.callbacks import reset_states
+from keras_ssgd.tasks.ptb.callbacks import reset_states
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
@@ -46,14 +46,14 @@ def perplexity(model, windows):
             `token_cross_entropy()` metric named `cross_entropy`, whose
             batch size is the windows'.
         windows: a `tf.data.Dataset` of `(x, y)` windows in order (see
-            `keras_ssgd.data.ptb.windows`).
+            `keras_ssgd.tasks.ptb.data.windows`).
 
     Returns:
         `exp(mean cross-entropy per word)`, a float (inf if it overflows).
 
     Example:
 
-    >>> perplexity(model, keras_ssgd.data.ptb.windows(ids["test"], 1, 35))
+    >>> perplexity(model, keras_ssgd.tasks.ptb.data.windows(ids["test"], 1, 35))
     """
     reset_states(model)
     results = model.evaluate(windows, verbose=0, return_dict=True)

@@ -18,7 +18,7 @@ class PTBRecipe:
     unrolled time steps and averaged over the batch, as in Zaremba et al.
 
     Args:
-        size: str, the `keras_ssgd.models.ptb_lstm` size.
+        size: str, the `keras_ssgd.tasks.ptb.lstm` size.
         epochs: int > 0.
         decay: float >= 1, the per-epoch divisor after `decay_after`.
         decay_after: int >= 0, epochs at the constant initial rate.

@@ -67,7 +67,7 @@ def decode_ids(ids):
 def ctc_loss():
     """The CTC loss for `compile`: `keras.losses.CTC` (blank id 0).
 
-    It reads every time step of `y_pred` as real. `keras_ssgd.models.sgcn`
+    It reads every time step of `y_pred` as real. `keras_ssgd.tasks.speech.sgcn`
     therefore makes the padded frames of a batch emit the blank with
     probability ~1, which leaves the loss of each utterance unchanged.
     """
@@ -150,7 +150,7 @@ def character_error_rate(references, hypotheses):
 
 def evaluate(model, dataset):
     """Greedy-decoding WER and CER of `model` over a dataset of
-    `({"features", "lengths"}, labels)` batches (`keras_ssgd.data.speech`).
+    `({"features", "lengths"}, labels)` batches (`keras_ssgd.tasks.speech.data`).
 
     Returns:
         `{"wer": float, "cer": float, "utterances": int}`.

@@ -8,13 +8,13 @@ import time
 import keras
 
 from keras_ssgd import filters
-from keras_ssgd.data import ptb
-from keras_ssgd.language.callbacks import ResetStates
-from keras_ssgd.language.perplexity import from_cross_entropy
-from keras_ssgd.language.perplexity import perplexity
-from keras_ssgd.language.perplexity import sequence_cross_entropy
-from keras_ssgd.language.perplexity import token_cross_entropy
-from keras_ssgd.models import ptb_lstm
+from keras_ssgd.tasks.ptb import data as ptb
+from keras_ssgd.tasks.ptb.callbacks import ResetStates
+from keras_ssgd.tasks.ptb.lstm import ptb_lstm
+from keras_ssgd.tasks.ptb.perplexity import from_cross_entropy
+from keras_ssgd.tasks.ptb.perplexity import perplexity
+from keras_ssgd.tasks.ptb.perplexity import sequence_cross_entropy
+from keras_ssgd.tasks.ptb.perplexity import token_cross_entropy
 from keras_ssgd.train.store import RunStore
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_noise_level
@@ -117,7 +117,7 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
     Args:
         recipe: a `PTBRecipe`.
         ids: dict of the `train`, `valid`, `test` id arrays
-            (`keras_ssgd.data.ptb.ptb_ids`).
+            (`keras_ssgd.tasks.ptb.data.ptb_ids`).
         vocab_size: int.
         method: `"sgd"` or `"ssgd"`. Defaults to `"sgd"`.
         level: float > 0, the S-SGD noise level; None for SGD.
@@ -135,7 +135,7 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
 
     Example:
 
-    >>> ids, vocab = keras_ssgd.data.ptb.ptb_ids("simple-examples/data")
+    >>> ids, vocab = keras_ssgd.tasks.ptb.data.ptb_ids("simple-examples/data")
     >>> record = train_run(RECIPES["large"], ids, len(vocab), "ssgd", 1.0)
     """
     level = check_run(method, level, seed)

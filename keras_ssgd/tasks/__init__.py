@@ -1,0 +1,51 @@
+"""The paper's tasks: each one's data loader and model builders in one place.
+
+S-SGD itself needs none of this: the step is in the modules at the top of
+`keras_ssgd`. These packages hold what the paper trained it on, one folder
+per task, so `experiments/paper/` and `ssgd-train` can build any row of it.
+
+The layout of `keras_ssgd`, one line per module:
+
+The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
+    model          SymmetricSGDModel: the gradients at W + n and W - n, averaged.
+    perturbed      PerturbedModel: the training step every method shares.
+    noise          The noise maths: ||n|| = noise_level * ||W|| per variable.
+    filters        Which variables get noise (kernels, not biases, by default).
+    gradients      The mean of the two passes' gradients (sparse kept sparse).
+    wrap           wrap(): any Keras model into one of the methods.
+    phases         PhasePlan: Table 1's notation ("75-25S-25S").
+    schedules      Learning-rate schedules: SGDR in epochs, WarmupScaled.
+    callbacks      NoiseSchedule: the noise level by epoch during fit().
+    validation     The argument checks and their Keras-style errors.
+    baselines/     The methods S-SGD is compared with: SAM, SmoothOut,
+                   weight noise, DropConnect (each a PerturbedModel).
+    backends/      What differs on TensorFlow, JAX and PyTorch.
+
+The tools built on it:
+    train/         ssgd-train: methods x seeds x levels, stored, compared.
+    landscape/     ssgd-landscape and the flatness measures (Hessian).
+    distributed/   Horovod, MultiWorkerMirroredStrategy, keras.distribution.
+
+Shared by every task:
+    data/          load(name), the registry of datasets; Batches and Data
+                   (NumPy batches, any backend); arrays (the user's .npz,
+                   module:function or tfds:NAME); held_out (validation split).
+    models/        The model builders by name (from the tasks below), and
+                   mlp, the one builder that belongs to no task.
+
+The paper's tasks (this package):
+    mnist1d/       data (load_mnist1d), cnn (mnist1d_cnn), lstm (mnist1d_lstm).
+    cifar/         data (load_cifar), resnet (cifar_resnet), wide_resnet, vgg
+                   (cifar_vgg).
+    imagenet/      data (load_imagenet), resnet (imagenet_resnet).
+    ptb/           data (load_ptb, ptb_ids), lstm (ptb_lstm), recipe,
+                   callbacks, perplexity, training: Table 5's language models.
+    speech/        data (log-mel features), sgcn (the SGCN model), ctc (CTC
+                   loss, greedy decoding, word error rate): Table 4.
+
+The old paths of the task modules (`keras_ssgd.data.mnist1d`,
+`keras_ssgd.models.cifar_resnet`, `keras_ssgd.language`,
+`keras_ssgd.speech`, ...) still import, as the same module objects, with a
+`DeprecationWarning`, until keras_ssgd 0.2.0 (`keras_ssgd._moved.MOVED`
+lists them).
+"""
