@@ -1,5 +1,6 @@
-"""Shared by the paper scripts: run one `ssgd-train` folder, resumably, and
-the `--smoke` mode (the whole pipeline in seconds on generated data)."""
+"""Shared by the scripts of `paper/` and `benchmarks/` (each puts this folder
+on `sys.path`): run one `ssgd-train` folder, resumably, and the `--smoke`
+mode (the whole pipeline in seconds on generated data)."""
 
 import contextlib
 import json
