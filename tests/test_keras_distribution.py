@@ -285,32 +285,87 @@ def ssgd_train_command():
     return [os.path.join(os.path.dirname(sys.executable), "ssgd-train")]
 
 
-def test_ssgd_train_distributed_keras_over_two_devices(tmp_path):
-    # The global computation of one device: the same losses as without
-    # the distribution, on 2 devices.
+def keras_runs(folder, env, extra=(), processes=1, timeout=600):
+    """`ssgd-train SSGD_TRAIN extra` as `processes` processes of one job;
+    returns process 0's records by method and every process's output."""
+    port = free_port()
+    jobs = []
+    for i in range(processes):
+        job_env = dict(env)
+        if processes > 1:
+            job_env.update(
+                KERAS_DISTRIBUTION_JOB_ADDRESSES=f"127.0.0.1:{port}",
+                KERAS_DISTRIBUTION_NUM_PROCESSES=str(processes),
+                KERAS_DISTRIBUTION_PROCESS_ID=str(i),
+            )
+        jobs.append(subprocess.Popen(
+            ssgd_train_command() + SSGD_TRAIN + list(extra)
+            + ["--output", str(folder)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=job_env,
+        ))
+    logs = []
+    for job in jobs:
+        try:
+            log, _ = job.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            job.kill()
+            log, _ = job.communicate()
+        logs.append(log)
+    for job, log in zip(jobs, logs):
+        assert job.returncode == 0, log[-3000:]
+    runs = {r["method"]: r for r in json.loads(
+        (folder / "results.json").read_text())["runs"]}
+    return runs, logs
+
+
+@pytest.fixture(scope="module")
+def one_process_runs(tmp_path_factory):
+    # 2 devices under --distributed keras, and 1 device without it.
     env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
                JAX_PLATFORMS="cpu",
                XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    runs = []
-    for name, extra in (("a", ["--no-scale-lr"]),
-                        ("b", ["--distributed", "none"])):
-        done = subprocess.run(
-            ssgd_train_command() + SSGD_TRAIN + extra
-            + ["--output", str(tmp_path / name)],
-            capture_output=True, text=True, timeout=300, env=env,
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-        runs.append({r["method"]: r for r in json.loads(
-            (tmp_path / name / "results.json").read_text())["runs"]})
+    folder = tmp_path_factory.mktemp("keras_runs")
+    return (
+        keras_runs(folder / "a", env, ["--no-scale-lr"])[0],
+        keras_runs(folder / "b", env, ["--distributed", "none"])[0],
+    )
+
+
+def test_ssgd_train_distributed_keras_over_two_devices(one_process_runs):
+    # The global computation of one device: the same losses as without
+    # the distribution, on 2 devices.
     for method in ("sgd", "ssgd", "ssgd-split"):
-        a, b = runs[0][method], runs[1][method]
+        a, b = (runs[method] for runs in one_process_runs)
         assert a["workers"] == 2 and a["distributed"] == "keras"
         assert a["status"] == "ok"
         np.testing.assert_allclose(
             a["train_loss_last_epoch"], b["train_loss_last_epoch"], rtol=1e-5)
 
 
-def test_ssgd_train_distributed_keras_is_one_process(tmp_path):
+def test_ssgd_train_distributed_keras_over_two_processes(
+    one_process_runs, tmp_path
+):
+    # 2 processes x 1 device (jax.distributed on localhost), each feeding
+    # its rows of every batch, in training and evaluation, against 1
+    # process x 2 devices: the same runs; only process 0 writes.
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="2",
+               JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    runs, logs = keras_runs(tmp_path / "p", env, ["--no-scale-lr"],
+                            processes=2)
+    devices, _ = one_process_runs
+    for method in ("sgd", "ssgd", "ssgd-split"):
+        a, b = runs[method], devices[method]
+        assert a["workers"] == 2 and a["status"] == "ok"
+        for key in ("train_loss_last_epoch", "test_loss", "train_loss"):
+            np.testing.assert_allclose(a[key], b[key], rtol=1e-5)
+        for key in ("test_accuracy", "train_accuracy"):
+            np.testing.assert_allclose(a[key], b[key], atol=1e-9)
+    assert "Wrote" in logs[0] and "Wrote" not in logs[1]
+
+
+def test_ssgd_train_distributed_keras_needs_the_coordinator(tmp_path):
     done = subprocess.run(
         ssgd_train_command() + SSGD_TRAIN + ["--output", str(tmp_path / "o")],
         capture_output=True, text=True, timeout=120,
@@ -318,7 +373,8 @@ def test_ssgd_train_distributed_keras_is_one_process(tmp_path):
                  KERAS_DISTRIBUTION_NUM_PROCESSES="2"),
     )
     assert done.returncode == 2
-    assert "KERAS_DISTRIBUTION_NUM_PROCESSES='2'" in done.stderr
+    assert "KERAS_DISTRIBUTION_JOB_ADDRESSES" in done.stderr
+    assert "KERAS_DISTRIBUTION_NUM_PROCESSES=2 without it" in done.stderr
 
 
 def test_ssgd_train_distributed_keras_is_refused_off_jax(tmp_path):

@@ -1,10 +1,12 @@
 """How `ssgd-train` spreads one run over devices: none, Horovod, Mirrored,
-MultiWorkerMirroredStrategy.
+MultiWorkerMirroredStrategy, `keras.distribution` (JAX).
 
 TensorFlow is imported by the engines that use it, so that `CHOICES` can be
 read (by the command line's parser) on any backend."""
 
 import contextlib
+
+import keras
 
 from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
@@ -190,53 +192,179 @@ class MultiWorker(Mirrored):
 
 
 class KerasDataParallel(Single):
-    """`keras.distribution.DataParallel` (JAX) over this process's devices.
+    """`keras.distribution.DataParallel` (JAX) over the job's devices: this
+    process's, or those of several processes joined by `jax.distributed`.
 
     `--batch-size` is the global batch, sharded over the devices; the step
     is compiled once for the whole mesh, so one noise is drawn per global
     batch, the single-device algorithm (and the split form's halves are the
     first and second halves of the global batch: on 2 devices, each
-    device's shard); S-SGD's passes are combined on each device and
-    reduced once (`keras_ssgd.distributed.device_step`). The learning rate
-    is multiplied by the number of devices, reached linearly over
+    device's shard). S-SGD's passes are combined on each device and reduced
+    once (`keras_ssgd.distributed.device_step`). The learning rate is
+    multiplied by the number of devices, reached linearly over
     `warmup_epochs`, unless `scale_lr` is false.
 
-    One process only: the run's evaluations and the root process's model
-    file would need every process to take part in step. Several processes
-    (`jax.distributed`) train through the Python API
-    (`keras_ssgd.distributed.keras_distribution`).
+    Several processes: Keras's variables of `keras.distribution.initialize`
+    name the job, `KERAS_DISTRIBUTION_JOB_ADDRESSES` (the coordinator's
+    `host:port` first), `KERAS_DISTRIBUTION_NUM_PROCESSES` and
+    `KERAS_DISTRIBUTION_PROCESS_ID`; every process runs the same command.
+    Every process builds the same data (same seed) and feeds its rows of
+    each global batch (`keras_distribution.shard`'s rows), in training and
+    in every evaluation (a batch that does not split evenly over the
+    processes is refused with a `ValueError`); only process 0 logs and
+    writes results and models. A process that dies ends the others within
+    30 s (`keras_distribution.initialize`'s heartbeat).
     """
 
     name = "keras"
     drop_remainder = True
 
     def __init__(self, scale_lr=True, warmup_epochs=5):
-        import os
-
-        import keras
-
         backends.require(
             "keras.distribution", "distributed='keras'", backends=("jax",)
         )
-        variable = "KERAS_DISTRIBUTION_NUM_PROCESSES"
-        value = os.environ.get(variable, "1")
-        if value.strip() != "1":
-            raise ValueError(
-                "ssgd-train --distributed keras runs one process over its "
-                "local devices; several processes train through the Python "
-                "API (keras_ssgd.distributed.keras_distribution). Received: "
-                f"{variable}={value!r}"
+        from keras_ssgd.distributed import keras_distribution
+
+        self.processes, self.rank, address = _job()
+        if self.processes > 1 and not keras_distribution.is_initialized():
+            keras_distribution.initialize(
+                address, self.processes, self.rank
             )
         devices = keras.distribution.list_devices()
         keras.distribution.set_distribution(
-            keras.distribution.DataParallel(devices=devices)
+            # Several processes read their rows themselves (`shard`).
+            keras.distribution.DataParallel(
+                devices=devices, auto_shard_dataset=self.processes == 1
+            )
         )
         self.size = len(devices)
         self.scale_lr = scale_lr
         self.warmup_epochs = warmup_epochs
 
+    def is_root(self):
+        return self.rank == 0
+
+    def shard(self, dataset):
+        if self.processes == 1 or dataset is None:
+            return dataset
+        return ProcessRows(dataset, self.processes, self.rank)
+
+    def prepare(self, model):
+        # fit()'s validation data and evaluate()'s data are this process's
+        # rows of each batch, as the training data are.
+        if self.processes == 1:
+            return model
+        fit, evaluate, save = model.fit, model.evaluate, model.save
+
+        def sharded_fit(*args, validation_data=None, **kwargs):
+            return fit(*args, validation_data=self.shard(validation_data),
+                       **kwargs)
+
+        def sharded_evaluate(x=None, *args, **kwargs):
+            return evaluate(self.shard(x), *args, **kwargs)
+
+        def local_save(*args, **kwargs):
+            # Process 0 saves alone: outside the distribution, so that the
+            # values it places are its own (under it, JAX checks every
+            # placed value against the other processes', which are not
+            # saving).
+            distribution = keras.distribution.distribution()
+            keras.distribution.set_distribution(None)
+            try:
+                return save(*args, **kwargs)
+            finally:
+                keras.distribution.set_distribution(distribution)
+
+        model.fit, model.evaluate = sharded_fit, sharded_evaluate
+        model.save = local_save
+        return model
+
     def learning_rate(self, schedule, steps_per_epoch):
         return _scaled_learning_rate(self, schedule, steps_per_epoch)
+
+
+class ProcessRows(keras.utils.PyDataset):
+    """This process's rows of every batch of `batches` (a
+    `keras.utils.PyDataset` of `(x, y)` NumPy batches, such as
+    `keras_ssgd.data.Batches`): process `p` of `P` keeps rows
+    `[p * b, (p + 1) * b)` of a batch of `P * b` rows, the rows
+    `keras_distribution.shard` gives it.
+
+    Args:
+        batches: the batches of the whole job.
+        processes: int, the number of processes.
+        rank: int, this process's index.
+
+    Raises (when a batch is read):
+        ValueError: a batch's rows do not split evenly over the processes.
+    """
+
+    def __init__(self, batches, processes, rank):
+        super().__init__()
+        self.batches = batches
+        self.processes = processes
+        self.rank = rank
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        x, y = self.batches[index]
+        if len(x) % self.processes:
+            raise ValueError(
+                f"Batch {index} of {len(x)} examples does not split over "
+                f"{self.processes} processes: every process feeds an equal "
+                "share of each batch. Choose a batch size (and data sizes) "
+                "whose batches are multiples of the number of processes. "
+                f"Received: {len(x)} examples with "
+                f"KERAS_DISTRIBUTION_NUM_PROCESSES={self.processes}"
+            )
+        local = len(x) // self.processes
+        rows = slice(self.rank * local, (self.rank + 1) * local)
+        return x[rows], y[rows]
+
+    def on_epoch_begin(self):
+        self.batches.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.batches.on_epoch_end()
+
+
+def _job():
+    """`(processes, process_id, coordinator)` from Keras's variables of a
+    multi-process job (`keras.distribution.initialize`); `(1, 0, None)`
+    without them."""
+    import os
+
+    names = ("KERAS_DISTRIBUTION_NUM_PROCESSES",
+             "KERAS_DISTRIBUTION_PROCESS_ID")
+    values = []
+    for name, default in zip(names, ("1", "0")):
+        value = os.environ.get(name, default)
+        try:
+            values.append(int(value))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be an int. Received: {name}={value!r}"
+            ) from None
+    processes, rank = values
+    if processes < 1 or not 0 <= rank < processes:
+        raise ValueError(
+            "KERAS_DISTRIBUTION_NUM_PROCESSES must be >= 1 and "
+            "KERAS_DISTRIBUTION_PROCESS_ID in [0, processes). Received: "
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes}, "
+            f"KERAS_DISTRIBUTION_PROCESS_ID={rank}"
+        )
+    address = os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "")
+    address = address.split(",")[0].strip()
+    if processes > 1 and not address:
+        raise ValueError(
+            "A job of several processes needs its coordinator: set "
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES to the host:port of process 0 "
+            "(then the others', comma-separated). Received: "
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes} without it"
+        )
+    return processes, rank, address or None
 
 
 def _scaled_learning_rate(engine, schedule, steps_per_epoch):
@@ -304,5 +432,5 @@ def make(name, **kwargs):
 
 __all__ = [
     "CHOICES", "Horovod", "KerasDataParallel", "Mirrored", "MultiWorker",
-    "Single", "make",
+    "ProcessRows", "Single", "make",
 ]
