@@ -39,6 +39,10 @@ and `process_id` / `num_processes`.
 
 Example (each of 2 processes, `python train.py ID`):
 
+<!-- example: skip
+two processes on the JAX backend, each started with its own `ID`.
+-->
+
 ```python
 from keras_ssgd.distributed import keras_distribution as kd
 
@@ -92,6 +96,8 @@ def initialize(
             JAX.
 
     Example:
+
+    <!-- example: skip waits for a second process to join (JAX backend). -->
 
     ```python
     initialize("127.0.0.1:1234", num_processes=2, process_id=0)

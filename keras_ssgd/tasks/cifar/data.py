@@ -40,6 +40,11 @@ def load_cifar(
 
     Example:
 
+    <!-- example: skip
+    downloads CIFAR-100 through tensorflow-datasets; `model` is a CIFAR model
+    to train for 175 epochs.
+    -->
+
     >>> data = load_cifar("cifar100", batch_size=128, seed=0)
     >>> model.fit(data.train, epochs=175, validation_data=data.test)
 

@@ -76,6 +76,10 @@ def load_imagenet(
 
     Example:
 
+    <!-- example: skip
+    needs the ImageNet archives in `manual_dir` and 90 epochs on GPUs.
+    -->
+
     >>> data = load_imagenet(batch_size=1024, seed=0,
     ...                      manual_dir="/data/imagenet")
     >>> model.fit(data.train, epochs=90, validation_data=data.test)

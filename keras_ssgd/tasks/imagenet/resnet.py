@@ -62,7 +62,7 @@ def imagenet_resnet(
 
     Example:
 
-    >>> model = imagenet_resnet(50, weight_decay=1e-4)
+    >>> model = imagenet_resnet(18, weight_decay=1e-4)  # or 50
     >>> model = keras_ssgd.wrap(model, noise_level=0.25)
 
     Reference:

@@ -30,6 +30,11 @@ class ResetStates(keras.callbacks.Callback):
 
     Example:
 
+    <!-- example: skip
+    needs the PTB windows and a stateful language model (see
+    `keras_ssgd.tasks.ptb.training`).
+    -->
+
     ```python
     model.fit(train_windows, epochs=55, validation_data=valid_windows,
               shuffle=False, callbacks=[ResetStates()])

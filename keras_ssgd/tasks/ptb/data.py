@@ -72,6 +72,8 @@ def ptb_ids(data_dir):
 
     Example:
 
+    <!-- example: skip needs Mikolov's PTB files in `simple-examples/data`. -->
+
     >>> ids, vocabulary = ptb_ids("simple-examples/data")
     """
     folder = pathlib.Path(data_dir)
@@ -122,6 +124,8 @@ def load_ptb(data_dir, batch_size=20, steps=35):
         `batch_size`), `vocabulary` (word -> id) and `vocab_size`.
 
     Example:
+
+    <!-- example: skip needs Mikolov's PTB files in `simple-examples/data`. -->
 
     >>> ptb = load_ptb("simple-examples/data", batch_size=20, steps=35)
 

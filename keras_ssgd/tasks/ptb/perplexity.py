@@ -53,6 +53,8 @@ def perplexity(model, windows):
 
     Example:
 
+    <!-- example: skip needs a trained PTB model and the PTB files (`ids`). -->
+
     >>> perplexity(model, keras_ssgd.tasks.ptb.data.windows(ids["test"], 1, 35))
     """
     reset_states(model)

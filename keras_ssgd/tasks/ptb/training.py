@@ -82,8 +82,11 @@ def compile_model(recipe, base, method, level, seed, steps_per_epoch):
 
     Example:
 
-    >>> base = build_model(RECIPES["large"], 10000, 20, seed=0)
-    >>> model = compile_model(RECIPES["large"], base, "ssgd", 1.0, 0, 1327)
+    >>> from keras_ssgd.tasks.ptb.recipe import RECIPES
+    >>> base = build_model(RECIPES["small"], 10000, 20, seed=0)
+    >>> model = compile_model(RECIPES["small"], base, "ssgd", 1.0, 0, 1327)
+    >>> type(model).__name__
+    'SymmetricSGDModel'
 
     Reference:
     - Zaremba, Sutskever and Vinyals, arXiv:1409.2329; Sung et al.,
@@ -134,6 +137,10 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
         `test_perplexity` (clean weights, `recipe.eval_batch_size` rows).
 
     Example:
+
+    <!-- example: skip
+    needs Mikolov's PTB files and hours of training (Table 5).
+    -->
 
     >>> ids, vocab = keras_ssgd.tasks.ptb.data.ptb_ids("simple-examples/data")
     >>> record = train_run(RECIPES["large"], ids, len(vocab), "ssgd", 1.0)

@@ -10,10 +10,12 @@ Example:
 
 ```python
 labels = encode_text(["hello world"])            # (1, 11) int32, 0-padded
-model.compile(optimizer="adam", loss=ctc_loss())
-logits = model.predict(features)
-texts = greedy_decode(logits, lengths)           # ["hello world", ...]
-word_error_rate(["hello world"], texts)          # 0.0 if they match
+assert decode_ids(labels[0]) == "hello world"
+
+# With a model giving per-frame logits over ALPHABET (e.g. `sgcn`):
+#   model.compile(optimizer="adam", loss=ctc_loss())
+#   texts = greedy_decode(model.predict(features), lengths)
+assert word_error_rate(["hello world"], ["hello word"]) == 0.5
 ```
 
 Reference:
@@ -157,6 +159,8 @@ def evaluate(model, dataset):
 
     Example:
 
+    <!-- example: skip needs a trained speech model and a speech dataset. -->
+
     >>> evaluate(model, data.test)["wer"]
     """
     references, hypotheses = [], []
@@ -181,6 +185,8 @@ class GreedyWER(keras.callbacks.Callback):
         epochs: int or None. The last epoch, always evaluated.
 
     Example:
+
+    <!-- example: skip needs a speech dataset and 50 epochs of training. -->
 
     >>> model.fit(data.train, epochs=50, callbacks=[GreedyWER(data.test)])
     """

@@ -234,6 +234,8 @@ def load_speech_folder(data_dir, batch_size=32, seed=None, train_split="train",
 
     Example:
 
+    <!-- example: skip needs the WSJ features on disk (licensed corpus). -->
+
     >>> data = load_speech_folder("/data/wsj-fbank", batch_size=32, seed=0,
     ...                           train_split="si284", test_split="eval92")
 
@@ -286,6 +288,8 @@ def load_librispeech(batch_size=32, seed=None, train_split="train_clean100",
         A `keras_ssgd.data.Data`.
 
     Example:
+
+    <!-- example: skip downloads LibriSpeech through tensorflow-datasets. -->
 
     >>> data = load_librispeech(batch_size=32, seed=0)
 
