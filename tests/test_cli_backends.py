@@ -149,7 +149,8 @@ def test_jax_npz_without_tensorflow(tmp_path):
                          "--seeds", 1, "--quiet", "--method", "sgd",
                          "--method", "ssgd-split", "--batch-size", 16,
                          "--validation-split", 0.25,
-                         "--output", tmp_path / "out"])
+                         "--output", tmp_path / "out"],
+                 timeout=300)  # two Hessians too: slow on a loaded machine
     assert result.returncode == 0, result.stderr[-3000:]
     check_folder(tmp_path / "out", ["sgd", "ssgd-split"], "jax")
 
@@ -192,3 +193,68 @@ def test_resume_refuses_the_old_tf_data_order(tmp_path):
     RunStore(tmp_path / "cifar", {"recipe": old, "runs": []})
     RunStore(tmp_path / "cifar", {"recipe": cifar.to_json(), "runs": []},
              resume=True, defaults=runner.Config.defaults())
+
+
+USER_DATASETS = """
+import keras
+import numpy as np
+
+
+class Pairs(keras.utils.PyDataset):
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x) // 10
+
+    def __getitem__(self, index):
+        return self.x[index * 10:index * 10 + 10], self.y[index * 10:index * 10 + 10]
+
+
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 5)).astype("float32")
+    return x, (x[:, 0] > 0).astype("int32")
+
+
+def load_pydatasets():
+    x, y = data()
+    return Pairs(x[:40], y[:40]), Pairs(x[40:], y[40:])
+
+
+def load_tf_datasets():
+    import tensorflow as tf
+
+    x, y = data()
+    return (tf.data.Dataset.from_tensor_slices((x[:40], y[:40])).batch(10),
+            tf.data.Dataset.from_tensor_slices((x[40:], y[40:])).batch(10))
+"""
+
+
+def test_user_dataset_objects_on_jax(tmp_path):
+    (tmp_path / "user_datasets.py").write_text(USER_DATASETS)
+
+    def run(function, block_tf):
+        args = ["--dataset", f"user_datasets:{function}", "--model", "mlp",
+                "--epochs", "1", "--seeds", "1", "--quiet", "--method",
+                "sgd", "--hessian-iterations", "2", "--output",
+                str(tmp_path / function)]
+        return run_python(
+            f"import sys; sys.path.insert(0, {str(tmp_path)!r})\n"
+            "from keras_ssgd.train.cli import main\n"
+            f"sys.exit(main({args!r}))\n", "jax", block_tf=block_tf,
+        )
+
+    result = run("load_pydatasets", block_tf=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(
+        (tmp_path / "load_pydatasets" / "results.json").read_text())
+    assert results["config"]["recipe"]["data_order"] == "user"
+    assert results["runs"][0]["hessian_top"] > 0
+    result = run("load_tf_datasets", block_tf=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert ("returned tf.data.Dataset objects, which ssgd-train takes on "
+            "the TensorFlow backend only. Received: backend='jax'"
+            in result.stderr)
+    assert "Traceback" not in result.stderr

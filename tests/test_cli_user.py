@@ -72,6 +72,82 @@ def load_dict():
             "num_classes": 4}
 
 
+class Pairs(keras.utils.PyDataset):
+    """(x, y) batches in an order NumPy's global generator redraws after
+    each epoch; every batch it serves is logged in SERVED."""
+
+    def __init__(self, x, y, batch_size, name):
+        super().__init__()
+        import numpy as np
+
+        self.x, self.y, self.batch_size, self.name = x, y, batch_size, name
+        self.order = np.arange(len(x))
+        self.log = []
+        SERVED.append((name, self.log))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)
+
+    def __getitem__(self, index):
+        rows = self.order[index * self.batch_size:
+                          (index + 1) * self.batch_size]
+        self.log.append(self.y[rows].tolist())
+        return self.x[rows], self.y[rows]
+
+    def on_epoch_end(self):
+        import numpy as np
+
+        self.order = np.random.permutation(len(self.x))
+
+
+SERVED = []
+
+
+def load_pydatasets():
+    (x, y), (x_test, y_test) = load_data()
+    test = Pairs(x_test, y_test, 8, "test")
+    return {"train": Pairs(x, y, 8, "train"), "test": test}
+
+
+def load_tf_datasets():
+    import tensorflow as tf
+
+    (x, y), (x_test, y_test) = load_data()
+    train = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(40).batch(8)
+    test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(8)
+    return train, test, 4
+
+
+def load_generator():
+    (x, y), _ = load_data()
+    return (batch for batch in [(x, y)])
+
+
+def load_mixed():
+    import tensorflow as tf
+
+    (x, y), (x_test, y_test) = load_data()
+    return (Pairs(x, y, 8, "train"),
+            tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(8))
+
+
+def load_endless():
+    train, test, _ = load_tf_datasets()
+    return train.repeat(), test
+
+
+def load_no_test():
+    return {"train": load_pydatasets()["train"], "validation": None}
+
+
+def load_float_labels():
+    import tensorflow as tf
+
+    (x, y), (x_test, y_test) = load_data()
+    return (tf.data.Dataset.from_tensor_slices((x, y * 0.5)).batch(8),
+            tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(8))
+
+
 def load_nothing():
     return None
 
@@ -369,3 +445,98 @@ def test_tfds_dataset_trains(tmp_path, monkeypatch):
     results = json.loads((out / "results.json").read_text())
     assert results["config"]["recipe"]["data_dir"] == str(tmp_path / "tfds")
     assert results["runs"][0]["status"] == "ok"
+
+
+# The user's dataset objects (keras_ssgd.data.objects).
+
+
+def test_user_pydatasets_train_each_method_in_the_same_order(
+        user_module, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = cli.main([
+        "--epochs", "2", "--seeds", "2", "--quiet", "--hessian-iterations",
+        "3", "--dataset", f"{user_module}:load_pydatasets", "--model",
+        f"{user_module}:build", "--method", "sgd", "--method", "ssgd:0.2",
+        "--output", str(out),
+    ])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    recipe = results["config"]["recipe"]
+    assert recipe["data_order"] == "user" and recipe["batch_size"] == 8
+    assert recipe["data_digest"] is None
+    assert {r["status"] for r in results["runs"]} == {"ok"}
+    assert all(r["hessian_top"] > 0 for r in results["runs"])
+    assert "ssgd-train does not reshuffle them by seed" in (
+        out / "summary.md").read_text()
+    # One fresh training set per run (and one for the checks): the two
+    # methods of a seed read the same batches, epoch after epoch.
+    served = [log for name, log in sys.modules[user_module].SERVED
+              if name == "train"]
+    assert len(served) == 5
+    (sgd0, ssgd0, sgd1, ssgd1) = served[1:]
+    assert sgd0 == ssgd0 and sgd1 == ssgd1
+    first_epoch = sgd0[:5]
+    assert sgd0[5:10] != first_epoch  # on_epoch_end reshuffled
+    assert sgd1[5:10] != sgd0[5:10]  # from the run's seed
+
+
+def test_user_tf_datasets_follow_the_run_seed(user_module, tmp_path):
+    import keras
+
+    config, _, _ = cli.parse([*TINY, "--dataset",
+                              f"{user_module}:load_tf_datasets"])
+    assert config.data_order == "user" and config.batch_size == 8
+
+    def epochs(seed):
+        keras.utils.set_random_seed(seed)  # as runner.train does
+        data = runner.load_data(config, seed=seed)
+        assert data.num_classes == 4 and data.steps_per_epoch == 5
+        return [[y.numpy().tolist() for _, y in data.train]
+                for _ in range(2)]
+
+    first = epochs(3)
+    assert first == epochs(3)
+    assert first[0] != first[1]
+    assert first != epochs(4)
+    out = tmp_path / "run"
+    assert cli.main([*TINY, "--dataset", f"{user_module}:load_tf_datasets",
+                     "--method", "sgd", "--output", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["runs"][0]["status"] == "ok"
+    assert results["config"]["recipe"]["data_order"] == "user"
+
+
+@pytest.mark.parametrize(
+    "function, extra, message",
+    [
+        ("load_generator", [], "Received: generator (a generator is spent "
+         "after one epoch: wrap it in a keras.utils.PyDataset)"),
+        ("load_mixed", [], "must both be keras.utils.PyDataset or both "
+         "tf.data.Dataset. Received: train Pairs, test"),
+        ("load_endless", [], "its train tf.data.Dataset has infinite "
+         "cardinality"),
+        ("load_no_test", [], "must hold train and test (and optionally "
+         "train_eval and num_classes). Received the keys: train, validation"),
+        ("load_float_labels", [], "the labels y of its train batches must "
+         "be integer class ids"),
+        ("load_pydatasets", ["--batch-size", "16"], "argument --batch-size: "
+         "--dataset {mod}:load_pydatasets returns dataset objects"),
+        ("load_pydatasets", ["--validation-split", "0.2"],
+         "--validation-split needs arrays"),
+        ("load_pydatasets", ["--distributed", "mirrored"],
+         "which the distributed engines do not shard"),
+    ],
+)
+def test_bad_user_dataset_objects_exit_2_naming_the_function(
+        function, extra, message, user_module, tmp_path, monkeypatch,
+        capsys):
+    monkeypatch.setattr(runner, "train", _fail_if_called)
+    dataset = f"{user_module}:{function}"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*TINY, "--dataset", dataset, *extra, "--output",
+                  str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message.format(mod=user_module) in error
+    assert dataset in error
+    assert not (tmp_path / "run").exists()

@@ -10,7 +10,11 @@ Three sources, each named by one string (`ssgd-train --dataset`,
   - a dict with the keys of the `.npz` (`num_classes` optional), or
   - a tuple `((x_train, y_train), (x_test, y_test))`, the form of
     `keras.datasets.*.load_data()`, or
-  - a flat tuple `(x_train, y_train, x_test, y_test)`;
+  - a flat tuple `(x_train, y_train, x_test, y_test)`, or
+  - dataset objects instead of arrays: `{"train": ..., "test": ...}` or
+    `(train, test)`, both `keras.utils.PyDataset` or both
+    `tf.data.Dataset` (TensorFlow backend), used as they are, their order
+    the user's (`keras_ssgd.data.objects`);
 - `tfds:NAME`: a supervised tensorflow-datasets classification set (image
   or other feature plus a `ClassLabel`), its `train` split for training
   and its `test` split (else `validation`) for testing, read whole into
@@ -30,6 +34,7 @@ so do the batches `to_data` builds: they run on every Keras backend.
 import dataclasses
 import functools
 import hashlib
+import inspect
 import os
 
 import numpy as np
@@ -106,7 +111,9 @@ def is_source(name):
 def read(name, data_dir=None):
     """The checked `Arrays` of the source `name` (see the module doc).
 
-    Read once per process (a `.npz` again when the file changes).
+    Read once per process (a `.npz` again when the file changes). A
+    function that returns dataset objects instead
+    (`keras_ssgd.data.objects`) gives their `objects.UserDatasets`.
 
     Raises:
         DataError: the source cannot be read, lacks a key, or holds arrays
@@ -149,13 +156,20 @@ def from_value(value, source):
     elif isinstance(value, (tuple, list)) and len(value) == 4:
         parts = list(value)
     else:
+        generator = inspect.isgenerator(value) or inspect.isgeneratorfunction(
+            value)
         raise DataError(
             f"--dataset {source} must give a dict with {', '.join(KEYS)}, "
             "a tuple ((x_train, y_train), (x_test, y_test)) or a tuple "
-            f"(x_train, y_train, x_test, y_test). Received: "
+            "(x_train, y_train, x_test, y_test) of arrays, or the training "
+            "and test sets as dataset objects: {'train': ..., 'test': ...} "
+            "or (train, test), both keras.utils.PyDataset or both "
+            "tf.data.Dataset. Received: "
             f"{type(value).__name__}"
             + (f" of length {len(value)}" if isinstance(value, (tuple, list))
                else "")
+            + (" (a generator is spent after one epoch: wrap it in a "
+               "keras.utils.PyDataset)" if generator else "")
         )
     return check(*parts, num_classes=num_classes, source=source)
 
@@ -278,8 +292,14 @@ def to_data(arrays, batch_size=128, seed=None, drop_remainder=False,
 def load(name, batch_size=128, seed=None, drop_remainder=False,
          data_dir=None, validation_split=0.0):
     """`to_data(read(name, data_dir), ...)`: the user's data, ready for
-    `fit()`."""
-    return to_data(read(name, data_dir), batch_size=batch_size, seed=seed,
+    `fit()`; for dataset objects, fresh ones from the function
+    (`objects.to_data`; the other arguments do not apply)."""
+    from keras_ssgd.data import objects
+
+    source = read(name, data_dir)
+    if isinstance(source, objects.UserDatasets):
+        return objects.to_data(name, source)
+    return to_data(source, batch_size=batch_size, seed=seed,
                    drop_remainder=drop_remainder,
                    validation_split=validation_split)
 
@@ -306,18 +326,33 @@ def _read_npz(path, mtime_ns, size):
         ) from None
 
 
-@functools.lru_cache(maxsize=4)
-def _read_function(spec):
+def call_function(spec):
+    """What the function `spec` (`package.module:function`) returns when
+    called with no arguments.
+
+    Raises:
+        DataError: it cannot be imported, or it raises; the message names
+            `spec`.
+    """
     from keras_ssgd.train.user import load_function
 
     function = load_function(spec, "--dataset")
     try:
-        value = function()
+        return function()
     except Exception as error:
         raise DataError(
             f"--dataset {spec}: calling it failed: {type(error).__name__}: "
             f"{error}"
         ) from error
+
+
+@functools.lru_cache(maxsize=4)
+def _read_function(spec):
+    from keras_ssgd.data import objects
+
+    value = call_function(spec)
+    if objects.is_objects(value):
+        return objects.check(value, spec)
     return from_value(value, spec)
 
 

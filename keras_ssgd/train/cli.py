@@ -7,7 +7,8 @@ minutes on a 2-core CPU. Results go to `results/<run>/`: `results.json`,
 
 Under the table, a verdict per method and level against SGD, paired by
 seed (`verdict`). The command is a shell over `keras_ssgd.compare`
-(`compare.py`): the same checks (`parse`) and the same sweep (`sweep`).
+(`compare.py`): it turns its options into Python values, then runs the
+same checks (`plan.make_plan`) and the same sweep (`compare.sweep`).
 """
 
 import argparse
@@ -28,7 +29,7 @@ RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
 
 
 class UsageError(ValueError):
-    """Bad input, from `parse(..., raise_errors=True)` (the Python API)."""
+    """Bad input, from `parse(..., raise_errors=True)`."""
 
 
 class _RaisingParser(argparse.ArgumentParser):
@@ -258,7 +259,11 @@ def build_parser(raise_errors=False):
         "package.module:function, called with no arguments, returning a "
         "dict with those keys, ((x_train, y_train), (x_test, y_test)) as "
         "keras.datasets' load_data() does, or (x_train, y_train, x_test, "
-        "y_test); or tfds:NAME, a supervised tensorflow-datasets "
+        "y_test), or the sets as dataset objects ({'train': ..., 'test': "
+        "...} or (train, test), both keras.utils.PyDataset or both "
+        "tf.data.Dataset on TensorFlow; their order is yours: the function "
+        "is called again for each run after its seed is set); or "
+        "tfds:NAME, a supervised tensorflow-datasets "
         "classification set in --data-dir (needs TensorFlow). Labels are "
         "class ids 0 .. num_classes - 1; inputs are used as given (tfds "
         "images scaled to [0, 1]).",
@@ -396,185 +401,46 @@ def build_parser(raise_errors=False):
     return parser
 
 
-def parse(argv=None, builder=None, arrays=None, raise_errors=False):
+def parse(argv=None, raise_errors=False):
     """Parses and checks the arguments; returns `(config, specs, args)`.
 
-    Exits with code 2 and a message on bad input (argparse's convention);
-    with `raise_errors`, raises `UsageError` instead. `builder` (a model
-    builder) and `arrays` (`data.arrays.Arrays`), if given, stand for
-    `--model` and `--dataset` (the Python API's objects).
+    argparse turns the options into Python values, and
+    `plan.make_plan` checks them, alone and together, as
+    `keras_ssgd.compare` does (the same function). Exits with code 2 and a
+    message on bad input (argparse's convention); with `raise_errors`,
+    raises `UsageError` instead.
     """
-    from keras_ssgd.data import arrays as arrays_lib
-    from keras_ssgd.train.registry import METHODS
-    from keras_ssgd.train.registry import recipe_for
-    from keras_ssgd.train.runner import Config
-    from keras_ssgd.train.runner import RunSpec
-
-    from keras_ssgd.train import user
+    from keras_ssgd.train import plan
 
     parser = build_parser(raise_errors=raise_errors)
     args = parser.parse_args(argv)
-    if arrays is not None:
-        args.dataset = "arrays"
-    if builder is not None:
-        args.model = user.spec_of(builder)
-    recipe = recipe_for(args.dataset)
-    user_data = arrays is not None or arrays_lib.is_source(args.dataset)
-    if args.validation_split and not user_data:
-        parser.error(
-            "argument --validation-split: needs your own data (--dataset "
-            "path.npz, package.module:function or tfds:NAME). Received: "
-            f"--dataset {args.dataset}"
-        )
-    if args.data_dir and not args.dataset.startswith(arrays_lib.TFDS_PREFIX):
-        parser.error(
-            "argument --data-dir: only --dataset tfds:NAME reads it. "
-            f"Received: --dataset {args.dataset}"
-        )
-    if args.phases:
-        from keras_ssgd.phases import PhasePlan
-
-        plan_epochs = PhasePlan.parse(args.phases).epochs
-        if args.epochs is not None and args.epochs != plan_epochs:
-            parser.error(
-                f"argument --epochs: the plan {args.phases} sets "
-                f"{plan_epochs} epochs. Received: --epochs {args.epochs}"
-            )
-        if args.lr_schedule not in (None, "step"):
-            parser.error(
-                "argument --lr-schedule: --phases drops the learning rate at "
-                f"the phase boundaries. Received: --lr-schedule "
-                f"{args.lr_schedule}"
-            )
-        args.epochs = plan_epochs
-        args.lr_schedule = "step"
-    epochs = args.epochs or recipe.epochs
-    schedule = args.lr_schedule or recipe.lr_schedule
-    drops = args.lr_drops
-    if drops is None:
-        drops = recipe.lr_drops if args.epochs is None else ()
-        if schedule == "step" and not drops and not args.phases:
-            drops = (epochs // 2, (3 * epochs) // 4)
-    if args.phases:
-        drops = ()
-    for drop in drops:
-        if drop >= epochs:
-            parser.error(
-                f"argument --lr-drops: epoch {drop} is not before the end "
-                f"of training ({epochs} epochs). Received: --lr-drops "
-                f"{' '.join(map(str, drops))}"
-            )
-    if args.distributed != "horovod" and (
-        args.shared_noise or args.sync_batchnorm
-    ):
-        parser.error(
-            "arguments --shared-noise and --sync-batchnorm need "
-            "--distributed horovod. Received: --distributed "
-            f"{args.distributed}"
-        )
-    if args.no_scale_lr and args.distributed in ("none", "mirrored"):
-        parser.error(
-            "argument --no-scale-lr needs --distributed horovod, multiworker "
-            f"or keras. Received: --distributed {args.distributed}"
-        )
-    if args.hessian_iterations < 0:
-        parser.error(
-            "argument --hessian-iterations: must be >= 0. Received: "
-            f"{args.hessian_iterations}"
-        )
-    if args.warmup_epochs < 0:
-        parser.error(
-            f"argument --warmup-epochs: must be >= 0. Received: "
-            f"{args.warmup_epochs}"
-        )
-    if args.momentum < 0 or args.momentum >= 1:
-        parser.error(
-            f"argument --momentum: must be in [0, 1). Received: {args.momentum}"
-        )
-    config = Config(
-        dataset=args.dataset,
-        model=args.model or recipe.model,
-        epochs=epochs,
-        batch_size=args.batch_size or recipe.batch_size,
-        lr=args.lr or recipe.lr,
-        optimizer=args.optimizer,
-        momentum=args.momentum if args.optimizer == "sgd" else 0.0,
-        lr_schedule=schedule,
-        lr_drops=tuple(sorted(drops)),
-        phases=args.phases,
-        steps_per_execution=(
-            args.steps_per_execution or recipe.steps_per_execution
-        ),
-        hessian_iterations=args.hessian_iterations,
-        noise_filter=args.noise_filter,
-        epoch_eval=args.eval_every_epoch,
-        data_dir=args.data_dir,
-        validation_split=args.validation_split,
-    )
-    chosen = args.method or [("sgd", None), ("ssgd", None)]
-    _check_builder(parser, config.model, chosen, builder)
     try:
-        config = preflight(config, arrays=arrays, builder=builder)
-    except ValueError as error:  # DataError, ModelMismatch
+        config, specs, _, _ = plan.make_plan(**plan_arguments(args))
+    except plan.ArgumentError as error:
+        parser.error(error.cli())
+    except ValueError as error:  # DataError, ModelMismatch, UserCodeError
         parser.error(str(error))
-    if args.phases:
-        from keras_ssgd.phases import PhasePlan
-
-        if PhasePlan.parse(args.phases).has_split:
-            refused = [
-                name for name, _ in chosen
-                if METHODS[name].model_class is not None
-                and not METHODS[name].has_split_form
-            ]
-            if refused:
-                parser.error(
-                    f"argument --phases: the H phases of {args.phases} run "
-                    "split S-SGD, which only the methods ssgd and "
-                    "ssgd-split have. Received: --method "
-                    f"{' '.join(dict.fromkeys(refused))}"
-                )
-    specs = []
-    for seed in args.seeds:
-        for name, levels in chosen:
-            method = METHODS[name]
-            if method.level_name is None:
-                specs.append(RunSpec(name, None, seed))
-                continue
-            levels = levels or args.noise_level or method.default_levels
-            for level in levels:
-                try:
-                    level = method.check_level(level)
-                except ValueError as error:
-                    parser.error(f"argument --method {name}: {error}")
-                specs.append(RunSpec(name, level, seed))
-    # Each (method, level, seed) once, in the order given.
-    specs = list(dict.fromkeys(specs))
     return config, specs, args
 
 
-def _check_builder(parser, name, chosen, builder=None):
-    """A user's builder takes (input_shape, num_classes[, dropout])."""
-    from keras_ssgd.train import user
-    from keras_ssgd.train.registry import MODELS
-    from keras_ssgd.train.registry import model_builder
-
-    if builder is None and name in MODELS:
-        return
-    builder = builder or model_builder(name)
-    if not user.accepts(builder, (1,), 2):
-        parser.error(
-            f"argument --model: {name} must take (input_shape, num_classes)"
-            " like the built-in builders: build(input_shape, num_classes, "
-            f"dropout=0.0). Received: --model {name}"
-        )
-    if any(method == "dropout" for method, _ in chosen) and not user.accepts(
-        builder, (1,), 2, 0.5
-    ):
-        parser.error(
-            f"argument --method dropout: the model {name} takes no dropout "
-            "rate (a third argument, build(input_shape, num_classes, "
-            f"dropout=0.0)). Received: --model {name}"
-        )
+def plan_arguments(args):
+    """The arguments of `plan.make_plan` (and `keras_ssgd.compare`) that
+    the parsed options `args` give."""
+    return dict(
+        build_model=args.model, data=args.dataset,
+        methods=args.method, seeds=args.seeds, epochs=args.epochs,
+        noise_levels=args.noise_level, batch_size=args.batch_size,
+        lr=args.lr, optimizer=args.optimizer, momentum=args.momentum,
+        lr_schedule=args.lr_schedule, lr_drops=args.lr_drops,
+        phases=args.phases, steps_per_execution=args.steps_per_execution,
+        noise_filter=args.noise_filter,
+        eval_every_epoch=args.eval_every_epoch,
+        hessian_iterations=args.hessian_iterations, data_dir=args.data_dir,
+        validation_split=args.validation_split,
+        distributed=args.distributed, shared_noise=args.shared_noise,
+        sync_batchnorm=args.sync_batchnorm, scale_lr=not args.no_scale_lr,
+        warmup_epochs=args.warmup_epochs,
+    )
 
 
 def preflight(config, arrays=None, builder=None):
@@ -595,14 +461,27 @@ def preflight(config, arrays=None, builder=None):
 
     from keras_ssgd import data as data_lib
     from keras_ssgd.data import arrays as arrays_lib
-    from keras_ssgd.train import checks
+    from keras_ssgd.data import objects
     from keras_ssgd.train.registry import MODELS
-    from keras_ssgd.train.registry import model_builder
 
     if arrays is None:  # CIFAR, ImageNet: TensorFlow, or a clear error
         data_lib.require_tensorflow(config.dataset)
     if arrays is None and arrays_lib.is_source(config.dataset):
         arrays = arrays_lib.read(config.dataset, config.data_dir)
+    if isinstance(arrays, objects.UserDatasets):
+        # The user's own batches, in the user's order.
+        if config.validation_split:
+            raise arrays_lib.DataError(
+                f"--validation-split needs arrays: --dataset "
+                f"{config.dataset} returns {arrays.kind} objects (return a "
+                "validation set of your own as test, or arrays). Received: "
+                f"--validation-split {config.validation_split}"
+            )
+        config = dataclasses.replace(config, batch_size=arrays.batch_size,
+                                     data_order=objects.USER_ORDER)
+        _check_model(config, builder, arrays.x_sample, arrays.input_shape,
+                     arrays.num_classes)
+        return config
     if arrays is not None:
         arrays.split(config.validation_split)  # enough left on both sides
         config = dataclasses.replace(config, data_digest=arrays.digest)
@@ -616,6 +495,15 @@ def preflight(config, arrays=None, builder=None):
                              seed=0)
         x_sample = next(iter(data.train_eval))[0][:2]
         input_shape, num_classes = data.input_shape, data.num_classes
+    _check_model(config, builder, x_sample, input_shape, num_classes)
+    return config
+
+
+def _check_model(config, builder, x_sample, input_shape, num_classes):
+    """`checks.check_model`, its message naming the dataset too."""
+    from keras_ssgd.train import checks
+    from keras_ssgd.train.registry import model_builder
+
     try:
         checks.check_model(builder or model_builder(config.model),
                            config.model, x_sample, input_shape, num_classes)
@@ -623,7 +511,6 @@ def preflight(config, arrays=None, builder=None):
         raise checks.ModelMismatch(
             f"{error} (--dataset {config.dataset})"
         ) from error
-    return config
 
 
 def main(argv=None):

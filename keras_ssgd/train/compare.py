@@ -1,8 +1,9 @@
 """`keras_ssgd.compare`: the Python form of `ssgd-train`.
 
-`compare()` checks its arguments as the command checks its options, then
-`sweep()` trains the runs and writes the run folder; `ssgd-train` is the
-same two steps behind a command line (with signals and Horovod on top).
+`compare()` checks its arguments (`plan.make_plan`), then `sweep()` trains
+the runs and writes the run folder; `ssgd-train` turns its options into
+the same Python values and runs the same two steps (with signals and the
+distributed engines on top).
 """
 
 import dataclasses
@@ -168,7 +169,11 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
 
 def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             epochs=None, noise_levels=None, output=None, resume=False,
-            verbose=0, **options):
+            verbose=0, *, batch_size=None, lr=None, optimizer="sgd",
+            momentum=0.9, lr_schedule=None, lr_drops=None, phases=None,
+            steps_per_execution=None, noise_filter=None,
+            eval_every_epoch=False, hessian_iterations=20, data_dir=None,
+            validation_split=0.0):
     """Trains methods on a model and data, several seeds each; compares them.
 
     Every method starts, per seed, from the same initial weights and sees
@@ -191,6 +196,10 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             `keras_ssgd.data.arrays`), or the arrays themselves: a dict
             with `x_train`, `y_train`, `x_test`, `y_test` (and optionally
             `num_classes`), or `((x_train, y_train), (x_test, y_test))`.
+            A `"package.module:function"` may return dataset objects
+            instead (`keras_ssgd.data.objects`: `PyDataset`s, or
+            `tf.data.Dataset`s on TensorFlow); it is called again for each
+            run, and their order is the user's (`data_order: "user"`).
         methods: method names, `"name:level,level"` strings or
             `(name, levels)` pairs (see `ssgd-train --help`). Defaults to
             SGD and S-SGD.
@@ -206,11 +215,30 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             run and the sweep), rewritten in place on a terminal, one line
             per finished run elsewhere (a log, a notebook); 2 Keras's
             progress bars too. Defaults to `0`.
-        **options: the other options of `ssgd-train`, with underscores:
-            `batch_size`, `lr`, `optimizer`, `momentum`, `lr_schedule`,
-            `lr_drops`, `phases`, `steps_per_execution`, `noise_filter`,
-            `eval_every_epoch`, `hessian_iterations`, `data_dir`,
-            `validation_split`.
+        batch_size: int > 0, or None for the data's recipe (100 for
+            MNIST-1D, 128 for CIFAR and the user's arrays).
+        lr: float > 0, the initial learning rate, or None for the
+            recipe's.
+        optimizer: `"sgd"` (with `momentum`) or `"adam"`. Defaults to
+            `"sgd"`.
+        momentum: float in [0, 1). Defaults to `0.9`.
+        lr_schedule: `"cosine"`, `"step"`, `"sgdr"`, `"constant"`, or
+            None for the recipe's.
+        lr_drops: epochs of the /10 drops of the step schedule, or None.
+        phases: a Table 1 phase plan such as `"75-25S-25S"`, or None.
+        steps_per_execution: int > 0, or None for the recipe's.
+        noise_filter: which variables the perturbation methods perturb
+            (`"kernels"`, `"conv_kernels"`, `"dense_kernels"`,
+            `"recurrent_kernels"`, `"all_trainable"`), or None for each
+            method's own.
+        eval_every_epoch: bool. Evaluate the test (or validation) set
+            after every epoch. Defaults to `False`.
+        hessian_iterations: int >= 0, Lanczos steps for the top Hessian
+            eigenvalue of each final model (0 skips it). Defaults to `20`.
+        data_dir: the tensorflow-datasets folder, with `data="tfds:NAME"`.
+        validation_split: float in [0, 1): with the user's arrays, the
+            last fraction of the training set held out. Defaults to `0.0`.
+        (`ssgd-train`'s options are these arguments, with dashes.)
 
     Returns:
         A `Comparison`: `table`, `verdicts`, `rows`, `results` (the JSON),
@@ -255,57 +283,31 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
       Weight Noise Injection for Reaching Flat Minima".
     - Student's paired t interval for the verdict (`keras_ssgd.train.verdict`).
     """
-    from keras_ssgd.data import arrays as arrays_lib
     from keras_ssgd.train import cli
-    from keras_ssgd.train import user
+    from keras_ssgd.train import plan
     from keras_ssgd.train.store import StoreError
 
-    argv = []
-    builder = None
-    if callable(build_model):
-        builder = build_model
-    else:
-        argv += ["--model", str(build_model)]
-    arrays = None
-    if isinstance(data, (str, os.PathLike)):
-        argv += ["--dataset", os.fspath(data)]
-    else:
-        arrays = arrays_lib.from_value(data, "arrays")
-    for method in methods:
-        if not isinstance(method, str):
-            name, levels = method
-            method = name if not levels else (
-                f"{name}:{','.join(str(level) for level in levels)}")
-        argv += ["--method", method]
-    if isinstance(seeds, int) or isinstance(seeds, str):
-        argv += ["--seeds", str(seeds)]
-    else:
-        seeds = [int(s) for s in seeds]
-        # One seed as A-A: a bare number would be a count.
-        argv += ["--seeds", ",".join(f"{s}-{s}" for s in seeds)]
-    if epochs is not None:
-        argv += ["--epochs", str(epochs)]
-    if noise_levels is not None:
-        argv += ["--noise-level", *map(str, noise_levels)]
-    for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
-        if key == "eval_every_epoch":
-            argv += [flag] if value else []
-        elif isinstance(value, (list, tuple)):
-            argv += [flag, *map(str, value)]
-        elif value is not None:
-            argv += [flag, str(value)]
-    if output is not None:
-        argv += ["--output", os.fspath(output)]
-    config, specs, _ = cli.parse(
-        argv, builder=builder, arrays=arrays, raise_errors=True,
+    if not isinstance(resume, bool):
+        raise plan.ArgumentError("resume", "must be a bool", resume)
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise plan.ArgumentError("verbose", "must be 0, 1 or 2", verbose)
+    if output is not None and not isinstance(output, (str, os.PathLike)):
+        raise plan.ArgumentError("output", "must be a folder (a str or a "
+                                 "path) or None", output)
+    if output is None and resume:
+        raise plan.ArgumentError("resume", "needs `output`, the folder of "
+                                 "the run to continue", resume)
+    config, specs, builder, arrays = plan.make_plan(
+        build_model, data, methods=methods, seeds=seeds, epochs=epochs,
+        noise_levels=noise_levels, batch_size=batch_size, lr=lr,
+        optimizer=optimizer, momentum=momentum, lr_schedule=lr_schedule,
+        lr_drops=lr_drops, phases=phases,
+        steps_per_execution=steps_per_execution, noise_filter=noise_filter,
+        eval_every_epoch=eval_every_epoch,
+        hessian_iterations=hessian_iterations, data_dir=data_dir,
+        validation_split=validation_split,
     )
-    if builder is not None:
-        config = dataclasses.replace(config, model=user.spec_of(builder))
     if output is None:
-        if resume:
-            raise ValueError("Argument `resume` needs `output`, the folder "
-                             "of the run to continue.")
         output = default_output()
     log = print if verbose else (lambda text: None)
     try:

@@ -88,6 +88,16 @@ def table(rows):
     return lines
 
 
+# What summary.md says of runs on the user's dataset objects.
+USER_ORDER_NOTE = (
+    "Data order: the user's dataset objects (data_order user), read as "
+    "they are; ssgd-train does not reshuffle them by seed. The function "
+    "that makes them is called again for each run after the run's seed is "
+    "set, so every method of a seed sees the same order if the objects' "
+    "order depends on nothing but that seed."
+)
+
+
 def summary_markdown(config, rows, verdicts=None):
     """`summary.md`: the recipe, the table, then the verdict lines.
 
@@ -101,6 +111,8 @@ def summary_markdown(config, rows, verdicts=None):
          "Test accuracy: mean +- sample standard deviation over seeds; "
          "train loss: cross-entropy of the final clean weights on the "
          "training set, without augmentation.", ""]
+        + ([USER_ORDER_NOTE, ""] if config.get("data_order") == "user"
+           else [])
         + table(rows)
         + (["", "## Verdict against SGD", "",
             verdict_lib.explanation(), ""]

@@ -52,6 +52,8 @@ class Config:
     # data; None for CIFAR and ImageNet (tf.data). Recipes saved before the
     # field existed used tf.data's shuffle for every dataset, so a missing
     # field reads as None and `--resume` refuses to mix the two orders.
+    # "user" for the user's dataset objects (`data.objects`): their order
+    # is the user's, not reshuffled by the seed.
     data_order: str = None
 
     def __post_init__(self):

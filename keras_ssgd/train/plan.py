@@ -1,0 +1,502 @@
+"""The recipe and runs of a comparison, from Python values, checked.
+
+`make_plan` is where `keras_ssgd.compare` and `ssgd-train` agree on what
+a comparison is: it checks every argument (alone and against the others),
+reads the user's data and builds the user's model once on it, and returns
+the recipe (`runner.Config`) and the runs (`runner.RunSpec`s). The command
+converts its options to Python values first (argparse), then calls it.
+
+A bad argument raises `ArgumentError`, a `ValueError` naming the argument
+and the value received, in the Python API's words (`str(error)`,
+``Argument `epochs` must be an int > 0. Received: epochs=0``) or the
+command's (`error.cli()`, `argument --epochs: must be an int > 0.
+Received: 0`).
+"""
+
+import math
+import numbers
+
+# The command's option for each argument whose name differs.
+FLAGS = {
+    "methods": "--method",
+    "noise_levels": "--noise-level",
+    "build_model": "--model",
+    "data": "--dataset",
+    "scale_lr": "--no-scale-lr",
+}
+
+
+class ArgumentError(ValueError):
+    """An argument of `make_plan` that cannot be used.
+
+    Args:
+        argument: str, the Python name (`"lr_drops"`).
+        message: str, what is wrong, as a predicate (`"must be > 0"`).
+        value: the value received (Python form).
+        cli_message: str, the message in the command's words, if they
+            differ (they name other options as flags).
+        cli_value: str, the value as the command line gave it, if it
+            differs from `str(value)`.
+    """
+
+    def __init__(self, argument, message, value, cli_message=None,
+                 cli_value=None):
+        self.argument = argument
+        self.message = message
+        self.value = value
+        self.cli_message = cli_message or message
+        self.cli_value = cli_value
+        super().__init__(
+            f"Argument `{argument}` {message}. Received: {argument}={value!r}"
+        )
+
+    def cli(self):
+        """The message in the command's words."""
+        flag = FLAGS.get(self.argument,
+                         "--" + self.argument.replace("_", "-"))
+        value = self.cli_value
+        if value == "":
+            return f"argument {flag}: {self.cli_message}"
+        if value is None:
+            value = (" ".join(map(str, self.value))
+                     if isinstance(self.value, (list, tuple))
+                     else str(self.value))
+        return f"argument {flag}: {self.cli_message}. Received: {value}"
+
+
+def _int(value, argument, least, allow_none=False):
+    if value is None and allow_none:
+        return None
+    bound = "> 0" if least == 1 else f">= {least}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ArgumentError(argument, f"must be an int {bound}", value)
+    if value < least:
+        raise ArgumentError(argument, f"must be {bound}"
+                            if least != 1 else "must be an int > 0", value)
+    return int(value)
+
+
+def _float(value, argument, positive, below=None, allow_none=False):
+    if value is None and allow_none:
+        return None
+    bound = "> 0" if positive else ">= 0"
+    if below is not None:
+        bound = f"in [0, {below:g})"
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (value > 0 if positive else value >= 0)
+          and (below is None or value < below))
+    if not ok:
+        raise ArgumentError(argument, f"must be a finite number {bound}"
+                            if below is None else f"must be {bound}", value)
+    return float(value)
+
+
+def _choice(value, argument, choices, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if value not in choices:
+        raise ArgumentError(argument,
+                            f"must be one of {list(choices)}", value)
+    return value
+
+
+def _bool(value, argument):
+    if not isinstance(value, bool):
+        raise ArgumentError(argument, "must be a bool", value)
+    return value
+
+
+def seeds_of(seeds):
+    """`seeds` (an int N for 0 .. N-1, a string `"N"`, `"A-B"`,
+    `"A,B,..."`, or an iterable of ints >= 0) as a tuple of distinct seeds
+    in the order given."""
+    if isinstance(seeds, str):
+        from keras_ssgd.train.cli import _seeds
+
+        import argparse
+
+        try:
+            return _seeds(seeds)
+        except argparse.ArgumentTypeError as error:
+            raise ArgumentError(
+                "seeds", "must be an int > 0 (seeds 0 .. N-1), a string "
+                f"'N', 'A-B' or 'A,B,...', or a list of ints >= 0 ({error})",
+                seeds,
+            ) from None
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ArgumentError("seeds", "must be an int > 0", seeds)
+        return tuple(range(int(seeds)))
+    try:
+        items = list(seeds)
+    except TypeError:
+        items = None
+    if not items or any(
+        isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 0
+        for s in items
+    ):
+        raise ArgumentError(
+            "seeds", "must be an int > 0 (seeds 0 .. N-1), a string 'N', "
+            "'A-B' or 'A,B,...', or a non-empty list of ints >= 0", seeds,
+        )
+    return tuple(dict.fromkeys(int(s) for s in items))
+
+
+def methods_of(methods):
+    """`methods` (names, `"name:level,level"` strings or `(name, levels)`
+    pairs) as a list of `(name, levels or None)`."""
+    from keras_ssgd.train.registry import METHODS
+
+    if isinstance(methods, str) or not methods:
+        raise ArgumentError(
+            "methods", "must be a non-empty list of method names (or "
+            "'name:level,level' strings or (name, levels) pairs)", methods,
+        )
+    chosen = []
+    for method in methods:
+        if isinstance(method, str):
+            name, _, text = method.partition(":")
+            levels = None
+            if text:
+                try:
+                    levels = tuple(float(x) for x in text.split(","))
+                except ValueError:
+                    raise ArgumentError(
+                        "methods", f"has bad levels in {method!r}: each "
+                        "must be a finite number >= 0", methods,
+                        cli_message=f"--method {name} must be a finite "
+                        "number >= 0", cli_value=repr(method),
+                    ) from None
+        elif isinstance(method, (tuple, list)) and len(method) == 2:
+            name, levels = method
+            levels = None if levels is None else tuple(levels)
+        else:
+            raise ArgumentError(
+                "methods", "must hold method names, 'name:level,level' "
+                f"strings or (name, levels) pairs; {method!r} is none",
+                methods,
+            )
+        if name not in METHODS:
+            raise ArgumentError(
+                "methods", f"has an unknown method {name!r}; valid methods: "
+                f"{', '.join(METHODS)}", methods,
+                cli_message=f"unknown method {name!r}; valid methods: "
+                f"{', '.join(METHODS)}", cli_value=name,
+            )
+        if levels is not None and name == "sgd":
+            raise ArgumentError("methods", "has levels for 'sgd', which "
+                                "takes none", methods,
+                                cli_message="method 'sgd' takes no level")
+        for level in levels or ():
+            _level(level, "methods", name, methods)
+        chosen.append((name, levels or None))
+    return chosen
+
+
+def _level(level, argument, name, received):
+    ok = (isinstance(level, numbers.Real) and not isinstance(level, bool)
+          and math.isfinite(level) and level >= 0)
+    if not ok:
+        where = f" of {name}" if name else ""
+        raise ArgumentError(
+            argument, f"must hold levels >= 0 (finite numbers); {level!r}"
+            f"{where} is not", received,
+            cli_message=f"{FLAGS.get(argument)}"
+            f"{' ' + name if name else ''} must be a finite number >= 0",
+            cli_value=str(level),
+        )
+    return float(level)
+
+
+def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
+              epochs=None, noise_levels=None, batch_size=None, lr=None,
+              optimizer="sgd", momentum=0.9, lr_schedule=None,
+              lr_drops=None, phases=None, steps_per_execution=None,
+              noise_filter=None, eval_every_epoch=False,
+              hessian_iterations=20, data_dir=None, validation_split=0.0,
+              distributed="none", shared_noise=False, sync_batchnorm=False,
+              scale_lr=True, warmup_epochs=5):
+    """Checks a comparison's arguments; returns `(config, specs, builder,
+    arrays)`.
+
+    The arguments are those of `keras_ssgd.compare` (see there), plus the
+    distributed engine's (`distributed`, `shared_noise`,
+    `sync_batchnorm`, `scale_lr`, `warmup_epochs`, as `ssgd-train`'s
+    options). `builder` and `arrays` are the model builder and the data
+    when given as Python objects (else None: the config names them).
+
+    Raises:
+        ArgumentError: an argument is not usable, alone or with the others.
+        ValueError: the data or the model cannot be used
+            (`arrays.DataError`, `checks.ModelMismatch`; the message names
+            the value).
+    """
+    from keras_ssgd.data import DATASETS
+    from keras_ssgd.data import arrays as arrays_lib
+    from keras_ssgd.phases import PhasePlan
+    from keras_ssgd.train import user
+    from keras_ssgd.train.distribution import CHOICES as DISTRIBUTED
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.registry import MODELS
+    from keras_ssgd.train.registry import model_builder
+    from keras_ssgd.train.registry import recipe_for
+    from keras_ssgd.train.runner import Config
+    from keras_ssgd.train.runner import RunSpec
+
+    # The model and the data.
+    builder = None
+    if callable(build_model):
+        builder, model = build_model, user.spec_of(build_model)
+    elif build_model is None or (isinstance(build_model, str) and (
+            build_model in MODELS or user.is_function_spec(build_model))):
+        model = build_model
+        if model is not None and model not in MODELS:
+            model_builder(model)  # UserCodeError (a ValueError) names it
+    else:
+        raise ArgumentError(
+            "build_model", f"must be a builder function, one of "
+            f"{list(MODELS)} or 'package.module:function'", build_model,
+            cli_message=f"invalid choice: {build_model!r} (choose from "
+            f"{', '.join(map(repr, MODELS))}, or package.module:function)",
+        )
+    arrays = None
+    if isinstance(data, str):
+        if data not in DATASETS and not arrays_lib.is_source(data):
+            raise ArgumentError(
+                "data", f"must be one of {sorted(DATASETS)}, a path to a "
+                ".npz, 'package.module:function' or 'tfds:NAME', or the "
+                "arrays themselves", data,
+            )
+        dataset = data
+    elif hasattr(data, "__fspath__"):
+        dataset = data.__fspath__()
+        if not arrays_lib.is_source(dataset):
+            raise ArgumentError("data", "must be a path to a .npz file",
+                                data)
+    else:
+        arrays = arrays_lib.from_value(data, "arrays")
+        dataset = "arrays"
+    user_data = arrays is not None or arrays_lib.is_source(dataset)
+
+    # Each argument alone.
+    chosen = methods_of(methods) if methods is not None else [
+        ("sgd", None), ("ssgd", None)]
+    seeds = seeds_of(seeds)
+    epochs = _int(epochs, "epochs", 1, allow_none=True)
+    if noise_levels is not None:
+        if isinstance(noise_levels, (str, bytes)) or not hasattr(
+                noise_levels, "__iter__") or not list(noise_levels):
+            raise ArgumentError("noise_levels", "must be a non-empty list "
+                                "of levels >= 0", noise_levels)
+        noise_levels = tuple(_level(x, "noise_levels", None, noise_levels)
+                             for x in noise_levels)
+    batch_size = _int(batch_size, "batch_size", 1, allow_none=True)
+    lr = _float(lr, "lr", positive=True, allow_none=True)
+    optimizer = _choice(optimizer, "optimizer", ("sgd", "adam"))
+    momentum = _float(momentum, "momentum", positive=False, below=1)
+    lr_schedule = _choice(lr_schedule, "lr_schedule",
+                          ("cosine", "step", "sgdr", "constant"),
+                          allow_none=True)
+    received_drops = lr_drops
+    if lr_drops is not None:
+        if isinstance(lr_drops, (str, bytes)) or not hasattr(
+                lr_drops, "__iter__"):
+            raise ArgumentError("lr_drops", "must be a list of epochs",
+                                lr_drops)
+        lr_drops = tuple(_int(d, "lr_drops", 1) for d in lr_drops)
+    if phases is not None:
+        try:
+            phases = str(PhasePlan.parse(phases))
+        except (TypeError, ValueError) as error:
+            raise ArgumentError("phases", f"must be a phase plan such as "
+                                f"'75-25S-25S' ({error})", phases,
+                                cli_message=str(error)) from None
+    steps_per_execution = _int(steps_per_execution, "steps_per_execution",
+                               1, allow_none=True)
+    noise_filter = _choice(
+        noise_filter, "noise_filter",
+        ("kernels", "conv_kernels", "dense_kernels", "recurrent_kernels",
+         "all_trainable"), allow_none=True)
+    eval_every_epoch = _bool(eval_every_epoch, "eval_every_epoch")
+    hessian_iterations = _int(hessian_iterations, "hessian_iterations", 0)
+    validation_split = _float(validation_split, "validation_split",
+                              positive=False, below=1)
+    distributed = _choice(distributed, "distributed", DISTRIBUTED)
+    for name, value in (("shared_noise", shared_noise),
+                        ("sync_batchnorm", sync_batchnorm),
+                        ("scale_lr", scale_lr)):
+        _bool(value, name)
+    warmup_epochs = _int(warmup_epochs, "warmup_epochs", 0)
+
+    # Against each other.
+    recipe = recipe_for(dataset)
+    if validation_split and not user_data:
+        raise ArgumentError(
+            "validation_split", "needs your own data (data: arrays, a "
+            f".npz, 'package.module:function' or 'tfds:NAME'; here "
+            f"{dataset!r})", validation_split,
+            cli_message="needs your own data (--dataset path.npz, "
+            f"package.module:function or tfds:NAME), not --dataset "
+            f"{dataset}",
+        )
+    if data_dir and not dataset.startswith(arrays_lib.TFDS_PREFIX):
+        raise ArgumentError(
+            "data_dir", f"is read only with data='tfds:NAME' (here "
+            f"{dataset!r})", data_dir,
+            cli_message=f"only --dataset tfds:NAME reads it, not --dataset "
+            f"{dataset}",
+        )
+    if phases:
+        plan_epochs = PhasePlan.parse(phases).epochs
+        if epochs is not None and epochs != plan_epochs:
+            raise ArgumentError(
+                "epochs", f"must be left out or match the phases: the plan "
+                f"{phases} sets {plan_epochs} epochs", epochs,
+                cli_message=f"the plan {phases} sets {plan_epochs} epochs",
+            )
+        if lr_schedule not in (None, "step"):
+            raise ArgumentError(
+                "lr_schedule", "must be left out with phases: the plan "
+                "drops the learning rate at the phase boundaries",
+                lr_schedule,
+                cli_message="--phases drops the learning rate at the phase "
+                "boundaries",
+            )
+        epochs, lr_schedule = plan_epochs, "step"
+    total = epochs or recipe.epochs
+    schedule = lr_schedule or recipe.lr_schedule
+    drops = lr_drops
+    if drops is None:
+        drops = recipe.lr_drops if epochs is None else ()
+        if schedule == "step" and not drops and not phases:
+            drops = (total // 2, (3 * total) // 4)
+    if phases:
+        drops = ()
+    for drop in drops:
+        if drop >= total:
+            raise ArgumentError(
+                "lr_drops", f"must hold epochs before the end of training "
+                f"({total} epochs): epoch {drop} is not before the end",
+                received_drops,
+            )
+    if distributed != "horovod" and (shared_noise or sync_batchnorm):
+        raise ArgumentError(
+            "shared_noise" if shared_noise else "sync_batchnorm",
+            f"needs distributed='horovod' (here {distributed!r})", True,
+            cli_message="--shared-noise and --sync-batchnorm need "
+            f"--distributed horovod, not --distributed {distributed}",
+            cli_value="",
+        )
+    if not scale_lr and distributed in ("none", "mirrored"):
+        raise ArgumentError(
+            "scale_lr", "=False needs distributed='horovod', 'multiworker' "
+            f"or 'keras' (here {distributed!r})", scale_lr,
+            cli_message="needs --distributed horovod, multiworker or keras, "
+            f"not --distributed {distributed}", cli_value="",
+        )
+    config = Config(
+        dataset=dataset,
+        model=model or recipe.model,
+        epochs=total,
+        batch_size=batch_size or recipe.batch_size,
+        lr=lr or recipe.lr,
+        optimizer=optimizer,
+        momentum=momentum if optimizer == "sgd" else 0.0,
+        lr_schedule=schedule,
+        lr_drops=tuple(sorted(drops)),
+        phases=phases,
+        steps_per_execution=(
+            steps_per_execution or recipe.steps_per_execution),
+        hessian_iterations=hessian_iterations,
+        noise_filter=noise_filter,
+        epoch_eval=eval_every_epoch,
+        data_dir=data_dir,
+        validation_split=validation_split,
+    )
+    _check_builder(config.model, chosen, builder)
+    from keras_ssgd.train.cli import preflight
+
+    config = preflight(config, arrays=arrays, builder=builder)
+    if config.data_order == "user":  # the user's dataset objects
+        if batch_size is not None:
+            raise ArgumentError(
+                "batch_size", f"does not apply: {dataset} returns dataset "
+                f"objects, whose batches are the user's (batches of "
+                f"{config.batch_size} here)", batch_size,
+                cli_message=f"--dataset {dataset} returns dataset objects, "
+                "whose batches are the user's (batches of "
+                f"{config.batch_size} here)",
+            )
+        if distributed != "none":
+            raise ArgumentError(
+                "distributed", f"must be 'none': {dataset} returns dataset "
+                "objects, which the distributed engines do not shard; give "
+                "arrays instead", distributed,
+                cli_message=f"--dataset {dataset} returns dataset objects, "
+                "which the distributed engines do not shard; give arrays "
+                "instead",
+            )
+    if phases and PhasePlan.parse(phases).has_split:
+        refused = [
+            name for name, _ in chosen
+            if METHODS[name].model_class is not None
+            and not METHODS[name].has_split_form
+        ]
+        if refused:
+            raise ArgumentError(
+                "phases", f"has H phases, which run split S-SGD, which only "
+                f"the methods ssgd and ssgd-split have, not "
+                f"{', '.join(dict.fromkeys(refused))}", phases,
+            )
+    specs = []
+    for seed in seeds:
+        for name, levels in chosen:
+            method = METHODS[name]
+            if method.level_name is None:
+                specs.append(RunSpec(name, None, seed))
+                continue
+            for level in levels or noise_levels or method.default_levels:
+                try:
+                    level = method.check_level(level)
+                except ValueError as error:
+                    raise ArgumentError(
+                        "methods", f"has a level {name} cannot take: "
+                        f"{error}", methods,
+                        cli_message=f"--method {name}: {error}",
+                        cli_value=name,
+                    ) from None
+                specs.append(RunSpec(name, level, seed))
+    # Each (method, level, seed) once, in the order given.
+    return config, list(dict.fromkeys(specs)), builder, arrays
+
+
+def _check_builder(name, chosen, builder=None):
+    """A user's builder takes (input_shape, num_classes[, dropout])."""
+    from keras_ssgd.train import user
+    from keras_ssgd.train.registry import MODELS
+    from keras_ssgd.train.registry import model_builder
+
+    if builder is None and name in MODELS:
+        return
+    builder = builder or model_builder(name)
+    if not user.accepts(builder, (1,), 2):
+        raise ArgumentError(
+            "build_model", "must take (input_shape, num_classes) like the "
+            "built-in builders: build(input_shape, num_classes, "
+            "dropout=0.0)", name,
+            cli_message=f"{name} must take (input_shape, num_classes) like "
+            "the built-in builders: build(input_shape, num_classes, "
+            "dropout=0.0)", cli_value=f"--model {name}",
+        )
+    if any(method == "dropout" for method, _ in chosen) and not user.accepts(
+        builder, (1,), 2, 0.5
+    ):
+        raise ArgumentError(
+            "build_model", "takes no dropout rate (a third argument, "
+            "build(input_shape, num_classes, dropout=0.0)), which method "
+            "'dropout' needs", name,
+            cli_message=f"the model {name} takes no dropout rate (a third "
+            "argument, build(input_shape, num_classes, dropout=0.0)), which "
+            "--method dropout needs", cli_value=f"--model {name}",
+        )
