@@ -415,7 +415,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         validation_split=validation_split,
     )
     _check_builder(config.model, chosen, builder)
-    from keras_ssgd.train.cli import preflight
+    from keras_ssgd.train.preflight import preflight
 
     config = preflight(config, arrays=arrays, builder=builder)
     if config.data_order == "user":  # the user's dataset objects

@@ -1,0 +1,76 @@
+"""Reading the user's data and building the user's model, before training.
+
+`plan.make_plan` calls `preflight` once its arguments are checked, so that
+bad data or a model that does not fit it stop a comparison before any
+run.
+"""
+
+import dataclasses
+
+
+def preflight(config, arrays=None, builder=None):
+    """Reads the user's data and builds the user's model, before training.
+
+    For the user's data: reads and checks the arrays (once; the runs reuse
+    them) and returns `config` with their digest. For the user's model:
+    builds it once on the data's shapes and runs it on two examples. The
+    built-in models and datasets are known to fit and are not loaded.
+    `arrays` and `builder`, if given, are the data and model (the Python
+    API's objects) in place of the ones `config` names.
+
+    Raises:
+        ValueError: `arrays.DataError` or `checks.ModelMismatch`; the
+            message names the value.
+    """
+    from keras_ssgd import data as data_lib
+    from keras_ssgd.data import arrays as arrays_lib
+    from keras_ssgd.data import objects
+    from keras_ssgd.train.registry import MODELS
+
+    if arrays is None:  # CIFAR, ImageNet: TensorFlow, or a clear error
+        data_lib.require_tensorflow(config.dataset)
+    if arrays is None and arrays_lib.is_source(config.dataset):
+        arrays = arrays_lib.read(config.dataset, config.data_dir)
+    if isinstance(arrays, objects.UserDatasets):
+        # The user's own batches, in the user's order.
+        if config.validation_split:
+            raise arrays_lib.DataError(
+                f"--validation-split needs arrays: --dataset "
+                f"{config.dataset} returns {arrays.kind} objects (return a "
+                "validation set of your own as test, or arrays). Received: "
+                f"--validation-split {config.validation_split}"
+            )
+        config = dataclasses.replace(config, batch_size=arrays.batch_size,
+                                     data_order=objects.USER_ORDER)
+        _check_model(config, builder, arrays.x_sample, arrays.input_shape,
+                     arrays.num_classes)
+        return config
+    if arrays is not None:
+        arrays.split(config.validation_split)  # enough left on both sides
+        config = dataclasses.replace(config, data_digest=arrays.digest)
+    if builder is None and config.model in MODELS and arrays is None:
+        return config
+    if arrays is not None:
+        x_sample = arrays.x_train[:2]
+        input_shape, num_classes = arrays.input_shape, arrays.num_classes
+    else:
+        data = data_lib.load(config.dataset, batch_size=config.batch_size,
+                             seed=0)
+        x_sample = next(iter(data.train_eval))[0][:2]
+        input_shape, num_classes = data.input_shape, data.num_classes
+    _check_model(config, builder, x_sample, input_shape, num_classes)
+    return config
+
+
+def _check_model(config, builder, x_sample, input_shape, num_classes):
+    """`checks.check_model`, its message naming the dataset too."""
+    from keras_ssgd.train import checks
+    from keras_ssgd.train.registry import model_builder
+
+    try:
+        checks.check_model(builder or model_builder(config.model),
+                           config.model, x_sample, input_shape, num_classes)
+    except checks.ModelMismatch as error:
+        raise checks.ModelMismatch(
+            f"{error} (--dataset {config.dataset})"
+        ) from error
