@@ -86,13 +86,14 @@ horovod: $(VENV)/.installed
 
 # The documentation site (mkdocs.yml: guides in docs/, the API reference
 # from the docstrings) into build/site/. --strict: a broken link, a missing
-# page or an unresolved reference fails the build.
+# page or an unresolved reference fails the build (not with --quiet, which
+# hides the warnings that --strict counts).
 $(VENV)/.docs: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[docs]"
 	touch $@
 
 docs: $(VENV)/.docs
-	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet -d build/site
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d build/site
 
 # The Dockerfile cannot be built here (no Docker engine): it is linted.
 lint: $(VENV)/.installed
