@@ -238,7 +238,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         data_dir: the tensorflow-datasets folder, with `data="tfds:NAME"`.
         validation_split: float in [0, 1): with the user's arrays, the
             last fraction of the training set held out. Defaults to `0.0`.
-        (`ssgd-train`'s options are these arguments, with dashes.)
+            (`ssgd-train`'s options are these arguments, with dashes.)
 
     Returns:
         A `Comparison`: `table`, `verdicts`, `rows`, `results` (the JSON),
