@@ -4,8 +4,9 @@ SGD against S-SGD at noise level 0.2 on the two 1-D CNNs of MNIST-1D
 (generated offline): without BatchNorm (60 epochs, 5 seeds), where S-SGD
 gains over SGD, and with BatchNorm (30 epochs, 3 seeds, to fit the time),
 where it shows no clear gain; the README's MNIST-1D figures have both at 60
-epochs and 5 seeds. About 3.5 minutes on 2 idle CPU cores (6 min 12 s
-measured with the cores shared with a test suite). Each run prints one
+epochs and 5 seeds. 4 min 0 s measured on 2 CPU cores with the cores to
+itself (real-time scheduling, `chrt -r 50`; 6 min 12 s with the cores
+shared with a test suite). Each run prints one
 progress line; the tables and verdicts of both models print at the end. The
 run folders are `results/demo-<date-time>/<model>/`, as `ssgd-train` writes
 them.
