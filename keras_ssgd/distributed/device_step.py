@@ -141,24 +141,27 @@ def for_model(model):
     """
     options = getattr(model, "_device_options", None)
     found = mesh_axis()
+    split = model._split_now if hasattr(model, "_split_now") else False
     if options is None:
+        # The single-device step, where the per-device step computes it.
         if found is None or found[2] < 2 or unsupported(model):
             return None
-        if model._split_now and (
-            found[2] % 2 or model._pairing is not None
-        ):
+        if split and (found[2] % 2 or model._pairing is not None):
             return None
-        plan = _Plan(*found, noise=None, signs="halves" if model._split_now
-                     else None, sync="halves" if model._split_now else "all")
-    else:
-        check(model, found)
-        pairs = options.pairs
         plan = _Plan(
-            *found,
-            noise=None if options.shared_noise else ("pair" if pairs
-                                                    else "device"),
-            signs="pairs" if pairs and model._split_now else None,
-            sync=None,
+            *found, noise=None, signs="halves" if split else None,
+            sync="halves" if split else "all",
+        )
+    else:
+        # `distribute()`: the engines' semantics, per-device BatchNorm.
+        check(model, found)
+        if options.shared_noise:
+            noise = None
+        else:
+            noise = "pair" if options.pairs else "device"
+        plan = _Plan(
+            *found, noise=noise,
+            signs="pairs" if options.pairs and split else None, sync=None,
         )
     return lambda *args: _step(model, plan, *args)
 
@@ -390,7 +393,9 @@ def _is_mean(loss):
     if isinstance(loss, (list, tuple)):
         return all(_is_mean(item) for item in loss if item is not None)
     if isinstance(loss, dict):
-        return all(_is_mean(item) for item in loss.values() if item is not None)
+        return all(
+            _is_mean(item) for item in loss.values() if item is not None
+        )
     if isinstance(loss, keras.losses.Loss):
         return loss.reduction in MEAN_REDUCTIONS
     return isinstance(loss, str) or callable(loss)

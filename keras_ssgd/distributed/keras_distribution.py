@@ -305,5 +305,6 @@ def shard(arrays, global_batch):
 
 
 __all__ = [
-    "distribute", "initialize", "is_initialized", "num_processes", "process_id", "shard",
+    "distribute", "initialize", "is_initialized", "num_processes",
+    "process_id", "shard",
 ]
