@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-exact test-conformance test-slow smoke benchmark wheels horovod lint docs clean
+.PHONY: demo test test-distributed test-exact test-conformance test-slow smoke benchmark wheels horovod lint docs clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,13 @@ test-conformance: $(VENV)/.installed $(VENV)/.backends
 	    KERAS_BACKEND=$$backend $(CONFORMANCE) --conformance-level=0.1 \
 	        --conformance-profile=quick-train || exit 1; \
 	done
+
+# The data-parallel engines, each test launching several processes or
+# devices: Horovod (Gloo ranks), MultiWorkerMirroredStrategy (workers over
+# TF_CONFIG on 127.0.0.1) and keras.distribution (virtual JAX devices and
+# jax.distributed processes). Left out of `make test` for its time.
+test-distributed: $(VENV)/.installed $(VENV)/.backends
+	$(PY) -m pytest -q -p randomly $(ORDER) -m distributed
 
 test-slow: $(VENV)/.installed
 	$(PY) -m pytest -q -m slow

@@ -16,13 +16,13 @@ import pytest
 
 from keras_ssgd.distributed import horovod as ssgd_hvd
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.distributed, pytest.mark.skipif(
     not ssgd_hvd.available() or shutil.which(
         "horovodrun", path=os.path.dirname(sys.executable)
     ) is None,
     reason="Horovod with TensorFlow ops is not installed "
     "(run docker/install_horovod.sh)",
-)
+)]
 
 PROGRAM = pathlib.Path(__file__).with_name("horovod_program.py")
 

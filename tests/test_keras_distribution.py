@@ -15,9 +15,12 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("jax") is None, reason="JAX is not installed"
-)
+pytestmark = [
+    pytest.mark.distributed,
+    pytest.mark.skipif(
+        importlib.util.find_spec("jax") is None, reason="JAX is not installed"
+    ),
+]
 
 SCRIPT = r"""
 import json, os, sys

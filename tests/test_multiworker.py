@@ -16,6 +16,9 @@ import time
 import numpy as np
 import pytest
 
+# Several processes per test: `make test-distributed`, not the default run.
+pytestmark = pytest.mark.distributed
+
 PROGRAM = pathlib.Path(__file__).with_name("multiworker_program.py")
 WORKERS = 2
 
