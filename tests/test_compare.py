@@ -47,6 +47,14 @@ def test_compare_a_python_builder_on_arrays(tmp_path):
         resume=True,
     )
     assert more.verdicts[0]["seeds"] == [3, 4, 5]
+    # Without resume, a folder that holds results is refused, in the
+    # function's words (not the command's flags).
+    with pytest.raises(ValueError, match="Pass resume=True to continue") as error:
+        keras_ssgd.compare(
+            build, _data(), methods=["sgd"], seeds=[6], epochs=1,
+            batch_size=16, hessian_iterations=0, output=tmp_path / "r",
+        )
+    assert "--" not in str(error.value)
 
 
 @pytest.mark.parametrize(
