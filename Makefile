@@ -1,13 +1,15 @@
 # Two commands do everything on a fresh machine with Python >= 3.10:
 #   make demo   # the main job, ssgd-train: SGD vs S-SGD on MNIST-1D (offline, CPU)
-#   make test   # the test suite (slow tests: make test-slow), then its
-#               # backend-neutral part under JAX and PyTorch
+#   make test   # the fast tier of the suite on TensorFlow, JAX and PyTorch
+# Every test belongs to one tier (tests/tiers.py); `make test-all` runs all.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-distributed test-exact test-conformance test-slow smoke benchmark wheels horovod lint docs clean
+.PHONY: demo test test-e2e test-examples test-slow test-distributed test-exact \
+	test-conformance test-all smoke benchmark wheels horovod lint \
+	docs clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -29,14 +31,46 @@ demo: $(VENV)/.installed
 	$(PY) experiments/demo.py $(DEMO_ARGS)
 
 # The suite runs in a shuffled order (pytest-randomly, which prints its
-# seed: `make test ORDER_SEED=N` replays an order), then its backend-neutral
-# files (tests/conftest.py lists them) under JAX and PyTorch.
+# seed: `make test ORDER_SEED=N` replays an order). PYTEST_ARGS adds to each
+# pytest call (CI: --durations=25).
 ORDER_SEED ?= random
 ORDER := $(if $(filter random,$(ORDER_SEED)),,--randomly-seed=$(ORDER_SEED))
+PYTEST_ARGS ?=
+PYTEST := $(PY) -m pytest -q -p randomly $(ORDER) $(PYTEST_ARGS)
+
+# One tier on TensorFlow, then its backend-neutral files (BACKEND_NEUTRAL in
+# tests/conftest.py) under JAX and PyTorch, with the wall time at the end.
+define tier_on_backends
+	@start=$$(date +%s); set -e; \
+	for backend in tensorflow jax torch; do \
+	    echo "== tier $(1), KERAS_BACKEND=$$backend"; \
+	    KERAS_BACKEND=$$backend $(PYTEST) --tier $(1); \
+	done; \
+	echo "== tier $(1) (make $(2)) passed on the 3 backends in $$(( $$(date +%s) - start )) s"
+endef
+
+# The fast tier: the step's contract, the split form, the CLI in-process and
+# every public entry point (at most 8 minutes on 2 cores).
 test: $(VENV)/.installed $(VENV)/.backends
-	$(PY) -m pytest -q -p randomly $(ORDER)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -p randomly $(ORDER)
-	KERAS_BACKEND=torch $(PY) -m pytest -q -p randomly $(ORDER)
+	$(call tier_on_backends,fast,test)
+
+# Real `ssgd-train` processes: exit codes, signals, entry points, the
+# backends with TensorFlow blocked.
+test-e2e: $(VENV)/.installed $(VENV)/.backends
+	$(call tier_on_backends,e2e,test-e2e)
+
+# Every Python example of the README, docs/, experiments/README.md and the
+# docstrings (tests/doc_examples.py).
+test-examples: $(VENV)/.installed $(VENV)/.backends
+	$(PYTEST) --tier examples
+
+test-slow: $(VENV)/.installed $(VENV)/.backends
+	$(PYTEST) --tier slow
+
+# Every tier, then the paper scripts' smoke runs and the docs site: what CI
+# runs, but for Horovod's build and the Dockerfile's lint.
+test-all: test test-e2e test-examples test-slow test-distributed test-exact \
+	test-conformance smoke docs
 
 # The bit-for-bit claims (tests marked `exact`: level 0 against Keras) under
 # each CPU setting that changes how TensorFlow compiles a graph: oneDNN's
@@ -48,7 +82,8 @@ test-exact: $(VENV)/.installed $(VENV)/.backends
 	    echo "== TF_ENABLE_ONEDNN_OPTS=$$onednn, CPUs $$cpus"; \
 	    for backend in tensorflow jax torch; do \
 	        KERAS_BACKEND=$$backend TF_ENABLE_ONEDNN_OPTS=$$onednn \
-	        taskset -c $$cpus $(PY) -m pytest -q -p no:randomly -m exact; \
+	        taskset -c $$cpus $(PY) -m pytest -q -p no:randomly \
+	            $(PYTEST_ARGS) --tier exact; \
 	    done; \
 	done; done
 
@@ -56,7 +91,8 @@ test-exact: $(VENV)/.installed $(VENV)/.backends
 # the installed Keras's source distribution, fetched into build/) against
 # SymmetricSGDModel (tests/conformance): TensorFlow in full at level 0, and
 # the tests that train (one variant each) at level 0.1 on the three backends.
-CONFORMANCE := $(PY) -m pytest -q -p no:randomly tests/conformance
+CONFORMANCE := $(PY) -m pytest -q -p no:randomly $(PYTEST_ARGS) \
+	--tier conformance tests/conformance
 test-conformance: $(VENV)/.installed $(VENV)/.backends
 	$(PY) tests/conformance/fetch_keras_tests.py
 	$(CONFORMANCE)
@@ -70,10 +106,7 @@ test-conformance: $(VENV)/.installed $(VENV)/.backends
 # TF_CONFIG on 127.0.0.1) and keras.distribution (virtual JAX devices and
 # jax.distributed processes). Left out of `make test` for its time.
 test-distributed: $(VENV)/.installed $(VENV)/.backends
-	$(PY) -m pytest -q -p randomly $(ORDER) -m distributed
-
-test-slow: $(VENV)/.installed
-	$(PY) -m pytest -q -m slow
+	$(PYTEST) --tier distributed
 
 # Every paper script's whole pipeline on generated or mock data (seconds
 # each), into build/smoke/<script>/.

@@ -22,6 +22,13 @@ import os
 # every command of the package imports this package first.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+# Some of those lines (oneDNN's, absl's) ignore TF_CPP_MIN_LOG_LEVEL and are
+# written by the shared libraries as they load: Keras (and TensorFlow, where
+# it is the backend) is imported here with them filtered.
+from keras_ssgd import native_log  # noqa: E402
+
+native_log.import_quietly("keras")
+
 from keras_ssgd import _moved  # noqa: E402
 
 # The task modules' old paths (`keras_ssgd.language`, ...), for one release.

@@ -5,7 +5,8 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
 # The suite runs on TensorFlow; under another backend (KERAS_BACKEND=jax or
 # torch) only the backend-neutral modules are collected.
-BACKEND_NEUTRAL = {"test_backends.py", "test_hessian_backends.py",
+BACKEND_NEUTRAL = {"test_backends.py", "test_cli_every_backend.py",
+                   "test_hessian_backends.py",
                    "test_keras_contract.py", "test_split.py"}
 
 
@@ -16,9 +17,15 @@ def pytest_ignore_collect(collection_path, config):
     return None
 
 
+import json  # noqa: E402
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# The tiers (tests/tiers.py) and pytester, with which tests/test_tiers.py
+# runs small suites of its own.
+pytest_plugins = ["tiers", "pytester"]
 
 
 @pytest.fixture(autouse=True)
@@ -26,7 +33,9 @@ def _fresh_keras_state():
     keras.utils.set_random_seed(0)
     yield
     keras.config.set_dtype_policy("float32")
-    keras.backend.clear_session()
+    # Without free_memory, which runs a full garbage collection (about 0.7 s
+    # with TensorFlow loaded, more than most tests take).
+    keras.backend.clear_session(free_memory=False)
 
 
 @pytest.fixture
@@ -77,3 +86,24 @@ def assert_bit_identical(a, b):
     assert len(a) == len(b)
     for i, (u, v) in enumerate(zip(a, b)):
         np.testing.assert_array_equal(u, v, err_msg=f"weight {i} differs")
+
+
+def check_folder(folder, methods, backend):
+    """An `ssgd-train` output folder of one seed of `methods`, trained on
+    MNIST-1D's NumPy order with the backend's own Hessian."""
+    for name in ("results.json", "summary.md", "accuracy.png"):
+        assert (folder / name).exists(), name
+    results = json.loads((folder / "results.json").read_text())
+    runs = {r["method"]: r for r in results["runs"]}
+    assert sorted(runs) == sorted(methods)
+    for record in runs.values():
+        assert record["status"] == "ok"
+        assert 0 <= record["test_accuracy"] <= 100
+        # The backend's own Hessian-vector products.
+        assert isinstance(record["hessian_top"], float)
+        assert record["hessian_top"] > 0  # the training loss curves up
+        assert "hessian_note" not in record
+    assert results["verdicts"]
+    assert results["config"]["recipe"]["data_order"] == (
+        "numpy-permutation-per-epoch"
+    )

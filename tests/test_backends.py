@@ -272,6 +272,7 @@ np.save(sys.argv[2], model.predict(x, verbose=0))
 """
 
 
+@pytest.mark.e2e
 def test_a_model_saved_on_another_backend_loads_and_trains(tmp_path):
     path, predictions = tmp_path / "m.keras", tmp_path / "p.npy"
     env = dict(os.environ, KERAS_BACKEND=OTHER_BACKEND[BACKEND])
@@ -401,6 +402,7 @@ print("ok")
 """
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(BACKEND != "jax", reason="the GPU machine's case: JAX")
 def test_import_and_train_without_tensorflow():
     env = dict(os.environ, KERAS_BACKEND=BACKEND)

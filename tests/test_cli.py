@@ -182,6 +182,7 @@ def test_phase_plan_sets_epochs_and_noise_phases(tmp_path):
     assert record["history"]["noise_level"] == [0.0, pytest.approx(0.2)]
 
 
+@pytest.mark.e2e
 def test_module_entry_point_prints_help():
     done = subprocess.run(
         [sys.executable, "-m", "keras_ssgd", "--help"],

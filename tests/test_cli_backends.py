@@ -12,10 +12,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import check_folder
 
 from keras_ssgd.train import runner
 from keras_ssgd.train.store import RunStore
 from keras_ssgd.train.store import StoreError
+
+# Real processes of every backend, TensorFlow blocked in most: `make test-e2e`.
+pytestmark = pytest.mark.e2e
 
 BLOCK_TF = "import sys; sys.modules['tensorflow'] = None\n"
 
@@ -93,25 +97,6 @@ def test_import_without_tensorflow():
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "OK" in result.stdout
-
-
-def check_folder(folder, methods, backend):
-    for name in ("results.json", "summary.md", "accuracy.png"):
-        assert (folder / name).exists(), name
-    results = json.loads((folder / "results.json").read_text())
-    runs = {r["method"]: r for r in results["runs"]}
-    assert sorted(runs) == sorted(methods)
-    for record in runs.values():
-        assert record["status"] == "ok"
-        assert 0 <= record["test_accuracy"] <= 100
-        # The backend's own Hessian-vector products, without TensorFlow.
-        assert isinstance(record["hessian_top"], float)
-        assert record["hessian_top"] > 0  # the training loss curves up
-        assert "hessian_note" not in record
-    assert results["verdicts"]
-    assert results["config"]["recipe"]["data_order"] == (
-        "numpy-permutation-per-epoch"
-    )
 
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])

@@ -6,6 +6,9 @@ import pytest
 
 import doc_examples as examples
 
+# Every example, about 45 s on 2 cores: `make test-examples`.
+pytestmark = pytest.mark.examples
+
 EXAMPLES = examples.all_examples()
 
 

@@ -46,6 +46,7 @@ def _temp_files(folder):
 # SIGTERM.
 
 
+@pytest.mark.e2e
 def test_sigterm_keeps_finished_runs_exits_143_and_resume_skips_them(
     tmp_path, monkeypatch
 ):
@@ -337,6 +338,7 @@ def test_resume_with_a_damaged_config_exits_2(tmp_path, monkeypatch, capsys):
     assert str(out / "config.json") in err and "not valid JSON" in err
 
 
+@pytest.mark.e2e
 def test_resume_with_a_truncated_record_prints_no_traceback(
     tmp_path, monkeypatch
 ):

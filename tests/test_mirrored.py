@@ -10,6 +10,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
+
+# Two replicas in a fresh interpreter: `make test-distributed`.
+pytestmark = pytest.mark.distributed
 
 SCRIPT = r"""
 import json, os, sys

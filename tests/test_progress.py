@@ -7,6 +7,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from keras_ssgd.train import cli
 from keras_ssgd.train.progress import SweepProgress
 from keras_ssgd.train.progress import duration
@@ -103,8 +105,12 @@ def test_default_output_is_one_line_per_run_and_verbose_adds_keras(
     assert "| sgd | - |" in quiet
 
 
-def test_landscape_help_has_no_tensorflow_log_lines():
+@pytest.mark.parametrize("onednn", ["0", "1"])
+def test_landscape_help_has_no_tensorflow_log_lines(onednn):
+    # oneDNN's start-up line ignores TF_CPP_MIN_LOG_LEVEL; "1" forces it (and
+    # the line) on any x86-64 CPU, "0" is the path of CPUs without it.
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TF_ENABLE_ONEDNN_OPTS"] = onednn
     done = subprocess.run(
         [sys.executable, "-c",
          "import sys; from keras_ssgd.landscape.cli import main; "

@@ -20,6 +20,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     baselines/     The methods S-SGD is compared with: SAM, SmoothOut,
                    weight noise, DropConnect (each a PerturbedModel).
     backends/      What differs on TensorFlow, JAX and PyTorch.
+    native_log     Keras and TensorFlow imported without TensorFlow's
+                   native start-up lines (oneDNN, absl).
 
 The tools built on it:
     train/         ssgd-train: methods x seeds x levels, stored, compared.

@@ -13,7 +13,9 @@ top-level `model_test`, `trainer_test`, ..., and nothing there can shadow
 the installed `keras` package.
 
 Idempotent: when the manifest for the installed version is complete, nothing
-is downloaded. The extraction goes to a temporary folder renamed into place,
+is downloaded. The sdist itself is kept in the user's cache folder
+(`$XDG_CACHE_HOME/keras_ssgd/keras-sdist`, default `~/.cache/...`), so a
+fresh clone on the same machine extracts it again without downloading. The extraction goes to a temporary folder renamed into place,
 so an interrupted run leaves no half-filled cache.
 
 Usage (from the repository root):
@@ -31,6 +33,7 @@ import argparse
 import hashlib
 import importlib.metadata
 import json
+import os
 import pathlib
 import shutil
 import subprocess
@@ -41,6 +44,9 @@ import tempfile
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "keras-tests"
 MANIFEST = "manifest.json"
+SDIST_CACHE = pathlib.Path(
+    os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
+) / "keras_ssgd" / "keras-sdist"
 
 # The Keras test modules the suite runs, relative to the sdist's top folder.
 TEST_FILES = (
@@ -95,6 +101,23 @@ def _download(version, into):
     return sdists[0]
 
 
+def _cached_sdist(version, tmp):
+    """The sdist from SDIST_CACHE, downloaded into it the first time."""
+    cached = SDIST_CACHE / f"keras-{version}.tar.gz"
+    if cached.is_file():
+        print(f"Keras {version} sdist from {cached}")
+        return cached
+    sdist = _download(version, tmp)
+    try:
+        SDIST_CACHE.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(".partial")
+        shutil.copyfile(sdist, partial)
+        partial.replace(cached)
+    except OSError as error:  # a read-only home: use it uncached
+        print(f"Not cached ({error}); using {sdist}")
+    return sdist
+
+
 def _sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -132,7 +155,7 @@ def fetch(source=None, force=False):
                                      else None) as tmp:
         tmp = pathlib.Path(tmp)
         if source is None:
-            source = _download(version, tmp / "sdist")
+            source = _cached_sdist(version, tmp / "sdist")
         source = pathlib.Path(source)
         staging = tmp / "tests"
         sha = _extract(source, version, staging)
