@@ -29,11 +29,6 @@ from keras_ssgd import native_log  # noqa: E402
 
 native_log.import_quietly("keras")
 
-from keras_ssgd import _moved  # noqa: E402
-
-# The task modules' old paths (`keras_ssgd.language`, ...), for one release.
-_moved.install()
-
 from keras_ssgd import backends  # noqa: E402
 from keras_ssgd import baselines  # noqa: E402
 from keras_ssgd import callbacks  # noqa: E402
@@ -48,7 +43,6 @@ from keras_ssgd.baselines import SmoothOutModel  # noqa: E402
 from keras_ssgd.baselines import WeightNoiseModel  # noqa: E402
 from keras_ssgd.model import SymmetricSGDModel  # noqa: E402
 from keras_ssgd.perturbed import PerturbedModel  # noqa: E402
-from keras_ssgd.train.compare import compare  # noqa: E402
 from keras_ssgd.wrap import METHODS  # noqa: E402
 from keras_ssgd.wrap import SymmetricSGDWrapper  # noqa: E402
 from keras_ssgd.wrap import wrap  # noqa: E402
@@ -65,8 +59,14 @@ def __getattr__(name):
         module = importlib.import_module(f"keras_ssgd.{name}")
         globals()[name] = module
         return module
-    # `keras_ssgd.language` and `keras_ssgd.speech`, now in `keras_ssgd.tasks`.
-    return _moved.child_attribute(__name__, name)
+    if name == "compare":
+        # The Python form of ssgd-train: `import keras_ssgd` loads neither the
+        # command line nor an engine.
+        from keras_ssgd.train.compare import compare
+
+        globals()[name] = compare
+        return compare
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

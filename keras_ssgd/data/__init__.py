@@ -24,7 +24,6 @@ model.fit(data.train, epochs=1, validation_data=data.test)  # 60 in the recipe
 
 import importlib
 
-from keras_ssgd import _moved
 from keras_ssgd.data.pipeline import Batches
 from keras_ssgd.data.pipeline import Data
 from keras_ssgd.data.pipeline import batches
@@ -58,8 +57,7 @@ def __getattr__(name):
         value = getattr(importlib.import_module(_LAZY[name]), name)
         globals()[name] = value
         return value
-    # The task modules that lived here (`keras_ssgd.data.mnist1d`, ...).
-    return _moved.child_attribute(__name__, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 DATASETS = {

@@ -12,7 +12,6 @@ base = keras_ssgd.models.cifar_resnet(20, num_classes=100)
 ```
 """
 
-from keras_ssgd import _moved
 from keras_ssgd.models.mlp import mlp
 from keras_ssgd.tasks.cifar.resnet import cifar_resnet
 from keras_ssgd.tasks.cifar.vgg import cifar_vgg
@@ -27,11 +26,3 @@ __all__ = [
     "cifar_resnet", "cifar_vgg", "imagenet_resnet", "mlp", "mnist1d_cnn", "mnist1d_lstm", "ptb_lstm", "sgcn", "wide_resnet",
 ]
 
-
-def __getattr__(name):
-    # The task modules that lived here (`keras_ssgd.models.sequence`, ...).
-    return _moved.child_attribute(__name__, name)
-
-
-# `import keras_ssgd.models.cifar_resnet` (an old path) leaves the builder.
-_moved.keep_names(__name__)

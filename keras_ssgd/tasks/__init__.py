@@ -44,10 +44,4 @@ The paper's tasks (this package):
                    callbacks, perplexity, training: Table 5's language models.
     speech/        data (log-mel features), sgcn (the SGCN model), ctc (CTC
                    loss, greedy decoding, word error rate): Table 4.
-
-The old paths of the task modules (`keras_ssgd.data.mnist1d`,
-`keras_ssgd.models.cifar_resnet`, `keras_ssgd.language`,
-`keras_ssgd.speech`, ...) still import, as the same module objects, with a
-`DeprecationWarning`, until keras_ssgd 0.2.0 (`keras_ssgd._moved.MOVED`
-lists them).
 """

@@ -23,7 +23,6 @@ print(record["test_perplexity"])
 
 import importlib
 
-from keras_ssgd import _moved
 from keras_ssgd.tasks.ptb.callbacks import ResetStates
 from keras_ssgd.tasks.ptb.callbacks import reset_states
 from keras_ssgd.tasks.ptb.perplexity import perplexity
@@ -52,6 +51,3 @@ __all__ = [
     "recipe_for", "reset_states", "run_sweep", "sequence_cross_entropy",
     "summarize", "token_cross_entropy", "train_run", "zaremba_schedule",
 ]
-
-# `import keras_ssgd.language.perplexity` (an old path) leaves the function.
-_moved.keep_names(__name__)
