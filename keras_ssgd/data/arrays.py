@@ -39,12 +39,11 @@ import os
 
 import numpy as np
 
+from keras_ssgd.data.user_function import DataError
+from keras_ssgd.data.user_function import call_function
+
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 TFDS_PREFIX = "tfds:"
-
-
-class DataError(ValueError):
-    """The user's data cannot be used; the message names the value."""
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -100,7 +99,7 @@ class Arrays:
 def is_source(name):
     """Whether `name` names arrays of the user's: `.npz`, `tfds:`, or
     `module:function`."""
-    from keras_ssgd.train.user import is_function_spec
+    from keras_ssgd.user_code import is_function_spec
 
     return isinstance(name, str) and (
         name.startswith(TFDS_PREFIX) or name.lower().endswith(".npz")
@@ -324,26 +323,6 @@ def _read_npz(path, mtime_ns, size):
             f"--dataset {path}: not a readable .npz file "
             f"({type(error).__name__}: {error}). Received: {path!r}"
         ) from None
-
-
-def call_function(spec):
-    """What the function `spec` (`package.module:function`) returns when
-    called with no arguments.
-
-    Raises:
-        DataError: it cannot be imported, or it raises; the message names
-            `spec`.
-    """
-    from keras_ssgd.train.user import load_function
-
-    function = load_function(spec, "--dataset")
-    try:
-        return function()
-    except Exception as error:
-        raise DataError(
-            f"--dataset {spec}: calling it failed: {type(error).__name__}: "
-            f"{error}"
-        ) from error
 
 
 @functools.lru_cache(maxsize=4)

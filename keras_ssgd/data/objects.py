@@ -48,7 +48,8 @@ import dataclasses
 import keras
 import numpy as np
 
-from keras_ssgd.data.arrays import DataError
+from keras_ssgd.data.user_function import DataError
+from keras_ssgd.data.user_function import call_function
 
 KINDS = ("PyDataset", "tf.data.Dataset")
 USER_ORDER = "user"
@@ -265,7 +266,6 @@ def _checked_batch(batch, name, source):
 def to_data(source, checked):
     """A `keras_ssgd.data.Data` of fresh objects: calls the function of
     `source` again (see the module doc for why) and checks their kind."""
-    from keras_ssgd.data.arrays import call_function
     from keras_ssgd.data.pipeline import Data
 
     value = call_function(source)

@@ -22,6 +22,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     backends/      What differs on TensorFlow, JAX and PyTorch.
     native_log     Keras and TensorFlow imported without TensorFlow's
                    native start-up lines (oneDNN, absl).
+    user_code      The user's own functions by name (`package.module:function`).
 
 The tools built on it:
     train/         ssgd-train: methods x seeds x levels, stored, compared.
@@ -31,7 +32,9 @@ The tools built on it:
 Shared by every task:
     data/          load(name), the registry of datasets; Batches and Data
                    (NumPy batches, any backend); arrays (the user's .npz,
-                   module:function or tfds:NAME); held_out (validation split).
+                   module:function or tfds:NAME); objects (the user's dataset
+                   objects); user_function (calling the user's data
+                   function, DataError); held_out (validation split).
     models/        The model builders by name (from the tasks below), and
                    mlp, the one builder that belongs to no task.
 

@@ -22,12 +22,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM: a preemption, a job scheduler's stop
 
-# What `report.summarize` reads from each record; a record without them
-# (from another tool) is refused on --resume.
-RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
-                 "seconds", "test_accuracy", "train_loss")
-
-
 class UsageError(ValueError):
     """Bad input, from `parse(..., raise_errors=True)`."""
 
@@ -122,41 +116,13 @@ def _positive_int(text):
 
 
 def _seeds(text):
-    """`N` (seeds 0 .. N-1), `A-B` (A .. B) or `A,B,...` (any mix) -> a
-    tuple of distinct seeds in the order given."""
-    usage = (
-        "--seeds must be an int > 0 (seeds 0 .. N-1), a range A-B or a list "
-        "A,B,C of seeds >= 0"
-    )
-    text = text.strip()
-    if text.isdigit():
-        count = int(text)
-        if count == 0:
-            raise argparse.ArgumentTypeError(
-                f"--seeds must be an int > 0. Received: {text}"
-            )
-        return tuple(range(count))
-    if text.lstrip("-").isdigit() and text.startswith("-"):
-        raise argparse.ArgumentTypeError(
-            f"--seeds must be an int > 0. Received: {text}"
-        )
-    seeds = []
-    for part in text.split(","):
-        first, dash, last = part.strip().partition("-")
-        if not first.isdigit() or (dash and not last.isdigit()):
-            raise argparse.ArgumentTypeError(
-                f"{usage}. Received: {text!r} (bad part {part.strip()!r})"
-            )
-        if not dash:
-            seeds.append(int(first))
-            continue
-        if int(last) < int(first):
-            raise argparse.ArgumentTypeError(
-                f"{usage}; a range A-B needs A <= B. Received: {text!r} (bad "
-                f"part {part.strip()!r})"
-            )
-        seeds.extend(range(int(first), int(last) + 1))
-    return tuple(dict.fromkeys(seeds))
+    """`--seeds`, read by `plan.parse_seeds`."""
+    from keras_ssgd.train.plan import parse_seeds
+
+    try:
+        return parse_seeds(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _positive_float(text):
@@ -166,7 +132,7 @@ def _positive_float(text):
 def _model_arg(text):
     """A built-in model name or an importable `package.module:function`."""
     from keras_ssgd.train.registry import model_builder
-    from keras_ssgd.train.user import UserCodeError
+    from keras_ssgd.user_code import UserCodeError
 
     try:
         model_builder(text)
@@ -476,6 +442,7 @@ def _run(config, specs, args):
     """`main()` after parsing: trains the runs not done; the exit code."""
     from keras_ssgd.train import compare as compare_lib
     from keras_ssgd.train import distribution as distribution_lib
+    from keras_ssgd.train import report
     from keras_ssgd.train.store import StoreError
     from keras_ssgd.train.store import record_paths
 
@@ -510,7 +477,7 @@ def _run(config, specs, args):
             config, specs, output, resume=args.resume,
             verbose=1 if args.verbose and not args.quiet else 0,
             distribution=dist, log=lambda text: print(text, flush=True),
-            required=RECORD_FIELDS,
+            required=report.RECORD_FIELDS,
             progress=None if args.quiet else sys.stdout,
         )
     except StoreError as error:

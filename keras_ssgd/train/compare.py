@@ -283,8 +283,8 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
       Weight Noise Injection for Reaching Flat Minima".
     - Student's paired t interval for the verdict (`keras_ssgd.train.verdict`).
     """
-    from keras_ssgd.train import cli
     from keras_ssgd.train import plan
+    from keras_ssgd.train import report
     from keras_ssgd.train.store import StoreError
 
     if not isinstance(resume, bool):
@@ -314,7 +314,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         return sweep(
             config, specs, output, resume=resume, verbose=max(verbose - 1, 0),
             builder=builder, arrays=arrays, log=log,
-            required=cli.RECORD_FIELDS,
+            required=report.RECORD_FIELDS,
             progress=sys.stdout if verbose else None,
         )
     except StoreError as error:

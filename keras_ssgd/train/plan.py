@@ -107,18 +107,57 @@ def _bool(value, argument):
     return value
 
 
+def parse_seeds(text):
+    """`N` (seeds 0 .. N-1), `A-B` (A .. B) or `A,B,...` (any mix) -> a
+    tuple of distinct seeds in the order given.
+
+    Raises:
+        ValueError: `text` is none of these; the message says which form
+            is expected.
+    """
+    usage = (
+        "--seeds must be an int > 0 (seeds 0 .. N-1), a range A-B or a list "
+        "A,B,C of seeds >= 0"
+    )
+    text = text.strip()
+    if text.isdigit():
+        count = int(text)
+        if count == 0:
+            raise ValueError(
+                f"--seeds must be an int > 0. Received: {text}"
+            )
+        return tuple(range(count))
+    if text.lstrip("-").isdigit() and text.startswith("-"):
+        raise ValueError(
+            f"--seeds must be an int > 0. Received: {text}"
+        )
+    seeds = []
+    for part in text.split(","):
+        first, dash, last = part.strip().partition("-")
+        if not first.isdigit() or (dash and not last.isdigit()):
+            raise ValueError(
+                f"{usage}. Received: {text!r} (bad part {part.strip()!r})"
+            )
+        if not dash:
+            seeds.append(int(first))
+            continue
+        if int(last) < int(first):
+            raise ValueError(
+                f"{usage}; a range A-B needs A <= B. Received: {text!r} (bad "
+                f"part {part.strip()!r})"
+            )
+        seeds.extend(range(int(first), int(last) + 1))
+    return tuple(dict.fromkeys(seeds))
+
+
 def seeds_of(seeds):
     """`seeds` (an int N for 0 .. N-1, a string `"N"`, `"A-B"`,
     `"A,B,..."`, or an iterable of ints >= 0) as a tuple of distinct seeds
     in the order given."""
     if isinstance(seeds, str):
-        from keras_ssgd.train.cli import _seeds
-
-        import argparse
-
         try:
-            return _seeds(seeds)
-        except argparse.ArgumentTypeError as error:
+            return parse_seeds(seeds)
+        except ValueError as error:
             raise ArgumentError(
                 "seeds", "must be an int > 0 (seeds 0 .. N-1), a string "
                 f"'N', 'A-B' or 'A,B,...', or a list of ints >= 0 ({error})",
@@ -235,7 +274,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
     from keras_ssgd.data import DATASETS
     from keras_ssgd.data import arrays as arrays_lib
     from keras_ssgd.phases import PhasePlan
-    from keras_ssgd.train import user
+    from keras_ssgd import user_code as user
     from keras_ssgd.train.distribution import CHOICES as DISTRIBUTED
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.registry import MODELS
@@ -473,7 +512,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
 
 def _check_builder(name, chosen, builder=None):
     """A user's builder takes (input_shape, num_classes[, dropout])."""
-    from keras_ssgd.train import user
+    from keras_ssgd import user_code as user
     from keras_ssgd.train.registry import MODELS
     from keras_ssgd.train.registry import model_builder
 

@@ -183,7 +183,7 @@ def model_builder(name):
         ValueError (`user.UserCodeError`): `name` is neither a built-in
             model nor an importable `package.module:function`.
     """
-    from keras_ssgd.train import user
+    from keras_ssgd import user_code as user
 
     if name in MODELS:
         return MODELS[name]

@@ -3,6 +3,11 @@
 import math
 import statistics
 
+# What `summarize` reads from each record; a record without them (from
+# another tool) is refused on resume.
+RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
+                 "seconds", "test_accuracy", "train_loss")
+
 
 def summarize(records, methods):
     """One row per (method, level): mean and spread over seeds.
