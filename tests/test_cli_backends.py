@@ -15,8 +15,8 @@ import pytest
 from conftest import check_folder
 
 from keras_ssgd.train import runner
-from keras_ssgd.train.store import RunStore
-from keras_ssgd.train.store import StoreError
+from keras_ssgd.store import RunStore
+from keras_ssgd.store import StoreError
 
 # Real processes of every backend, TensorFlow blocked in most: `make test-e2e`.
 pytestmark = pytest.mark.e2e

@@ -13,7 +13,7 @@ import pytest
 
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
-from keras_ssgd.train import store
+from keras_ssgd import store
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.runner import Config
 from keras_ssgd.train.runner import RunSpec

@@ -117,7 +117,7 @@ def main(argv=None):
     from keras_ssgd.tasks.ptb import PAPER_TABLE5
     from keras_ssgd.tasks.ptb import recipe_for
     from keras_ssgd.tasks.ptb import run_sweep
-    from keras_ssgd.train.store import StoreError
+    from keras_ssgd.store import StoreError
 
     parser, args = parse(argv)
     root = pathlib.Path(args.output)

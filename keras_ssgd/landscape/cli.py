@@ -86,7 +86,7 @@ def main(argv=None):
 
     import numpy as np
 
-    import keras_ssgd  # noqa: F401  (registers the model classes)
+    import keras_ssgd.wrap  # noqa: F401  (registers the model classes)
     from keras_ssgd import data as data_lib
     from keras_ssgd import landscape
 

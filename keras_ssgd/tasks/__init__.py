@@ -23,6 +23,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     native_log     Keras and TensorFlow imported without TensorFlow's
                    native start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).
+    store          Results on disk: a run folder, its records, atomic writes.
 
 The tools built on it:
     train/         ssgd-train: methods x seeds x levels, stored, compared.

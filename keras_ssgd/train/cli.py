@@ -420,7 +420,7 @@ def main(argv=None):
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     config, specs, args = parse(argv)
-    from keras_ssgd.train.store import StoreError
+    from keras_ssgd.store import StoreError
 
 
     with _sigterm_raises():
@@ -443,8 +443,8 @@ def _run(config, specs, args):
     from keras_ssgd.train import compare as compare_lib
     from keras_ssgd.train import distribution as distribution_lib
     from keras_ssgd.train import report
-    from keras_ssgd.train.store import StoreError
-    from keras_ssgd.train.store import record_paths
+    from keras_ssgd.store import StoreError
+    from keras_ssgd.store import record_paths
 
     try:
         dist = distribution_lib.make(
@@ -505,7 +505,7 @@ def _follow(config, specs, args, dist):
     the output folder (read before rank 0 starts writing new ones).
     """
     from keras_ssgd.train import runner
-    from keras_ssgd.train.store import record_paths
+    from keras_ssgd.store import record_paths
 
     done = set()
     if args.resume and args.output:

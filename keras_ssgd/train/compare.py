@@ -93,9 +93,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     from keras_ssgd.train import runner
     from keras_ssgd.train import verdict as verdict_lib
     from keras_ssgd.train.registry import METHODS
-    from keras_ssgd.train.store import RunStore
-    from keras_ssgd.train.store import atomic_path
-    from keras_ssgd.train.store import atomic_write_text
+    from keras_ssgd.store import RunStore
+    from keras_ssgd.store import atomic_path
+    from keras_ssgd.store import atomic_write_text
 
     plan = {"recipe": config.to_json(), "runs": [spec.key for spec in specs]}
     store = RunStore(output, plan, resume=resume,
@@ -285,7 +285,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
     """
     from keras_ssgd.train import plan
     from keras_ssgd.train import report
-    from keras_ssgd.train.store import StoreError
+    from keras_ssgd.store import StoreError
 
     if not isinstance(resume, bool):
         raise plan.ArgumentError("resume", "must be a bool", resume)

@@ -15,7 +15,7 @@ from keras_ssgd.phases import PhasePlan
 from keras_ssgd.train.distribution import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import model_builder
-from keras_ssgd.train.store import atomic_path
+from keras_ssgd.store import atomic_path
 from keras_ssgd.wrap import wrap
 
 

@@ -15,7 +15,7 @@ from keras_ssgd.tasks.ptb.perplexity import from_cross_entropy
 from keras_ssgd.tasks.ptb.perplexity import perplexity
 from keras_ssgd.tasks.ptb.perplexity import sequence_cross_entropy
 from keras_ssgd.tasks.ptb.perplexity import token_cross_entropy
-from keras_ssgd.train.store import RunStore
+from keras_ssgd.store import RunStore
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_noise_level
 from keras_ssgd.validation import check_seed
@@ -223,7 +223,7 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
     record and `summarize()`) is rewritten after each run.
 
     Args:
-        folder: path of the run folder (`keras_ssgd.train.store.RunStore`).
+        folder: path of the run folder (`keras_ssgd.store.RunStore`).
         recipe: a `PTBRecipe`.
         data_dir: folder with `ptb.{train,valid,test}.txt`.
         runs: list of `(method, level, seed)`.
@@ -235,7 +235,7 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
 
     Raises:
         FileNotFoundError: a PTB file is missing (before any training).
-        keras_ssgd.train.store.StoreError: the folder holds another recipe
+        keras_ssgd.store.StoreError: the folder holds another recipe
             or cannot be written.
     """
     ids, vocabulary = ptb.ptb_ids(data_dir)
