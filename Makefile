@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
 .PHONY: demo test test-e2e test-examples test-slow test-distributed test-exact \
-	test-conformance test-all smoke benchmark wheels horovod lint \
+	test-conformance test-keras-floor test-all smoke benchmark wheels horovod lint \
 	docs clean
 
 $(VENV)/.installed: setup.py
@@ -31,12 +31,16 @@ demo: $(VENV)/.installed
 	$(PY) experiments/demo.py $(DEMO_ARGS)
 
 # The suite runs in a shuffled order (pytest-randomly, which prints its
-# seed: `make test ORDER_SEED=N` replays an order). PYTEST_ARGS adds to each
-# pytest call (CI: --durations=25).
+# seed: `make test ORDER_SEED=N` replays an order). Every test starts from
+# the seeds tests/conftest.py sets (--randomly-dont-reset-seed: otherwise
+# pytest-randomly reseeds Python's and NumPy's generators with the order's
+# seed after the fixtures, so a model's initial weights depended on the
+# order). PYTEST_ARGS adds to each pytest call (CI: --durations=25).
 ORDER_SEED ?= random
 ORDER := $(if $(filter random,$(ORDER_SEED)),,--randomly-seed=$(ORDER_SEED))
 PYTEST_ARGS ?=
-PYTEST := $(PY) -m pytest -q -p randomly $(ORDER) $(PYTEST_ARGS)
+PYTEST := $(PY) -m pytest -q -p randomly --randomly-dont-reset-seed $(ORDER) \
+	$(PYTEST_ARGS)
 
 # One tier on TensorFlow, then its backend-neutral files (BACKEND_NEUTRAL in
 # tests/conftest.py) under JAX and PyTorch, with the wall time at the end.
@@ -67,10 +71,29 @@ test-examples: $(VENV)/.installed $(VENV)/.backends
 test-slow: $(VENV)/.installed $(VENV)/.backends
 	$(PYTEST) --tier slow
 
+# The Keras contract (tests/test_keras_contract.py, test_split.py and
+# test_keras_compat.py: every private Keras member the package uses) on the
+# lowest Keras that setup.py admits, on JAX (the lightest install), in a
+# virtual environment of its own under build/. `make test` runs the same
+# files on the newest (the one .venv installs).
+KERAS_FLOOR ?= 3.14.1
+FLOOR_VENV := build/keras-$(KERAS_FLOOR)
+$(FLOOR_VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(FLOOR_VENV)
+	$(FLOOR_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(FLOOR_VENV)/bin/python -m pip install --quiet "keras==$(KERAS_FLOOR)" \
+	    jax matplotlib pytest pytest-randomly
+	touch $@
+
+test-keras-floor: $(FLOOR_VENV)/.installed
+	PYTHONPATH=$(CURDIR) KERAS_BACKEND=jax $(FLOOR_VENV)/bin/python -m pytest \
+	    -q -p randomly --randomly-dont-reset-seed $(ORDER) $(PYTEST_ARGS) --tier all \
+	    tests/test_keras_contract.py tests/test_split.py tests/test_keras_compat.py
+
 # Every tier, then the paper scripts' smoke runs and the docs site: what CI
 # runs, but for Horovod's build and the Dockerfile's lint.
 test-all: test test-e2e test-examples test-slow test-distributed test-exact \
-	test-conformance smoke docs
+	test-conformance test-keras-floor smoke docs
 
 # The bit-for-bit claims (tests marked `exact`: level 0 against Keras) under
 # each CPU setting that changes how TensorFlow compiles a graph: oneDNN's

@@ -18,7 +18,10 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["keras_ssgd", "keras_ssgd.*"]),
     python_requires=">=3.10",
-    install_requires=["keras>=3.5", "numpy", "matplotlib"],
+    # The Keras range CI tests: 3.14 (make test-keras-floor) to 3.15 (make
+    # test); older releases drop constructor arguments on reload, newer ones
+    # are untested.
+    install_requires=["keras>=3.14,<3.16", "numpy", "matplotlib"],
     entry_points={
         "console_scripts": [
             "ssgd-train=keras_ssgd.train.cli:main",
@@ -34,7 +37,7 @@ setup(
         # the CPU (install jax[cuda12] on a GPU machine); PyPI's Linux wheel
         # of torch 2.13.0 is a CUDA build (several GB), so the CI machine
         # keeps a CPU build of that version at hand, which pip prefers.
-        "jax": ["jax"],
+        "jax": ["jax>=0.10"],
         "torch": ["torch==2.13.0"],
         # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR,
         # ImageNet, LibriSpeech; tfds builds LibriSpeech with

@@ -25,11 +25,8 @@ import warnings
 
 import keras
 from keras import ops
-from keras.src.models.functional import Functional
-from keras.src.models import model as keras_model
-from keras.src.models.model import functional_init_arguments
-from keras.src.saving import object_registration
 
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd.validation import check_choice
@@ -106,16 +103,16 @@ class PerturbedModel(keras.Model):
         noise_filter = _resolve_filter(noise_filter)
         check_choice(batchnorm_update, "batchnorm_update", BATCHNORM_UPDATES)
         seed = check_seed(seed)
-        if functional_init_arguments(args, kwargs):
+        if compat.functional_init_arguments(args, kwargs):
             # Built from a layer graph (`cls(inputs, outputs)`, or a
             # subclass's `__init__` passing them on): this instance becomes
             # a `Functional` through a variant class of its own. Keras's
             # `Model.__init__` would instead rewrite the bases of every
             # class up to `keras.Model` in place, for the whole process.
-            if not isinstance(self, Functional):
+            if not isinstance(self, compat.Functional):
                 self.__class__ = _functional_variant(type(self))
-            keras_model.Trainer.__init__(self)  # the backend's trainer
-            Functional.__init__(self, *args, **kwargs)
+            compat.Trainer.__init__(self)  # the backend's trainer
+            compat.Functional.__init__(self, *args, **kwargs)
         else:
             super().__init__(*args, **kwargs)
         self.noise_filter = noise_filter
@@ -421,7 +418,7 @@ class PerturbedModel(keras.Model):
     def _track(self, x, y, sample_weight, loss, predictions):
         """Updates the loss tracker and the compiled metrics."""
         # Keras's own `train_step` feeds `_loss_tracker` the same way.
-        self._loss_tracker.update_state(
+        compat.loss_tracker(self).update_state(
             _unscale_for_distribution(loss),
             sample_weight=backends.batch_size(x),
         )
@@ -462,15 +459,15 @@ def _functional_variant(cls):
     variant keeps the name and registered name of `cls`, so saved models
     name `cls` and load through it.
     """
-    if issubclass(cls, Functional):
+    if issubclass(cls, compat.Functional):
         return cls
     if cls not in _FUNCTIONAL_VARIANTS:
         variant = type(
             cls.__name__,
-            (cls, Functional),
+            (cls, compat.Functional),
             {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
         )
-        object_registration.GLOBAL_CUSTOM_NAMES[variant] = (
+        compat.GLOBAL_CUSTOM_NAMES[variant] = (
             keras.saving.get_registered_name(cls)
         )
         _FUNCTIONAL_VARIANTS[cls] = variant

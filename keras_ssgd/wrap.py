@@ -1,8 +1,8 @@
 """`wrap()`: S-SGD (or a baseline) training for an existing Keras model."""
 
 import keras
-from keras.src.models.functional import Functional
 
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd.baselines import DropConnectModel
 from keras_ssgd.baselines import SharpnessAwareModel
 from keras_ssgd.baselines import SmoothOutModel
@@ -171,7 +171,7 @@ def _method_class(method):
 
 def _functional_graph(model):
     """`(inputs, outputs)` of a model defined by a layer graph, else None."""
-    if not isinstance(model, (Functional, keras.Sequential)):
+    if not isinstance(model, (compat.Functional, keras.Sequential)):
         return None
     try:
         if isinstance(model, keras.Sequential):

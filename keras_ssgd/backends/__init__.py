@@ -32,6 +32,8 @@ import importlib
 
 import keras
 
+from keras_ssgd import _keras_compat as compat
+
 BACKENDS = ("tensorflow", "jax", "torch")
 _MODULES = {
     "tensorflow": "keras_ssgd.backends.tensorflow",
@@ -90,12 +92,13 @@ def forward(model, x, y, sample_weight):
     without a `training` argument. Losses that layers add during the pass
     (`add_loss`, activity regularizers) are part of `loss` when the pass runs
     in a `keras.StatelessScope` opened with `collect_losses=True`."""
-    if model._call_has_training_arg:
+    if compat.call_has_training_arg(model):
         y_pred = model(x, training=True)
     else:
         y_pred = model(x)
-    loss = model._compute_loss(
-        x=x, y=y, y_pred=y_pred, sample_weight=sample_weight, training=True
+    loss = compat.compute_loss(
+        model, x=x, y=y, y_pred=y_pred, sample_weight=sample_weight,
+        training=True,
     )
     return y_pred, loss
 

@@ -15,6 +15,7 @@ import jax
 import keras
 from keras import ops
 
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 
 
@@ -102,7 +103,7 @@ def make_train_function(model, make, force):
         model.train_function is None or force
     ):
         trainable, non_trainable, optimizer, metrics = (
-            model._get_state_sharding_spec()
+            compat.state_sharding_spec(model)
         )
         extras = [v.value.sharding for v in _extras(model)]
 
@@ -113,11 +114,8 @@ def make_train_function(model, make, force):
                 optimizer,
                 metrics,
             )
-            model._get_state_sharding_spec = lambda: spec
-            try:
+            with compat.state_sharding_spec_as(model, spec):
                 make(force=True)
-            finally:
-                del model._get_state_sharding_spec
 
     return backends.per_branch(
         model, make, force, call=functools.partial(_thread_extras, model),

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 
 
@@ -96,7 +97,7 @@ def apply_if_finite(model, gradients, finite):
     def apply(gradients):
         model.optimizer.apply_gradients(zip(gradients, variables))
 
-    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+    if compat.tf_strategy_supports_no_merge_call():
         ops.cond(finite, lambda: apply(gradients), lambda: None)
         return
 

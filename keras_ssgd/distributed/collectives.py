@@ -24,6 +24,8 @@ import re
 
 import numpy as np
 
+from keras_ssgd import _keras_compat as compat
+
 _COLLECTIVE = re.compile(
     r"=\s*(\([^=]*?\)|\S+)\s+(all-reduce|reduce-scatter|all-gather)"
     r"(?:-start)?\("
@@ -50,7 +52,6 @@ def step_hlo(model, x, y):
     """The optimized HLO text of `model.train_step` (JAX) on one global
     batch `(x, y)`, placed as Keras's trainer places it."""
     import jax
-    from keras.src.backend.jax.trainer import _distribute_data
 
     state = (
         [v.value for v in model.trainable_variables],
@@ -58,7 +59,7 @@ def step_hlo(model, x, y):
         [v.value for v in model.optimizer.variables],
         [v.value for v in model.metrics_variables],
     )
-    data = _distribute_data((x, y))
+    data = compat.jax_distribute_data((x, y))
     return jax.jit(model.train_step).lower(state, data).compile().as_text()
 
 

@@ -64,6 +64,7 @@ import keras
 from jax.sharding import PartitionSpec
 from keras import ops
 
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd.backends import jax as jax_backend
 from keras_ssgd.distributed.pairs import DevicePairs
 from keras_ssgd.distributed.pairs import WorkerPairs
@@ -336,17 +337,16 @@ def _on_device(model, plan, predictions):
         noise.offset = plan.index() // 2
     if plan.signs == "halves":
         model._pairing = _Halves(plan)
-    for layer in layers:
-        layer._moments = _synced(layer._moments, plan)
     model._track = lambda x, y, weight, loss, y_preds: predictions.extend(
         y_preds
     )
     try:
-        yield
+        with compat.batchnorm_moments_as(
+            layers, lambda moments: _synced(moments, plan)
+        ):
+            yield
     finally:
         del model._track
-        for layer in layers:
-            del layer._moments
         model._pairing = pairing
         noise.offset = None
 

@@ -64,6 +64,7 @@ Reference:
 import keras
 
 from keras_ssgd import backends
+from keras_ssgd import _keras_compat as compat
 
 
 def _jax():
@@ -129,9 +130,7 @@ def initialize(
         heartbeat_timeout_seconds=heartbeat_timeout_seconds,
     )
     # What `keras.distribution.initialize` does next: one global seed.
-    from keras.src.backend.jax.distribution_lib import initialize_rng
-
-    initialize_rng()
+    compat.jax_initialize_rng()
 
 
 def is_initialized():

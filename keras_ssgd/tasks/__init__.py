@@ -24,6 +24,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
                    native start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).
     store          Results on disk: a run folder, its records, atomic writes.
+    _keras_compat  Every private Keras name the package uses, each tested.
 
 The tools built on it:
     train/         ssgd-train: methods x seeds x levels, stored, compared.

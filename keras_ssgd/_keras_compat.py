@@ -1,0 +1,135 @@
+"""Every private Keras name keras_ssgd relies on, in one module.
+
+Keras 3 keeps these out of its public API; the package uses each for the
+reason written beside it, and nowhere else imports `keras.src` or reads a
+private member of a Keras object. `MEMBERS` lists them; the test suite
+checks each against the installed Keras (`tests/test_keras_compat.py`),
+and a missing one fails with the Keras version and the member's name.
+
+Reference:
+- `keras/src/models/model.py`, `keras/src/models/functional.py`,
+  `keras/src/trainers/trainer.py`, `keras/src/saving/object_registration.py`,
+  `keras/src/backend/jax/trainer.py` and
+  `keras/src/backend/jax/distribution_lib.py` (Keras 3.15).
+"""
+
+import contextlib
+
+# A model built from a layer graph (`Model(inputs, outputs)`) is a
+# `Functional`: the methods' classes mix it in as `keras.Model` does.
+from keras.src.models.functional import Functional
+from keras.src.models import model as _model
+from keras.src.models.model import functional_init_arguments
+from keras.src.saving import object_registration
+
+# The backend's trainer class, whose `__init__` a Functional variant runs.
+Trainer = _model.Trainer
+
+# The names saved models are written with; the Functional variants register
+# under their base class's name, so a saved model loads as that class.
+GLOBAL_CUSTOM_NAMES = object_registration.GLOBAL_CUSTOM_NAMES
+
+
+def call_has_training_arg(model):
+    """Whether `model.call` takes `training` (Keras's trainers pass it only
+    then)."""
+    return model._call_has_training_arg
+
+
+def compute_loss(model, **kwargs):
+    """Keras's wrapper around `model.compute_loss`, which accepts overrides
+    without a `training` argument (as Keras's trainers call it)."""
+    return model._compute_loss(**kwargs)
+
+
+def loss_tracker(model):
+    """The mean metric behind the `loss` that `fit()` reports."""
+    return model._loss_tracker
+
+
+def state_sharding_spec(model):
+    """JAX: the shardings of the trainable, non-trainable, optimizer and
+    metric variables that Keras compiles the train step with."""
+    return model._get_state_sharding_spec()
+
+
+@contextlib.contextmanager
+def state_sharding_spec_as(model, spec):
+    """JAX: Keras compiles the train step with `spec` as the shardings of
+    its state while this is open."""
+    model._get_state_sharding_spec = lambda: spec
+    try:
+        yield
+    finally:
+        del model._get_state_sharding_spec
+
+
+@contextlib.contextmanager
+def batchnorm_moments_as(layers, wrap):
+    """Each `BatchNormalization` of `layers` computes its batch moments
+    with `wrap(moments)` (its own method, wrapped) while this is open."""
+    for layer in layers:
+        layer._moments = wrap(layer._moments)
+    try:
+        yield
+    finally:
+        for layer in layers:
+            del layer._moments
+
+
+def tf_strategy_supports_no_merge_call():
+    """TensorFlow: whether the current `tf.distribute` strategy applies
+    gradients without a merge call (as Keras's TensorFlow optimizer asks)."""
+    import tensorflow as tf
+
+    return tf.__internal__.distribute.strategy_supports_no_merge_call()
+
+
+def jax_distribute_data(data):
+    """JAX: a batch laid out over the devices of `keras.distribution`, as
+    Keras's JAX trainer lays it out."""
+    from keras.src.backend.jax.trainer import _distribute_data
+
+    return _distribute_data(data)
+
+
+def jax_initialize_rng():
+    """JAX: the random state every process of a distribution shares."""
+    from keras.src.backend.jax.distribution_lib import initialize_rng
+
+    return initialize_rng()
+
+
+# (name, kind, how to find it): what tests/test_keras_compat.py checks. The
+# kind says where: this module ("module"), a compiled model ("model"; on JAX
+# only, "jax-model"), a BatchNormalization layer, or "module:attribute" of
+# JAX or TensorFlow, looked up when that library is installed.
+MEMBERS = (
+    ("keras.src.models.functional.Functional", "module",
+     lambda: Functional),
+    ("keras.src.models.model.functional_init_arguments", "module",
+     lambda: functional_init_arguments),
+    ("keras.src.models.model.Trainer", "module", lambda: Trainer),
+    ("keras.src.saving.object_registration.GLOBAL_CUSTOM_NAMES", "module",
+     lambda: GLOBAL_CUSTOM_NAMES),
+    ("Model._call_has_training_arg", "model", "_call_has_training_arg"),
+    ("Model._compute_loss", "model", "_compute_loss"),
+    ("Model._loss_tracker", "model", "_loss_tracker"),
+    ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
+    ("BatchNormalization._moments", "batchnorm", "_moments"),
+    ("keras.src.backend.jax.trainer._distribute_data", "jax",
+     "keras.src.backend.jax.trainer:_distribute_data"),
+    ("keras.src.backend.jax.distribution_lib.initialize_rng", "jax",
+     "keras.src.backend.jax.distribution_lib:initialize_rng"),
+    ("tf.__internal__.distribute.strategy_supports_no_merge_call",
+     "tensorflow", "tensorflow:__internal__.distribute."
+     "strategy_supports_no_merge_call"),
+)
+
+__all__ = [
+    "Functional", "GLOBAL_CUSTOM_NAMES", "MEMBERS", "Trainer",
+    "batchnorm_moments_as", "call_has_training_arg", "compute_loss",
+    "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",
+    "loss_tracker", "state_sharding_spec", "state_sharding_spec_as",
+    "tf_strategy_supports_no_merge_call",
+]
