@@ -21,16 +21,50 @@ import json
 import os
 import pathlib
 import secrets
+import types
 
 
 class StoreError(Exception):
-    """The output folder cannot be used; the message says why."""
+    """The output folder cannot be used; the message says why.
+
+    A message may name two arguments of the caller: whether to resume and
+    the output folder. `str(error)` names them neutrally (`resume`,
+    `output`); `error.worded(resume=..., output=...)` gives the message in
+    the caller's own words (`ssgd-train`: `--resume`, `--output`;
+    `compare()`: `resume=True`, `output`).
+
+    Args:
+        message: callable. The message, given the words for the arguments
+            (an object with `resume` and `output` attributes).
+    """
+
+    NEUTRAL = {"resume": "resume", "output": "output"}
+
+    def __init__(self, message):
+        self._message = message
+        super().__init__(message(types.SimpleNamespace(**self.NEUTRAL)))
+
+    def worded(self, **words):
+        """The message with each argument named as in `words`."""
+        return self._message(
+            types.SimpleNamespace(**{**self.NEUTRAL, **words})
+        )
 
 
 # How to get past a damaged record or configuration, for the messages.
-_RECORD_FIX = ("Delete or move it to train that run again, or pick another "
-               "--output.")
-_CONFIG_FIX = "Restore the file, or pick another --output."
+def _record_fix(words):
+    return ("Delete or move it to train that run again, or pick another "
+            f"{words.output}.")
+
+
+def _config_fix(words):
+    return f"Restore the file, or pick another {words.output}."
+
+
+def _error(text, fix=None):
+    """A `StoreError` of `text` (which names no argument), then `fix`."""
+    return StoreError(lambda w: f"{text} {fix(w)}" if fix else text)
+
 # Why a recipe field differs, where a version changed it.
 _FIELD_NOTES = {
     "data_order": (
@@ -174,29 +208,31 @@ class RunStore:
         config_path = self.folder / "config.json"
         if resume:
             if not config_path.exists():
-                raise StoreError(
-                    f"--resume: {self.folder} holds no earlier run "
-                    "(no config.json). Pass the --output folder of the run "
-                    "to continue."
-                )
+                folder = self.folder
+                raise StoreError(lambda w: (
+                    f"{w.resume}: {folder} holds no earlier run "
+                    f"(no config.json). Pass the {w.output} folder of the "
+                    "run to continue."
+                ))
             saved = _read_json(config_path, "the run configuration",
-                               _CONFIG_FIX)
+                               _config_fix)
             if not isinstance(saved, dict) or not isinstance(
                 saved.get("recipe", {}), dict
             ):
-                raise StoreError(
-                    f"--resume: {config_path} is not a run configuration "
+                received = _describe(saved)
+                raise StoreError(lambda w: (
+                    f"{w.resume}: {config_path} is not a run configuration "
                     "(expected a JSON object with a `recipe` object). "
-                    f"Received: {_describe(saved)}. Pass the --output folder "
+                    f"Received: {received}. Pass the {w.output} folder "
                     "of an `ssgd-train` run."
-                )
+                ))
             changed = self._recipe_changes(saved.get("recipe", {}))
             if changed:
-                raise StoreError(
-                    f"--resume: the recipe differs from the one in "
+                raise StoreError(lambda w: (
+                    f"{w.resume}: the recipe differs from the one in "
                     f"{config_path} ({changed}). Resume with the same "
-                    "recipe, or pick another --output."
-                )
+                    f"recipe, or pick another {w.output}."
+                ))
             self.records()  # every record readable, before any training
             # Several invocations over one recipe combine: the plan keeps
             # the runs planned before (in their order), then the new ones.
@@ -209,16 +245,17 @@ class RunStore:
                     "runs": list(dict.fromkeys([*planned, *config["runs"]])),
                 }
         elif config_path.exists() or self._records_dir().exists():
-            raise StoreError(
-                f"{self.folder} already holds results. Pass --resume to "
+            folder = self.folder
+            raise StoreError(lambda w: (
+                f"{folder} already holds results. Pass {w.resume} to "
                 "continue it or to add runs of the same recipe (more seeds, "
-                "methods or levels), or pick another --output."
-            )
+                f"methods or levels), or pick another {w.output}."
+            ))
         try:
             self._records_dir().mkdir(parents=True, exist_ok=True)
             _write_json(config_path, config)
         except OSError as error:
-            raise StoreError(
+            raise _error(
                 f"Cannot write to the output folder {self.folder}: {error}"
             ) from error
 
@@ -252,23 +289,24 @@ class RunStore:
 
     def _read_record(self, path):
         """The record in `path`, checked; `StoreError` naming it if bad."""
-        record = _read_json(path, "the run record", _RECORD_FIX)
+        record = _read_json(path, "the run record", _record_fix)
         if not isinstance(record, dict):
-            raise StoreError(
+            raise _error(
                 f"The run record {path} must hold a JSON object. Received: "
-                f"{_describe(record)}. {_RECORD_FIX}"
+                f"{_describe(record)}.", _record_fix
             )
         missing = [f for f in self.required if f not in record]
         if missing:
-            raise StoreError(
+            raise _error(
                 f"The run record {path} is incomplete or from another tool: it "
                 f"lacks {', '.join(map(repr, missing))}. Received the "
-                f"fields: {', '.join(map(repr, record)) or 'none'}. {_RECORD_FIX}"
+                f"fields: {', '.join(map(repr, record)) or 'none'}.",
+                _record_fix,
             )
         if record["key"] != path.stem:
-            raise StoreError(
+            raise _error(
                 f"The run record {path} holds the run {record['key']!r}, not "
-                f"{path.stem!r} as its name says. {_RECORD_FIX}"
+                f"{path.stem!r} as its name says.", _record_fix
             )
         recipe = record.get("recipe")
         if recipe is not None:  # records of older versions hold none
@@ -277,9 +315,10 @@ class RunStore:
                 else f"recipe: {_describe(recipe)}"
             )
             if changed:
-                raise StoreError(
+                raise _error(
                     f"The run record {path} was trained with another recipe "
-                    f"than {self.folder / 'config.json'} ({changed}). {_RECORD_FIX}"
+                    f"than {self.folder / 'config.json'} ({changed}).",
+                    _record_fix,
                 )
         return record
 
@@ -315,17 +354,18 @@ def _write_json(path, payload):
 
 
 def _read_json(path, what, fix):
-    """The JSON value in `path`; `StoreError` saying `what` it is and `fix`."""
+    """The JSON value in `path`; `StoreError` saying `what` it is and how to
+    `fix` it (`fix(words)`, as `StoreError` takes messages)."""
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as error:
-        raise StoreError(
+        raise _error(
             f"Cannot read {what} {path}: it is not UTF-8 text (byte "
-            f"{error.start}: {error.object[error.start:error.start + 1]!r}). "
-            f"{fix}"
+            f"{error.start}: {error.object[error.start:error.start + 1]!r}).",
+            fix,
         ) from None
     except OSError as error:
-        raise StoreError(f"Cannot read {what} {path}: {error}. {fix}") from None
+        raise _error(f"Cannot read {what} {path}: {error}.", fix) from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as error:
@@ -333,7 +373,7 @@ def _read_json(path, what, fix):
             f"is not valid JSON ({error.msg} at line {error.lineno} column "
             f"{error.colno}); it may have been cut short by a crash"
         )
-        raise StoreError(f"Cannot read {what} {path}: it {state}. {fix}") from None
+        raise _error(f"Cannot read {what} {path}: it {state}.", fix) from None
 
 
 def _describe(value):

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
+from keras_ssgd import store
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
-from keras_ssgd import store
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.runner import Config
 from keras_ssgd.train.runner import RunSpec
@@ -355,3 +355,23 @@ def test_resume_with_a_truncated_record_prints_no_traceback(
     assert done.returncode == 2
     assert str(path) in done.stderr and "not valid JSON" in done.stderr
     assert "Traceback" not in done.stdout + done.stderr
+
+
+def test_store_errors_name_the_callers_arguments_in_its_words(tmp_path):
+    with pytest.raises(store.StoreError) as caught:
+        store.RunStore(tmp_path / "nothing", {"recipe": {}}, resume=True)
+    error = caught.value
+    assert str(error) == (
+        f"resume: {tmp_path / 'nothing'} holds no earlier run (no "
+        "config.json). Pass the output folder of the run to continue.")
+    assert error.worded(resume="--resume", output="--output") == (
+        f"--resume: {tmp_path / 'nothing'} holds no earlier run (no "
+        "config.json). Pass the --output folder of the run to continue.")
+    # A message without an argument reads the same in every caller's words.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text("[1]")
+    with pytest.raises(store.StoreError) as caught:
+        store.RunStore(tmp_path / "run", {"recipe": {}}, resume=True)
+    assert caught.value.worded(output="--output").endswith(
+        "Pass the --output folder of an `ssgd-train` run.")
+    assert "--" not in str(caught.value)

@@ -150,7 +150,8 @@ def main(argv=None):
                 save_models=not args.no_save_models,
             )
         except StoreError as error:
-            parser.exit(2, f"{parser.prog}: error: {error}\n")
+            words = error.worded(resume="--resume", output="--output")
+            parser.exit(2, f"{parser.prog}: error: {words}\n")
     rows = [
         ("| model | method | valid perplexity | test perplexity (measured) | runs "
          "| test perplexity (paper) |"),

@@ -409,6 +409,11 @@ def plan_arguments(args):
     )
 
 
+def _worded(error):
+    """A run folder's error (`store.StoreError`) in the command's flags."""
+    return error.worded(resume="--resume", output="--output")
+
+
 def main(argv=None):
     """Runs the command; returns the exit code.
 
@@ -434,7 +439,7 @@ def main(argv=None):
                   f"with --resume{folder} to continue.", file=sys.stderr)
             return code
         except StoreError as error:
-            print(f"ssgd-train: error: {error}", file=sys.stderr)
+            print(f"ssgd-train: error: {_worded(error)}", file=sys.stderr)
             return EXIT_USAGE
 
 
@@ -481,7 +486,7 @@ def _run(config, specs, args):
             progress=None if args.quiet else sys.stdout,
         )
     except StoreError as error:
-        print(f"ssgd-train: error: {error}", file=sys.stderr)
+        print(f"ssgd-train: error: {_worded(error)}", file=sys.stderr)
         return EXIT_USAGE
     except (KeyboardInterrupt, Terminated) as stop:
         name, code = _stop_reason(stop)

@@ -318,11 +318,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             progress=sys.stdout if verbose else None,
         )
     except StoreError as error:
-        raise ValueError(_in_arguments(str(error))) from None
-
-
-def _in_arguments(message):
-    """A run folder's error in `compare()`'s words: the store names the
-    command's flags (`--resume`, `--output`), a Python caller passes
-    arguments (`resume=True`, `output`)."""
-    return message.replace("--resume", "resume=True").replace("--output", "output")
+        # A run folder's error in this function's arguments.
+        raise ValueError(
+            error.worded(resume="resume=True", output="output")
+        ) from None
