@@ -8,9 +8,10 @@ models or training loops; they map tensors to tensors.
 
 import math
 
-from keras import backend
 from keras import ops
 from keras import random
+
+from keras_ssgd import backends
 
 
 def _split(flat, weights, sizes):
@@ -151,8 +152,9 @@ def _rademacher(weights, level, seed):
         (sum(layout[-1] for layout in layouts),),
         0, 2**_BITS_PER_WORD, dtype="int32", seed=seed,
     )
-    if backend.backend() == "torch":
-        return _rademacher_torch(weights, level, drawn, layouts)
+    own = getattr(backends.current(), "rademacher", None)
+    if own is not None:  # PyTorch: the same values in its own ops
+        return own(weights, level, drawn, layouts, _BITS_PER_WORD)
     bit = ops.arange(_BITS_PER_WORD, dtype="int32")
     noise = []
     offset = 0
@@ -166,36 +168,6 @@ def _rademacher(weights, level, seed):
         if words * _BITS_PER_WORD != width:
             n = n[..., :width]
         noise.append(ops.cast(ops.reshape(n, shape), w.dtype))
-    return noise
-
-
-def _rademacher_torch(weights, level, drawn, layouts):
-    """`_rademacher` after the draw, in PyTorch's own ops.
-
-    The same operations as the backend-neutral loop, with the same values
-    bit for bit (`tests/test_noise.py`), without `keras.ops`'s per-call
-    conversions: PyTorch runs eagerly, so each `keras.ops` call costs its
-    dispatch on every step (on one CPU core, for the 784-512-512-10 MLP's
-    kernels, the draw took 3.4 ms through `keras.ops` and 2.3 ms here).
-    """
-    import torch
-
-    shift = 31 - torch.arange(_BITS_PER_WORD, dtype=torch.int32, device=drawn.device)
-    noise = []
-    offset = 0
-    for w, (shape, rows, width, words, count) in zip(weights, layouts):
-        row_words = drawn[offset : offset + count].reshape(rows + (words, 1))
-        offset += count
-        size = max(math.prod(shape), 1)
-        w32 = w.to(torch.float32)
-        a = level * torch.sqrt(torch.sum(torch.square(w32))) / math.sqrt(size)
-        # `_signed_by_sign_bit`: bit b to the sign position, xor into -a.
-        signs = torch.bitwise_and(torch.bitwise_left_shift(row_words, shift), -(2**31))
-        n = torch.bitwise_xor(signs, (-a).view(torch.int32)).view(torch.float32)
-        n = n.reshape(rows + (words * _BITS_PER_WORD,))
-        if words * _BITS_PER_WORD != width:
-            n = n[..., :width]
-        noise.append(n.reshape(shape).to(w.dtype))
     return noise
 
 
@@ -214,8 +186,10 @@ def _signed(words, bit, a):
       element with three integer ops and no select (on one CPU core, for the
       0.67M signs of a 784-512-512-10 MLP: 1.4 ms against 2.0 ms for a mask,
       comparison and select on TensorFlow, 0.5 ms against 5.0 ms on PyTorch).
+
+    Each backend module says which (`SIGNS`, in `keras_ssgd.backends`).
     """
-    if backend.backend() == "jax":
+    if backends.current().SIGNS == "arithmetic":
         bits = ops.bitwise_and(ops.right_shift(words, bit), 1)
         return ops.cast(bits, "float32") * (2.0 * a) - a
     return _signed_by_sign_bit(words, bit, a)
@@ -227,28 +201,9 @@ def _signed_by_sign_bit(words, bit, a):
     where it is set (`xor`), so a set bit gives `+a` and a clear one `-a`."""
     sign_bit = ops.convert_to_tensor(-(2**31), dtype="int32")
     signs = ops.bitwise_and(ops.left_shift(words, 31 - bit), sign_bit)
-    minus_a = _bitcast(ops.convert_to_tensor(-a, dtype="float32"), "int32")
-    return _bitcast(ops.bitwise_xor(signs, minus_a), "float32")
-
-
-def _bitcast(x, dtype):
-    """The bits of `x` read as `dtype` of the same width (no conversion)."""
-    name = backend.backend()
-    if name == "tensorflow":
-        import tensorflow as tf
-
-        return tf.bitcast(x, dtype)
-    if name == "torch":
-        import torch
-
-        return x.view(getattr(torch, dtype))
-    if name == "jax":
-        import jax
-
-        return jax.lax.bitcast_convert_type(x, dtype)
-    return ops.convert_to_tensor(
-        ops.convert_to_numpy(x).view(dtype)
-    )
+    bitcast = backends.current().bitcast
+    minus_a = bitcast(ops.convert_to_tensor(-a, dtype="float32"), "int32")
+    return bitcast(ops.bitwise_xor(signs, minus_a), "float32")
 
 
 def gaussian_noise(weights, noise_level, seed):

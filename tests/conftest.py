@@ -6,7 +6,7 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 # The suite runs on TensorFlow; under another backend (KERAS_BACKEND=jax or
 # torch) only the backend-neutral modules are collected.
 BACKEND_NEUTRAL = {"test_backends.py", "test_cli_every_backend.py",
-                   "test_keras_compat.py",
+                   "test_keras_compat.py", "test_noise.py",
                    "test_hessian_backends.py",
                    "test_keras_contract.py", "test_split.py"}
 

@@ -22,6 +22,10 @@ functions:
 - `make_train_function(model, make, force)`: one compiled step per branch
   (`per_branch`), or Keras's own where the step runs eagerly.
 - `dense(gradient)`, `num_replicas()`.
+- `bitcast(x, dtype)` and `SIGNS` (`"arithmetic"` or `"sign-bit"`): how
+  `keras_ssgd.noise` takes the Rademacher signs out of the drawn bits;
+  `rademacher(weights, level, drawn, layouts, bits_per_word)` only where
+  the backend draws them in its own ops (PyTorch).
 
 Reference:
 - Keras's own trainers, `keras/src/backend/{tensorflow,jax,torch}/trainer.py`.

@@ -19,6 +19,16 @@ from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 
 
+# How the Rademacher noise takes its signs (`keras_ssgd.noise._signed`):
+# XLA fuses the shift, mask and arithmetic into one loop.
+SIGNS = "arithmetic"
+
+
+def bitcast(x, dtype):
+    """The bits of `x` read as `dtype` of the same width."""
+    return jax.lax.bitcast_convert_type(x, dtype)
+
+
 def _groups(model, extras=()):
     return [
         model.trainable_variables,

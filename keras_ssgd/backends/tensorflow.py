@@ -10,6 +10,15 @@ from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 
 
+# How the Rademacher noise takes its signs (`keras_ssgd.noise._signed`).
+SIGNS = "sign-bit"
+
+
+def bitcast(x, dtype):
+    """The bits of `x` read as `dtype` of the same width."""
+    return tf.bitcast(x, dtype)
+
+
 def run_step(model, args, step):
     """`train_step(data)`: Keras traces it into a `tf.function`."""
     return step(*args)
