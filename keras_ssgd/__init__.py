@@ -33,6 +33,7 @@ from keras_ssgd import backends  # noqa: E402
 from keras_ssgd import baselines  # noqa: E402
 from keras_ssgd import callbacks  # noqa: E402
 from keras_ssgd import filters  # noqa: E402
+from keras_ssgd import methods  # noqa: E402
 from keras_ssgd import models  # noqa: E402
 from keras_ssgd import noise  # noqa: E402
 from keras_ssgd import phases  # noqa: E402
@@ -82,6 +83,7 @@ __all__ = [
     "baselines",
     "callbacks",
     "filters",
+    "methods",
     "models",
     "noise",
     "phases",

@@ -3,20 +3,15 @@
 import keras
 
 from keras_ssgd import _keras_compat as compat
-from keras_ssgd.baselines import DropConnectModel
-from keras_ssgd.baselines import SharpnessAwareModel
-from keras_ssgd.baselines import SmoothOutModel
-from keras_ssgd.baselines import WeightNoiseModel
+from keras_ssgd import methods
 from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.perturbed import PerturbedModel
 
-# The training methods by name, as the `ssgd-train` command names them.
+# The methods `wrap()` builds by name, as the `ssgd-train` command names
+# them (from the one table, `keras_ssgd.methods`).
 METHODS = {
-    "ssgd": SymmetricSGDModel,
-    "weight-noise": WeightNoiseModel,
-    "smoothout": SmoothOutModel,
-    "dropconnect": DropConnectModel,
-    "sam": SharpnessAwareModel,
+    name: method.model_class
+    for name, method in methods.METHODS.items() if method.wrappable
 }
 
 

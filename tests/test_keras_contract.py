@@ -17,13 +17,11 @@ from keras import ops
 import keras_ssgd
 
 BACKEND = keras.backend.backend()
-# Every method, at a level that perturbs, and its level argument.
+# Every method `wrap()` builds (the table of keras_ssgd.methods), its level
+# argument and a level that perturbs.
 METHODS = {
-    "ssgd": ("noise_level", 0.3),
-    "weight-noise": ("noise_level", 0.3),
-    "smoothout": ("noise_level", 0.3),
-    "dropconnect": ("rate", 0.3),
-    "sam": ("rho", 0.05),
+    name: (method.level_name, 0.05 if method.level_name == "rho" else 0.3)
+    for name, method in keras_ssgd.methods.METHODS.items() if method.wrappable
 }
 # Levels so small that a perturbed step matches the plain one to float
 # tolerance (DropConnect's rate 1e-7 drops nothing in these sizes).

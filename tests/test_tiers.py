@@ -68,3 +68,12 @@ def test_an_unknown_tier_is_refused(suite):
     result = suite.runpytest_inprocess("--tier", "quick")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--tier: invalid choice: 'quick'*"])
+
+
+def test_a_collection_error_is_named_under_every_tier_option(pytester):
+    pytester.makeconftest("pytest_plugins = ['tiers']")
+    pytester.makepyfile(test_broken="import no_such_module_anywhere\n")
+    for tier in ("fast", "all"):
+        result = pytester.runpytest_inprocess("--tier", tier)
+        assert result.ret == pytest.ExitCode.INTERRUPTED
+        result.stdout.fnmatch_lines([f"*tier {tier} (make test*): 1 failed*"])

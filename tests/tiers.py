@@ -100,7 +100,8 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     write = terminalreporter.write_line
     terminalreporter.section("failed tiers")
     for tier, nodeids in by_tier.items():
-        write(f"tier {tier} ({TIERS[tier][0]}): {len(nodeids)} failed")
+        command = TIERS[tier][0] if tier in TIERS else "make test-all"
+        write(f"tier {tier} ({command}): {len(nodeids)} failed")
         rerun = " ".join(shlex.quote(n) for n in nodeids[:20])
         write(f"  rerun them: {env + ' ' if env else ''}{python} -m pytest "
               f"--tier {tier} -p no:randomly {rerun}")

@@ -12,6 +12,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     noise          The noise maths: ||n|| = noise_level * ||W|| per variable.
     filters        Which variables get noise (kernels, not biases, by default).
     gradients      The mean of the two passes' gradients (sparse kept sparse).
+    methods        The training methods by name: the one table.
     wrap           wrap(): any Keras model into one of the methods.
     phases         PhasePlan: Table 1's notation ("75-25S-25S").
     schedules      Learning-rate schedules: SGDR in epochs, WarmupScaled.
