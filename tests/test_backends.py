@@ -339,7 +339,7 @@ def test_jax_train_step_called_directly_matches_fit(level):
 
 @pytest.mark.skipif(BACKEND != "jax", reason="one non-TF backend suffices")
 def test_distributed_horovod_names_the_backend():
-    from keras_ssgd.train import distribution  # imports TensorFlow
+    from keras_ssgd.distributed import engines as distribution  # imports TensorFlow
 
     for name in ("horovod", "mirrored"):
         with pytest.raises(ValueError, match=f"distributed='{name}' with "):

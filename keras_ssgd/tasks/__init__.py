@@ -30,7 +30,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
 The tools built on it:
     train/         ssgd-train: methods x seeds x levels, stored, compared.
     landscape/     ssgd-landscape and the flatness measures (Hessian).
-    distributed/   Horovod, MultiWorkerMirroredStrategy, keras.distribution.
+    distributed/   Horovod, MultiWorkerMirroredStrategy, keras.distribution;
+                   engines (how one ssgd-train run spreads over devices).
 
 Shared by every task:
     data/          load(name), the registry of datasets; Batches and Data

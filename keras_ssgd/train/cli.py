@@ -179,7 +179,7 @@ def build_parser(raise_errors=False):
     """The argument parser; with `raise_errors`, bad input raises
     `UsageError` instead of exiting."""
     from keras_ssgd.data import DATASETS
-    from keras_ssgd.train.distribution import CHOICES as DISTRIBUTED
+    from keras_ssgd.distributed.engines import CHOICES as DISTRIBUTED
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.registry import MODELS
 
@@ -446,7 +446,7 @@ def main(argv=None):
 def _run(config, specs, args):
     """`main()` after parsing: trains the runs not done; the exit code."""
     from keras_ssgd.train import compare as compare_lib
-    from keras_ssgd.train import distribution as distribution_lib
+    from keras_ssgd.distributed import engines as distribution_lib
     from keras_ssgd.train import report
     from keras_ssgd.store import StoreError
     from keras_ssgd.store import record_paths

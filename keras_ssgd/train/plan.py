@@ -268,14 +268,14 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
     Raises:
         ArgumentError: an argument is not usable, alone or with the others.
         ValueError: the data or the model cannot be used
-            (`arrays.DataError`, `checks.ModelMismatch`; the message names
+            (`arrays.DataError`, `preflight.ModelMismatch`; the message names
             the value).
     """
     from keras_ssgd.data import DATASETS
     from keras_ssgd.data import arrays as arrays_lib
     from keras_ssgd.phases import PhasePlan
     from keras_ssgd import user_code as user
-    from keras_ssgd.train.distribution import CHOICES as DISTRIBUTED
+    from keras_ssgd.distributed.engines import CHOICES as DISTRIBUTED
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.registry import MODELS
     from keras_ssgd.train.registry import model_builder

@@ -12,7 +12,7 @@ from keras_ssgd.callbacks import NoiseSchedule
 from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
-from keras_ssgd.train.distribution import Single
+from keras_ssgd.distributed.engines import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import model_builder
 from keras_ssgd.store import atomic_path
@@ -195,7 +195,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
 
     With `model_path`, the trained model is saved there (a `.keras` file,
     written atomically) before the record is returned (by the root process
-    only). With a `distribution` (see `keras_ssgd.train.distribution`), the
+    only). With a `distribution` (see `keras_ssgd.distributed.engines`), the
     run is spread over its devices; `config.batch_size` is the global batch.
     `builder` (a model builder) and `arrays` (the data as `Arrays`), if
     given, replace the ones `config.model` and `config.dataset` name.
