@@ -194,6 +194,26 @@ def test_module_entry_point_prints_help():
         assert flag in done.stdout
 
 
+def test_every_entry_point_in_process(monkeypatch, capsys):
+    # `python -m keras_ssgd`, `ssgd-train` and `ssgd-landscape` (setup.py's
+    # console scripts) reach their parsers; the real processes are the e2e
+    # tier's (test_module_entry_point_prints_help).
+    import runpy
+
+    from keras_ssgd.landscape import cli as landscape_cli
+
+    monkeypatch.setattr(sys, "argv", ["keras_ssgd", "--help"])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_module("keras_ssgd", run_name="__main__")
+    assert done.value.code == 0
+    assert "--noise-level" in capsys.readouterr().out
+    for main, flag in ((cli.main, "--method"), (landscape_cli.main, "--grid")):
+        with pytest.raises(SystemExit) as done:
+            main(["--help"])
+        assert done.value.code == 0
+        assert flag in capsys.readouterr().out
+
+
 def _fake_train(config, spec, **kwargs):
     return {
         "key": spec.key, "method": spec.method, "level": spec.level,
