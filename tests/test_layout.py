@@ -126,3 +126,17 @@ def test_the_layout_names_every_module():
         assert line, task.name
         modules = [p.stem for p in task.glob("*.py") if p.name != "__init__.py"]
         assert modules and all(m in line.group(0) for m in modules), task.name
+
+
+def test_the_architecture_page_draws_the_layers_contract():
+    import configparser
+
+    contract = configparser.ConfigParser()
+    contract.read(ROOT / ".importlinter")
+    layers = [line.strip().removeprefix("keras_ssgd.") for line in
+              contract["importlinter:contract:layers"]["layers"].split()]
+    page = (ROOT / "docs" / "architecture.md").read_text()
+    picture = page.split("```text\n", 1)[1].split("```", 1)[0]
+    drawn = [line.split()[0].rstrip("/") for line in picture.splitlines()
+             if line and not line.startswith(" ")]
+    assert drawn == layers
