@@ -38,12 +38,14 @@ from keras_ssgd import models  # noqa: E402
 from keras_ssgd import noise  # noqa: E402
 from keras_ssgd import phases  # noqa: E402
 from keras_ssgd import schedules  # noqa: E402
+from keras_ssgd import sharing  # noqa: E402
 from keras_ssgd.baselines import DropConnectModel  # noqa: E402
 from keras_ssgd.baselines import SharpnessAwareModel  # noqa: E402
 from keras_ssgd.baselines import SmoothOutModel  # noqa: E402
 from keras_ssgd.baselines import WeightNoiseModel  # noqa: E402
 from keras_ssgd.model import SymmetricSGDModel  # noqa: E402
 from keras_ssgd.perturbed import PerturbedModel  # noqa: E402
+from keras_ssgd.sharing import StepSharing  # noqa: E402
 from keras_ssgd.wrap import METHODS  # noqa: E402
 from keras_ssgd.wrap import SymmetricSGDWrapper  # noqa: E402
 from keras_ssgd.wrap import wrap  # noqa: E402
@@ -76,6 +78,7 @@ __all__ = [
     "PerturbedModel",
     "SharpnessAwareModel",
     "SmoothOutModel",
+    "StepSharing",
     "SymmetricSGDModel",
     "SymmetricSGDWrapper",
     "WeightNoiseModel",
@@ -88,6 +91,7 @@ __all__ = [
     "noise",
     "phases",
     "schedules",
+    "sharing",
     "wrap",
     "wrapper_class",
 ]

@@ -5,8 +5,8 @@ import numpy as np
 from keras import ops
 
 from keras_ssgd import backends
+from keras_ssgd import gradients as gradients_lib
 from keras_ssgd import noise as noise_lib
-from keras_ssgd.gradients import mean_gradients
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.perturbed import _flat_tensors
 
@@ -191,6 +191,8 @@ class SymmetricSGDModel(PerturbedModel):
       BatchNorm statistics in data-parallel training).
     """
 
+    runs_per_device = True
+
     def __init__(
         self, *args, split_batch=False, noise_distribution="gaussian", **kwargs
     ):
@@ -203,9 +205,6 @@ class SymmetricSGDModel(PerturbedModel):
         # for those epochs, whatever `split_batch` says.
         self._phase_split = False
         self._split_traced = False  # a split step was traced (`_halves`)
-        # Set by `keras_ssgd.distributed.pairs`: the split form runs across
-        # worker pairs (each worker's shard at one of the two points).
-        self._pairing = None
         if split_batch:
             self._refuse_stateful(split_batch)
 
@@ -253,7 +252,7 @@ class SymmetricSGDModel(PerturbedModel):
     def _form(self):
         """The split form fixes the traced step: `per_branch` keeps one
         compiled step per form (a switch traces the new form once)."""
-        if self._split_now and self._pairing is not None:
+        if self._split_now and self._sharing.pairs is not None:
             return "pairs"
         return self._split_now
 
@@ -281,129 +280,131 @@ class SymmetricSGDModel(PerturbedModel):
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """Loss and gradients of S-SGD: perturb, measure, restore."""
-        paired = self._split_now and self._pairing is not None
-        if paired:
-            self._pairing.check()
-        elif self._split_now:
-            self._refuse_stateful(True)
-            # A batch of one is refused at the first split step only: later
-            # it is a last partial batch, measured at both points.
-            halves = _halves(
-                x, y, sample_weight, refuse_one=not self._split_traced
-            )
-            self._split_traced = True
+        points, merge = self._points(x, y, sample_weight)
         # 1. Perturb: a fresh direction per variable, ||n|| = level * ||W||.
         weights = [v.value for v in noise_variables]
         noise = noise_lib.symmetric_noise(
             weights, self._noise.level, self._noise_seed(),
             distribution=self._noise_distribution,
         )
-        if paired:
-            return self._paired_gradients(
-                x, y, sample_weight, noise_variables, weights, noise
+        # 2. Measure each point (functional: W is not written). A point
+        # starts once the previous point's gradients exist, so two passes
+        # never hold their activations in memory at the same time.
+        losses, gradients, predictions = [], [], []
+        for point in points:
+            if gradients:
+                values = backends.current().after(
+                    _flat_tensors(gradients[-1]), point.values, weights, noise
+                )
+            else:
+                values = point.values(weights, noise)
+            loss, grads, y_pred = self._measure(
+                *point.data, noise_variables, values,
+                keep_statistics=point.keep_statistics,
             )
-        if self._split_now:
-            return self._split_gradients(
-                x, y, sample_weight, noise_variables, weights, noise, halves
-            )
-        # 2. Measure at W + n, then at W - n (functional: W is not written).
-        loss_plus, grads_plus, y_plus = self._measure(
-            x, y, sample_weight, noise_variables,
-            [w + n for w, n in zip(weights, noise)],
-            keep_statistics=True,
-        )
-        # The W - n pass starts once the W + n gradients exist, so the two
-        # passes never hold their activations in memory at the same time.
-        weights_minus = backends.current().after(
-            _flat_tensors(grads_plus),
-            lambda weights, noise: [w - n for w, n in zip(weights, noise)],
-            weights, noise,
-        )
-        loss_minus, grads_minus, y_minus = self._measure(
-            x, y, sample_weight, noise_variables, weights_minus,
-            keep_statistics=self.batchnorm_update == "both",
-        )
+            losses.append(loss)
+            gradients.append(grads)
+            predictions.append(y_pred)
         # 3. Restore: nothing to do, the variables still hold W.
-        loss = (loss_plus + loss_minus) * 0.5
-        self._track(x, y, sample_weight, loss, [y_plus, y_minus])
-        # 4. Update (done by the base class): W <- W - lr * mean gradient.
-        return loss, mean_gradients(grads_plus, grads_minus)
+        shares = [point.weight for point in points]
+        loss = gradients_lib.combine(losses, shares)
+        self._track(x, y, sample_weight, loss, merge(predictions))
+        # 4. Update (done by the base class): W <- W - lr * the gradients'
+        # weighted mean.
+        return loss, [
+            gradients_lib.combine(list(per_point), shares)
+            for per_point in zip(*gradients)
+        ]
 
-    def _split_gradients(
-        self, x, y, sample_weight, noise_variables, weights, noise, halves
-    ):
-        """The split form: first half at W + n, second half at W - n."""
-        first, second, size_first, size_second, size = halves
-        loss_plus, grads_plus, y_plus = self._measure(
-            *first, noise_variables,
-            [w + n for w, n in zip(weights, noise)],
-            keep_statistics=True,
+    def _points(self, x, y, sample_weight):
+        """Where this step measures: a list of `_Point`s, and how their
+        predictions feed the compiled metrics (a function of the list).
+
+        - Full S-SGD: the batch at `W + n` and at `W - n`, weights 1/2.
+        - The split form: the first half of the batch at `W + n`, the
+          second at `W - n`, each weighted by its share of the batch.
+        - The pair form (`sharing.pairs`): the whole batch at this
+          worker's point (`+1` on even workers, `-1` on odd ones), weight
+          1; the engine's gradient average does the rest.
+        """
+        both = self.batchnorm_update == "both"
+        if not self._split_now:
+            return [
+                _Point((x, y, sample_weight), 1.0, 0.5, True),
+                _Point((x, y, sample_weight), -1.0, 0.5, both),
+            ], list
+        pairs = self._pairs()
+        if pairs is not None:
+            pairs.check()
+            sign = pairs.sign()
+            # A Python float where each worker traces its own step, a
+            # traced +-1 where one step is traced for every device (which
+            # keeps every device's statistics: the per-device step
+            # combines them, `keras_ssgd.backends.jax_devices`).
+            keep = not isinstance(sign, float) or sign > 0 or both
+            return [_Point((x, y, sample_weight), sign, 1.0, keep)], list
+        self._refuse_stateful(True)
+        # A batch of one is refused at the first split step only: later it
+        # is a last partial batch, measured at both points.
+        first, second, size_first, size_second, size = _halves(
+            x, y, sample_weight, refuse_one=not self._split_traced
         )
-        weights_minus = backends.current().after(
-            _flat_tensors(grads_plus),
-            lambda weights, noise: [w - n for w, n in zip(weights, noise)],
-            weights, noise,
-        )
-        loss_minus, grads_minus, y_minus = self._measure(
-            *second, noise_variables, weights_minus,
-            keep_statistics=self.batchnorm_update == "both",
-        )
+        self._split_traced = True
         # Each half's mean weighted by its share of the batch: the batch
         # mean (see the class docstring for other reductions).
         total = size_first + size_second
         if isinstance(total, int):
-            share_first, share_second = size_first / total, size_second / total
+            shares = size_first / total, size_second / total
         else:
             total = ops.cast(total, "float32")
-            share_first = ops.cast(size_first, "float32") / total
-            share_second = ops.cast(size_second, "float32") / total
-        loss = (
-            loss_plus * _as(share_first, loss_plus)
-            + loss_minus * _as(share_second, loss_minus)
-        )
-        # One prediction per example of the batch (a batch of one with an
-        # unknown batch size measured its example twice: the first is kept).
-        y_pred = keras.tree.map_structure(
-            lambda a, b: ops.concatenate([a, b], axis=0)[:size], y_plus, y_minus
-        )
-        self._track(x, y, sample_weight, loss, [y_pred])
-        return loss, [
-            _weighted_sum(a, b, share_first, share_second)
-            for a, b in zip(grads_plus, grads_minus)
-        ]
+            shares = (
+                ops.cast(size_first, "float32") / total,
+                ops.cast(size_second, "float32") / total,
+            )
 
-    def _paired_gradients(
-        self, x, y, sample_weight, noise_variables, weights, noise
-    ):
-        """The pair form: this worker's shard at `W + n` (even workers) or
-        `W - n` (odd ones); the engine's gradient average does the rest.
+        def merge(predictions):
+            # One prediction per example of the batch (a batch of one with
+            # an unknown batch size measured its example twice: the first
+            # is kept).
+            return [keras.tree.map_structure(
+                lambda a, b: ops.concatenate([a, b], axis=0)[:size],
+                *predictions,
+            )]
 
-        The sign is a Python float where each worker traces its own step,
-        a traced `+-1` where one step is traced for every device
-        (`keras.distribution`); the latter keeps every device's statistics,
-        and the device step combines them (`distributed.device_step`)."""
-        sign = self._pairing.sign()
-        if isinstance(sign, float):
-            values = [
-                w + n if sign > 0 else w - n for w, n in zip(weights, noise)
-            ]
-            keep = sign > 0 or self.batchnorm_update == "both"
-        else:
-            values = [
-                w + ops.cast(sign, w.dtype) * n for w, n in zip(weights, noise)
-            ]
-            keep = True
-        loss, gradients, y_pred = self._measure(
-            x, y, sample_weight, noise_variables, values, keep_statistics=keep
-        )
-        self._track(x, y, sample_weight, loss, [y_pred])
-        return loss, gradients
+        return [
+            _Point(first, 1.0, shares[0], True),
+            _Point(second, -1.0, shares[1], both),
+        ], merge
 
     def get_config(self):
         config = super().get_config()
         config["split_batch"] = self.split_batch
         config["noise_distribution"] = self.noise_distribution
         return config
+
+
+class _Point:
+    """One measurement of a step: a batch (`(x, y, sample_weight)`, or a
+    slice of it), a sign (the point is `W + sign * n`) and a weight (its
+    share of the step's loss and gradient). `keep_statistics`: whether the
+    pass's BatchNorm moving statistics are kept."""
+
+    def __init__(self, data, sign, weight, keep_statistics):
+        self.data = data
+        self.sign = sign
+        self.weight = weight
+        self.keep_statistics = keep_statistics
+
+    def values(self, weights, noise):
+        """The perturbed values `W + sign * n` of the noise variables."""
+        if isinstance(self.sign, float):
+            if self.sign > 0:
+                return [w + n for w, n in zip(weights, noise)]
+            return [w - n for w, n in zip(weights, noise)]
+        return [
+            w + ops.cast(self.sign, w.dtype) * n
+            for w, n in zip(weights, noise)
+        ]
 
 
 def _check_split_batch(value):
@@ -457,36 +458,3 @@ def _halves(x, y, sample_weight, refuse_one):
         cut(0, size_first), cut(start_second, None),
         size_first, size_second, size,
     )
-
-
-def _as(share, tensor):
-    """`share` (a Python float or a float32 scalar) in `tensor`'s dtype."""
-    if isinstance(share, float):
-        return share
-    return ops.cast(share, keras.backend.standardize_dtype(tensor.dtype))
-
-
-def _weighted_sum(a, b, share_a, share_b):
-    """`share_a * a + share_b * b` for two gradients of one variable.
-
-    As `keras_ssgd.gradients.mean_gradient` (which it equals for shares of
-    one half): sparse gradients stay sparse, `None` stays `None`.
-    """
-    if a is None or b is None:
-        if a is None and b is None:
-            return None
-        raise ValueError(
-            "Both halves must reach the same variables. Received one "
-            f"gradient that is None and one that is not: a={a}, b={b}"
-        )
-    if all(hasattr(a, f) for f in ("indices", "values", "dense_shape")):
-        return type(a)(
-            values=ops.concatenate(
-                [a.values * _as(share_a, a.values),
-                 b.values * _as(share_b, b.values)],
-                axis=0,
-            ),
-            indices=ops.concatenate([a.indices, b.indices], axis=0),
-            dense_shape=a.dense_shape,
-        )
-    return a * _as(share_a, a) + b * _as(share_b, b)

@@ -29,6 +29,7 @@ from keras import ops
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 from keras_ssgd import filters
+from keras_ssgd import sharing as sharing_lib
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_noise_level
 from keras_ssgd.validation import check_seed
@@ -84,6 +85,9 @@ class PerturbedModel(keras.Model):
     passes = 1
     # The constructor argument that holds the level (`rho` for SAM, ...).
     level_argument = "noise_level"
+    # Whether the per-device step (`keras_ssgd.backends.jax_devices`) can
+    # run this method's passes: S-SGD's.
+    runs_per_device = False
 
     # The branch of the step being traced: True (perturbed) or False
     # (plain); None outside a compiled step (see `_noisy`).
@@ -123,6 +127,10 @@ class PerturbedModel(keras.Model):
         )
         self._level_value = noise_level  # the Python float, for get_config
         self._gradient_reducer = None
+        self._sharing = sharing_lib.StepSharing()
+        # While the passes are traced on one device: that device, and the
+        # predictions kept for the global metrics (`_device_passes`).
+        self._trace = None
         self._carry = _RecurrentCarry()
 
     def __reduce__(self):
@@ -171,6 +179,27 @@ class PerturbedModel(keras.Model):
     @noise_seed.setter
     def noise_seed(self, value):
         self._noise.seed = check_seed(value, "noise_seed")
+
+    @property
+    def sharing(self):
+        """How the step is shared across workers or devices, a
+        `keras_ssgd.StepSharing`; the engines set it (`distribute()`,
+        `pair_replicas()`).
+
+        The default is one worker's step. Assigning another makes the next
+        `fit()` trace the step anew.
+        """
+        return self._sharing
+
+    @sharing.setter
+    def sharing(self, value):
+        if not isinstance(value, sharing_lib.StepSharing):
+            raise TypeError(
+                "`sharing` must be a keras_ssgd.StepSharing. Received: "
+                f"sharing={value!r} (of type {type(value).__name__})"
+            )
+        self._sharing = value
+        self.train_function = None  # the next fit() traces the new step
 
     @property
     def gradient_reducer(self):
@@ -318,17 +347,48 @@ class PerturbedModel(keras.Model):
 
         Under `keras.distribution.DataParallel` on JAX the passes may run
         per device instead, their gradient reduced once
-        (`keras_ssgd.distributed.device_step`).
+        (`_device_plan`, `keras_ssgd.backends.jax_devices`).
         """
-        per_device = _device_step(self)
-        if per_device is not None:
-            return per_device(x, y, sample_weight, noise_variables)
+        plan = _device_plan(self, getattr(self, "_split_now", False))
+        if plan is not None:
+            loss, gradients, predictions = plan.run(
+                self, functools.partial(self._device_passes, noise_variables),
+                (x, y, sample_weight), sharing_lib.batchnorm_momentum(self),
+            )
+            self._track(x, y, sample_weight, loss, predictions)
+            return loss, gradients
         self._carry.start(self._recurrent_states())
         loss, gradients = self._perturbed_gradients(
             x, y, sample_weight, noise_variables
         )
         self._carry_recurrent_state()
         return loss, gradients
+
+    def _device_passes(self, noise_variables, x, y, sample_weight, device):
+        """The subclass's passes on one device's shard
+        (`keras_ssgd.backends.jax_devices.Device`): its noise seed offset,
+        its point of the pair form, its BatchNorm moments; the predictions
+        are kept for the global metrics. Returns `(loss, gradients,
+        predictions)`."""
+        predictions = []
+        self._trace = _Trace(device, predictions)
+        layers = [] if device.moments is None else sharing_lib.batchnorms(self)
+        try:
+            with compat.batchnorm_moments_as(layers, device.moments):
+                loss, gradients = self._perturbed_gradients(
+                    x, y, sample_weight, noise_variables
+                )
+        finally:
+            self._trace = None
+        return loss, gradients, predictions
+
+    def _pairs(self):
+        """The pair form's numbering of the step being traced (a
+        `WorkerPairs`), or `None`: the device's under the per-device step,
+        else `sharing.pairs`."""
+        if self._trace is not None and self._trace.device.pairs is not None:
+            return self._trace.device.pairs
+        return self._sharing.pairs
 
     def _carry_recurrent_state(self):
         """Sets each stateful RNN's state to the mean of the passes' states.
@@ -366,8 +426,12 @@ class PerturbedModel(keras.Model):
         )
 
     def _noise_seed(self):
-        """The seed generator of this step, at `[seed, optimizer.iterations]`."""
-        return self._noise.generator(self.optimizer)
+        """The seed generator of this step, at `[seed, optimizer.iterations]`
+        (the seed offset by the device's index under per-device noise)."""
+        offset = None
+        if self._trace is not None:
+            offset = self._trace.device.noise_offset()
+        return self._noise.generator(self.optimizer, offset)
 
     def _measure(
         self, x, y, sample_weight, noise_variables, values, keep_statistics
@@ -416,7 +480,11 @@ class PerturbedModel(keras.Model):
         return loss, gradients
 
     def _track(self, x, y, sample_weight, loss, predictions):
-        """Updates the loss tracker and the compiled metrics."""
+        """Updates the loss tracker and the compiled metrics (on one
+        device of the per-device step: keeps the predictions for them)."""
+        if self._trace is not None:
+            self._trace.predictions.extend(predictions)
+            return
         # Keras's own `train_step` feeds `_loss_tracker` the same way.
         compat.loss_tracker(self).update_state(
             _unscale_for_distribution(loss),
@@ -511,38 +579,85 @@ class _NoiseState:
             level, dtype="float32", trainable=False, name="noise_level"
         )
         self.seed = seed
-        # A traced int added to the seed while a step is traced per device
-        # (`keras_ssgd.distributed.device_step`: per-device noise), else None.
-        self.offset = None
         self._generator = keras.random.SeedGenerator(seed, name="noise_seed")
 
-    def generator(self, optimizer):
+    def generator(self, optimizer, offset=None):
         """A seed generator positioned at `[seed, optimizer.iterations]`.
 
         The directions of step `t` depend only on `(seed, t)`: a checkpoint,
         which saves the optimizer's step counter, resumes the same sequence.
+        `offset` (an int, traced on a device of the per-device step) is
+        added to the seed.
         """
         state = self._generator.state
         step = ops.cast(optimizer.iterations, state.dtype)
         seed = ops.cast(self.seed, state.dtype)
-        if self.offset is not None:
-            seed = seed + ops.cast(self.offset, state.dtype)
+        if offset is not None:
+            seed = seed + ops.cast(offset, state.dtype)
         state.assign(ops.stack([seed, step]))
         return self._generator
 
 
-def _device_step(model):
-    """The per-device step of `model` under `keras.distribution` on JAX
-    (a callable `(x, y, sample_weight, noise_variables) -> (loss,
-    gradients)`), or `None` for the step on the global batch."""
+class _Trace:
+    """The device whose passes are being traced, and the predictions they
+    made (a plain object: Keras must not track these)."""
+
+    def __init__(self, device, predictions):
+        self.device = device
+        self.predictions = predictions
+
+
+def _device_plan(model, split):
+    """The per-device plan of `model`'s step
+    (`keras_ssgd.backends.jax_devices.Plan`), or `None` for the step on the
+    global batch.
+
+    Under `keras.distribution.DataParallel` on JAX with 2 devices or more,
+    the default sharing runs the step per device where that computes the
+    step of one device on the global batch (one gradient all-reduce
+    instead of one per pass); any other sharing asks for the per-device
+    step and raises where the model cannot run it.
+
+    Args:
+        model: the `PerturbedModel`.
+        split: whether the step being traced is S-SGD's split form.
+
+    Raises:
+        ValueError: `model.sharing` asks for the per-device step and the
+            model cannot run it, or there is no `DataParallel`
+            distribution.
+    """
     if (
         keras.distribution.distribution() is None
         or keras.backend.backend() != "jax"
     ):
         return None
-    from keras_ssgd.distributed import device_step
+    from keras_ssgd.backends import jax_devices
 
-    return device_step.for_model(model)
+    mesh = jax_devices.mesh_axis()
+    sharing = model.sharing
+    if not sharing.per_device:
+        # The single-device step, where the per-device step computes it.
+        if mesh is None or mesh[2] < 2 or sharing_lib.per_device_obstacles(model):
+            return None
+        if split and mesh[2] % 2:
+            return None
+        return jax_devices.Plan(
+            *mesh, noise=None, signs="halves" if split else None,
+            sync="sign" if split else "all",
+        )
+    sharing_lib.check_per_device(model, mesh)
+    signs = "pairs" if sharing.pairs is not None and split else None
+    if sharing.batchnorm == "local":
+        sync = None
+    else:
+        sync = "all" if signs is None else "sign"
+    return jax_devices.Plan(
+        *mesh, noise=_PLAN_NOISE[sharing.noise], signs=signs, sync=sync,
+    )
+
+
+_PLAN_NOISE = {"shared": None, "per_device": "device", "per_pair": "pair"}
 
 
 def _flat_tensors(gradients):

@@ -167,8 +167,8 @@ def record_sign(model, signs):
     step = model.train_step
 
     def train_step(data):
-        if model._pairing is not None:
-            signs.append(model._pairing.sign())
+        if model.sharing.pairs is not None:
+            signs.append(model.sharing.pairs.sign())
         return step(data)
 
     return train_step

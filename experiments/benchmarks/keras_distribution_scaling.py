@@ -17,7 +17,7 @@ the compiled step (`keras_ssgd.distributed.collectives`): the sum of the
 outputs of XLA's cross-device collectives (`all-reduce`, `reduce-scatter`,
 `all-gather`) in the optimized HLO of the model's `train_step`, compiled
 with the mesh's shardings. S-SGD's steps run per device
-(`keras_ssgd.distributed.device_step`): each device combines its passes'
+(`keras_ssgd.backends.jax_devices`): each device combines its passes'
 gradients, then one all-reduce. The methods are timed in alternating rounds
 of `--steps` steps after a warm-up, the median over `--rounds` rounds is
 reported with its ratio to plain training (`--rounds 0`: bytes only). One

@@ -6,8 +6,12 @@
   from here: build and compile the model under `strategy.scope()`.
 - `keras_ssgd.distributed.keras_distribution`: Keras's `DataParallel` on
   JAX (one host, or several processes), S-SGD's step per device with one
-  gradient all-reduce (`device_step`), per-device noise and pairs
-  (`distribute`).
+  gradient all-reduce (`keras_ssgd.backends.jax_devices`), per-device
+  noise and pairs (`distribute`).
+
+Each engine configures the step through `model.sharing` (a
+`keras_ssgd.StepSharing`) and the model's public attributes
+(`gradient_reducer`, `noise_seed`), nothing else.
 
 Horovod is an optional dependency: importing this package does not import
 it; `docker/install_horovod.sh` builds it for TensorFlow 2.21.

@@ -200,7 +200,7 @@ class KerasDataParallel(Single):
     batch, the single-device algorithm (and the split form's halves are the
     first and second halves of the global batch: on 2 devices, each
     device's shard). S-SGD's passes are combined on each device and reduced
-    once (`keras_ssgd.distributed.device_step`). The learning rate is
+    once (`keras_ssgd.backends.jax_devices`). The learning rate is
     multiplied by the number of devices, reached linearly over
     `warmup_epochs`, unless `scale_lr` is false.
 

@@ -41,6 +41,7 @@ import keras
 import tensorflow as tf
 
 from keras_ssgd.perturbed import PerturbedModel
+from keras_ssgd.sharing import WorkerPairs
 
 
 def _hvd():
@@ -83,6 +84,19 @@ def size():
 def is_root():
     """True on rank 0, the only rank that logs and writes files."""
     return rank() == 0
+
+
+class HorovodPairs(WorkerPairs):
+    """Horovod ranks for the pair form: pair `k` is ranks `2k` and
+    `2k + 1` (`distribute(model, pairs=True)`)."""
+
+    engine = "Horovod ranks"
+
+    def index(self):
+        return rank()
+
+    def size(self):
+        return size()
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
@@ -257,7 +271,6 @@ def distribute(model, shared_noise=False, pairs=False):
         )
     rank_, _ = init()
     if pairs:
-        from keras_ssgd.distributed.pairs import HorovodPairs
         from keras_ssgd.distributed.pairs import set_pairs
 
         set_pairs(model, HorovodPairs())

@@ -13,7 +13,7 @@ devices of a mesh (one host, or several processes joined by
   batch at `W + n` and the second at `W - n`: on an even number of devices
   the first half of the devices at `W + n`, one pass per device;
 - each device combines its passes' gradients, and one all-reduce per step
-  averages them (`keras_ssgd.distributed.device_step`, a `shard_map` over
+  averages them (`keras_ssgd.backends.jax_devices`, a `shard_map` over
   the batch axis): one gradient sent per step, as Horovod and
   tf.distribute send (measured from the compiled step by
   `experiments/benchmarks/keras_distribution_scaling.py`);
@@ -63,8 +63,9 @@ Reference:
 
 import keras
 
-from keras_ssgd import backends
 from keras_ssgd import _keras_compat as compat
+from keras_ssgd import backends
+from keras_ssgd import sharing
 
 
 def _jax():
@@ -165,7 +166,7 @@ def distribute(model, shared_noise=False, pairs=False):
     """Per-device noise and pairs of devices under `DataParallel`, as
     `keras_ssgd.distributed.horovod.distribute` gives them to ranks.
 
-    The step runs per device (`keras_ssgd.distributed.device_step`), one
+    The step runs per device (`keras_ssgd.backends.jax_devices`), one
     gradient all-reduce per step:
 
     - Noise per device by default: device `i` of the mesh's batch axis
@@ -193,13 +194,17 @@ def distribute(model, shared_noise=False, pairs=False):
     Args:
         model: a `keras_ssgd.SymmetricSGDModel` whose only non-trainable
             state is BatchNorm's moving statistics, compiled with a loss
-            that is a mean over the batch (see `device_step`).
+            that is a mean over the batch (see
+            `keras_ssgd.sharing.per_device_obstacles`).
         shared_noise: bool. Defaults to `False`.
         pairs: bool. The pair form of the split step (an even number of
             devices). Defaults to `False`.
 
     Returns:
-        `model`.
+        `model`, its `sharing` set to a `keras_ssgd.StepSharing` with
+        `batchnorm="local"`, `noise` `"per_device"`, `"per_pair"` (pairs)
+        or `"shared"`, and `pairs` the devices' numbering with
+        `pairs=True`.
 
     Raises:
         TypeError: `model` is not a `SymmetricSGDModel`, or a flag is not a
@@ -222,8 +227,6 @@ def distribute(model, shared_noise=False, pairs=False):
     Reference:
     - Sung et al., "S-SGD", Eq. 3 and Section 4.3.
     """
-    from keras_ssgd.distributed import device_step
-    from keras_ssgd.distributed.pairs import DevicePairs
     from keras_ssgd.distributed.pairs import set_pairs
     from keras_ssgd.model import SymmetricSGDModel
 
@@ -240,17 +243,61 @@ def distribute(model, shared_noise=False, pairs=False):
                 f"Argument `{name}` must be a bool. Received: "
                 f"{name}={value!r}"
             )
-    if model.built and getattr(model, "compiled", False):
-        device_step.check(model)
-    elif device_step.mesh_axis() is None:
-        device_step.check(model)
-    if pairs:
-        set_pairs(model, DevicePairs())
+    mesh = _mesh_axis()
+    if (model.built and getattr(model, "compiled", False)) or mesh is None:
+        sharing.check_per_device(model, mesh)
+    if shared_noise:
+        noise = "shared"
     else:
-        model._pairing = None
-    model._device_options = device_step.Options(shared_noise, pairs)
-    model.train_function = None  # the next fit() traces the new step
+        noise = "per_pair" if pairs else "per_device"
+    if pairs:
+        set_pairs(model, DevicePairs(), noise=noise, batchnorm="local")
+    else:
+        model.sharing = sharing.StepSharing(noise=noise, batchnorm="local")
     return model
+
+
+def _mesh_axis():
+    """The `DataParallel` batch axis, `(jax_mesh, axis_name, size)`, or
+    `None` (JAX only: imported here, not with the module)."""
+    from keras_ssgd.backends import jax_devices
+
+    return jax_devices.mesh_axis()
+
+
+class DevicePairs(sharing.WorkerPairs):
+    """`keras.distribution.DataParallel` devices (JAX): pair `k` is devices
+    `2k` and `2k + 1` of the mesh's batch axis (`distribute(model,
+    pairs=True)`).
+
+    One step is compiled for every device and run per device
+    (`keras_ssgd.backends.jax_devices`), which measures each device at its
+    point; `size()` is the number of devices on the batch axis.
+    """
+
+    engine = "keras.distribution devices"
+
+    def _axis(self):
+        found = _mesh_axis()
+        if found is None:
+            raise ValueError(
+                "Argument `pairs=True` under keras.distribution needs a "
+                "DataParallel distribution. Received: distribution="
+                f"{keras.distribution.distribution()!r}"
+            )
+        return found
+
+    def index(self):
+        import jax
+
+        return jax.lax.axis_index(self._axis()[1])
+
+    def size(self):
+        return self._axis()[2]
+
+    def sign(self):
+        """`+1.0` on even devices, `-1.0` on odd ones (a traced float)."""
+        return keras.ops.where(self.index() % 2 == 0, 1.0, -1.0)
 
 
 def shard(arrays, global_batch):

@@ -10,7 +10,8 @@ combined batch. Each worker runs one forward and backward pass per step,
 as in plain data-parallel SGD, and its BatchNorm layers normalise its whole
 shard with their own statistics.
 
-Two engines number their workers here:
+Three engines number their workers (a `keras_ssgd.sharing.WorkerPairs`
+set as `model.sharing.pairs`):
 - Horovod: `keras_ssgd.distributed.horovod.distribute(model, pairs=True)`
   (ranks; each pair draws its own `n` by default, `shared_noise=True` gives
   every pair the same one).
@@ -35,53 +36,8 @@ Reference:
 
 import warnings
 
-
-class WorkerPairs:
-    """How an engine numbers its workers for the pair form (base class).
-
-    `index()` and `size()` are read when the step is traced, as Python
-    ints: each worker traces a step with its own sign.
-    """
-
-    engine = None
-
-    def index(self):
-        raise NotImplementedError
-
-    def size(self):
-        raise NotImplementedError
-
-    def sign(self):
-        """`+1.0` on even workers (`W + n`), `-1.0` on odd ones (`W - n`)."""
-        return 1.0 if self.index() % 2 == 0 else -1.0
-
-    def check(self):
-        """Raises the `ValueError` of an odd number of workers."""
-        size = self.size()
-        if size < 2 or size % 2:
-            raise ValueError(
-                "Argument `pairs=True` needs an even number of workers "
-                f"({self.engine}): workers 2k and 2k + 1 measure at W + n "
-                "and W - n. With an odd number, keep `pairs=False`: each "
-                "worker then splits its own batch (`split_batch=True`). "
-                f"Received: pairs=True with {size} worker(s)"
-            )
-
-
-class HorovodPairs(WorkerPairs):
-    """Horovod ranks: pair `k` is ranks `2k` and `2k + 1`."""
-
-    engine = "Horovod ranks"
-
-    def index(self):
-        from keras_ssgd.distributed import horovod
-
-        return horovod.rank()
-
-    def size(self):
-        from keras_ssgd.distributed import horovod
-
-        return horovod.size()
+from keras_ssgd.sharing import StepSharing
+from keras_ssgd.sharing import WorkerPairs
 
 
 class ReplicaPairs(WorkerPairs):
@@ -119,53 +75,17 @@ class ReplicaPairs(WorkerPairs):
         return self.strategy.num_replicas_in_sync
 
 
-class DevicePairs(WorkerPairs):
-    """`keras.distribution.DataParallel` devices (JAX): pair `k` is devices
-    `2k` and `2k + 1` of the mesh's batch axis.
-
-    One step is compiled for every device, run per device by
-    `keras_ssgd.distributed.device_step`: `index()` and `sign()` are traced
-    values there; `size()` is the number of devices on the batch axis.
-    Set by `keras_distribution.distribute(model, pairs=True)`.
-    """
-
-    engine = "keras.distribution devices"
-
-    def _axis(self):
-        import keras
-
-        from keras_ssgd.distributed import device_step
-
-        found = device_step.mesh_axis()
-        if found is None:
-            raise ValueError(
-                "Argument `pairs=True` under keras.distribution needs a "
-                "DataParallel distribution. Received: distribution="
-                f"{keras.distribution.distribution()!r}"
-            )
-        return found
-
-    def index(self):
-        import jax
-
-        return jax.lax.axis_index(self._axis()[1])
-
-    def size(self):
-        return self._axis()[2]
-
-    def sign(self):
-        """`+1.0` on even devices, `-1.0` on odd ones (a traced float)."""
-        from keras import ops
-
-        return ops.where(self.index() % 2 == 0, 1.0, -1.0)
-
-
-def set_pairs(model, pairing):
+def set_pairs(model, pairing, **sharing):
     """Makes `model`'s split form the pair form over `pairing`'s workers.
 
     Args:
         model: a `keras_ssgd.SymmetricSGDModel`.
-        pairing: a `WorkerPairs`.
+        pairing: a `keras_ssgd.sharing.WorkerPairs`.
+        **sharing: the rest of the model's `keras_ssgd.StepSharing`
+            (`noise`, `batchnorm`).
+
+    Returns:
+        `model`, its `sharing` now a `StepSharing(pairs=pairing, ...)`.
 
     Raises:
         TypeError: `model` is not a `SymmetricSGDModel`.
@@ -187,7 +107,7 @@ def set_pairs(model, pairing):
             "it with `split_batch=True` for the pair form on every step.",
             stacklevel=3,
         )
-    model._pairing = pairing
+    model.sharing = StepSharing(pairs=pairing, **sharing)
     return model
 
 
@@ -238,8 +158,6 @@ def pair_replicas(model, strategy=None):
 
 
 __all__ = [
-    "DevicePairs",
-    "HorovodPairs",
     "ReplicaPairs",
     "WorkerPairs",
     "pair_replicas",

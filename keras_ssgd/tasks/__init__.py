@@ -7,11 +7,12 @@ per task, so `experiments/paper/` and `ssgd-train` can build any row of it.
 The layout of `keras_ssgd`, one line per module:
 
 The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
-    model          SymmetricSGDModel: the gradients at W + n and W - n, averaged.
+    model          SymmetricSGDModel: its points (W + n, W - n), one loop.
     perturbed      PerturbedModel: the training step every method shares.
+    sharing        StepSharing: how an engine shares the step (model.sharing).
     noise          The noise maths: ||n|| = noise_level * ||W|| per variable.
     filters        Which variables get noise (kernels, not biases, by default).
-    gradients      The mean of the two passes' gradients (sparse kept sparse).
+    gradients      The passes' losses and gradients combined (sparse kept sparse).
     methods        The training methods by name: the one table.
     wrap           wrap(): any Keras model into one of the methods.
     phases         PhasePlan: Table 1's notation ("75-25S-25S").
@@ -20,7 +21,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     validation     The argument checks and their Keras-style errors.
     baselines/     The methods S-SGD is compared with: SAM, SmoothOut,
                    weight noise, DropConnect (each a PerturbedModel).
-    backends/      What differs on TensorFlow, JAX and PyTorch.
+    backends/      What differs on TensorFlow, JAX and PyTorch; jax_devices,
+                   the step per device under keras.distribution.
     native_log     Keras and TensorFlow imported without TensorFlow's
                    native start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).

@@ -269,7 +269,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         "passes_per_step": passes_per_step(method, config.phases),
         "distributed": dist.name,
         # S-SGD's split form over worker pairs (keras_ssgd.distributed.pairs)
-        "pairs": getattr(model, "_pairing", None) is not None,
+        "pairs": _paired(model),
         "workers": dist.size,
         "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
         # Per epoch, as fit() logged it (the loss at the perturbed weights).
@@ -328,3 +328,10 @@ def _hessian_batches(train_eval, size=HESSIAN_BATCH):
 
 def _finite_or_none(x):
     return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _paired(model):
+    """Whether `model` runs S-SGD's split form over worker pairs (a plain
+    Keras model has no `sharing`)."""
+    sharing = getattr(model, "sharing", None)
+    return sharing is not None and sharing.pairs is not None
