@@ -85,6 +85,14 @@ def tf_strategy_supports_no_merge_call():
     return tf.__internal__.distribute.strategy_supports_no_merge_call()
 
 
+def tf_strategy_reduce_to_as(strategy, wrap):
+    """TensorFlow: `strategy`'s cross-replica reduction (its extended
+    `_reduce_to`, which `strategy.reduce` calls) becomes
+    `wrap(reduce_to)`, for good."""
+    extended = strategy.extended
+    extended._reduce_to = wrap(extended._reduce_to)
+
+
 def jax_distribute_data(data):
     """JAX: a batch laid out over the devices of `keras.distribution`, as
     Keras's JAX trainer lays it out."""
@@ -121,6 +129,8 @@ MEMBERS = (
      "keras.src.backend.jax.trainer:_distribute_data"),
     ("keras.src.backend.jax.distribution_lib.initialize_rng", "jax",
      "keras.src.backend.jax.distribution_lib:initialize_rng"),
+    ("tf.distribute.StrategyExtended._reduce_to", "tensorflow",
+     "tensorflow:distribute.StrategyExtended._reduce_to"),
     ("tf.__internal__.distribute.strategy_supports_no_merge_call",
      "tensorflow", "tensorflow:__internal__.distribute."
      "strategy_supports_no_merge_call"),
@@ -131,5 +141,5 @@ __all__ = [
     "batchnorm_moments_as", "call_has_training_arg", "compute_loss",
     "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",
     "loss_tracker", "state_sharding_spec", "state_sharding_spec_as",
-    "tf_strategy_supports_no_merge_call",
+    "tf_strategy_reduce_to_as", "tf_strategy_supports_no_merge_call",
 ]

@@ -1,5 +1,8 @@
 """`wrap()`: S-SGD (or a baseline) training for an existing Keras model."""
 
+import inspect
+import warnings
+
 import keras
 
 from keras_ssgd import _keras_compat as compat
@@ -25,6 +28,23 @@ def wrap(model, method="ssgd", **kwargs):
     a `Sequential` without an input shape yet) becomes the single inner layer
     of a `SymmetricSGDWrapper`.
 
+    What of `model`'s own training logic is honoured:
+
+    - `call`: every pass is `model(x, training=True)`.
+    - `compute_loss` (and `compile`, when the model overrides it to take
+      arguments its `compute_loss` reads, as keras-io's knowledge
+      distillation `Distiller` does): each pass's loss is the model's own
+      `compute_loss`, at every level, on every backend; at level 0 `fit()`
+      is the model's own `fit()`. The wrapped model's `compile()` takes
+      the model's `compile()` arguments: it compiles `model` with them,
+      then itself with the ones `keras.Model.compile` knows (`optimizer`,
+      `metrics`, ...).
+    - `train_step` and `test_step` are refused (a `ValueError`): `wrap()`
+      trains through `call` and `compute_loss`, so an override of either
+      step would be skipped without a word. Put the loss in
+      `compute_loss`, or subclass `keras_ssgd.SymmetricSGDModel`.
+    - `predict_step` is not called: `predict()` runs `call`.
+
     Args:
         model: a `keras.Model`.
         method: the training method: `"ssgd"` (the default), a baseline
@@ -36,6 +56,11 @@ def wrap(model, method="ssgd", **kwargs):
 
     Returns:
         A model of the method's class, to be compiled and fitted.
+
+    Raises:
+        TypeError: `model` is not a `keras.Model`.
+        ValueError: `method` is unknown, or `model` overrides `train_step`
+            or `test_step`.
 
     Example:
 
@@ -66,12 +91,56 @@ def wrap(model, method="ssgd", **kwargs):
             f"Received: model={model!r} (of type {type(model).__name__})"
         )
     cls = _method_class(method)
+    _refuse_own_steps(model)
     kwargs.setdefault("name", model.name)
+    if _computes_own_loss(model):
+        return wrapper_class(cls, own_loss=True)(model, **kwargs)
     graph = _functional_graph(model)
     if graph is not None:
         inputs, outputs = graph
         return cls(inputs=inputs, outputs=outputs, **kwargs)
     return wrapper_class(cls)(model, **kwargs)
+
+
+# The steps `wrap()` cannot honour: it trains through `call` and
+# `compute_loss`, which a model's own step may not use at all.
+OWN_STEPS = ("train_step", "test_step")
+
+
+def _overrides(model, method):
+    """Whether `model`'s class overrides `keras.Model`'s `method`."""
+    return getattr(type(model), method) is not getattr(keras.Model, method)
+
+
+def _computes_own_loss(model):
+    return _overrides(model, "compute_loss") or _overrides(model, "compile")
+
+
+def _refuse_own_steps(model):
+    if isinstance(model, PerturbedModel):
+        raise ValueError(
+            "Argument `model` is already a keras_ssgd "
+            f"{type(model).__name__}: it trains with its own method, and "
+            "wrapping it would perturb its weights twice per step. Wrap "
+            "the plain Keras model instead. Received: model="
+            f"{model.name!r} of type {type(model).__name__}"
+        )
+    for method in OWN_STEPS:
+        if _overrides(model, method):
+            owner = next(
+                c for c in type(model).__mro__ if method in vars(c)
+            )
+            raise ValueError(
+                f"Argument `model` overrides `{method}` "
+                f"({owner.__qualname__}.{method}), which `wrap()` cannot "
+                "honour: the wrapped model trains through `call` and "
+                f"`compute_loss`, so `{owner.__qualname__}.{method}` would "
+                "be skipped without a word. Put the loss in "
+                "`compute_loss` (which `wrap()` honours), or subclass "
+                "`keras_ssgd.SymmetricSGDModel` and override its "
+                "`compute_loss`. Received: model="
+                f"{model.name!r} of type {type(model).__name__}"
+            )
 
 
 class _InnerModel:
@@ -98,6 +167,70 @@ class _InnerModel:
         config = super().get_config()
         config["model"] = keras.saving.serialize_keras_object(self.model)
         return config
+
+
+class _OwnLoss:
+    """Mixin of a wrapper whose inner model computes its own loss: it
+    overrides `compute_loss`, `compile`, or both (keras-io's `Distiller`).
+
+    `compile()` compiles the inner model with the arguments it is given
+    (so its `compute_loss` finds what its `compile` stored, its compiled
+    loss included), then the wrapper with those `keras.Model.compile`
+    knows; every pass's loss is the inner model's `compute_loss`.
+    """
+
+    def compile(self, *args, **kwargs):
+        self.model.compile(*args, **kwargs)
+        if _overrides(self.model, "compile"):
+            args, kwargs = (), _keras_compile_arguments(
+                self.model, args, kwargs
+            )
+        super().compile(*args, **kwargs)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        return compat.compute_loss(
+            self.model, x=x, y=y, y_pred=y_pred,
+            sample_weight=sample_weight, training=training,
+        )
+
+    def compile_from_config(self, config):
+        # A loaded model is compiled again from its compile config, as
+        # Keras does, unless the inner model's `compile` takes arguments
+        # that config does not hold.
+        if _overrides(self.model, "compile"):
+            warnings.warn(
+                f"Model '{self.name}' was not compiled on loading: the "
+                f"{type(self.model).__name__} it wraps has its own "
+                "`compile()`, whose arguments the saved config does not "
+                "hold. Call `compile()` after loading.",
+                stacklevel=2,
+            )
+            return
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
+
+def _keras_compile_arguments(model, args, kwargs):
+    """The arguments of `model.compile(*args, **kwargs)` (an override)
+    that `keras.Model.compile` takes, by name."""
+    bound = inspect.signature(type(model).compile).bind(
+        model, *args, **kwargs
+    )
+    named = {}
+    for name, value in bound.arguments.items():
+        kind = bound.signature.parameters[name].kind
+        if kind is inspect.Parameter.VAR_KEYWORD:
+            named.update(value)
+        elif kind is not inspect.Parameter.VAR_POSITIONAL:
+            named[name] = value
+    known = inspect.signature(keras.Model.compile).parameters
+    return {
+        name: value for name, value in named.items()
+        if name in known and name != "self"
+    }
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
@@ -128,29 +261,42 @@ class SymmetricSGDWrapper(_InnerModel, SymmetricSGDModel):
     """
 
 
-def wrapper_class(cls):
+def wrapper_class(cls, own_loss=False):
     """The registered wrapper of `PerturbedModel` subclass `cls`.
 
     `SymmetricSGDWrapper` for S-SGD; for the baselines
-    `WeightNoiseModelWrapper` and so on, created and registered here.
+    `WeightNoiseModelWrapper` and so on, created and registered here. With
+    `own_loss`, the wrapper of a model that computes its own loss
+    (`SymmetricSGDModelOwnLossWrapper`, ...): its `compile` and
+    `compute_loss` are the inner model's (see `wrap`).
     """
-    if cls not in _WRAPPERS:
-        name = f"{cls.__name__}Wrapper"
+    key = (cls, own_loss)
+    if key not in _WRAPPERS:
+        if own_loss:
+            name = f"{cls.__name__}OwnLossWrapper"
+            bases = (_OwnLoss, _InnerModel, cls)
+            doc = (
+                f"A `{cls.__name__}` that calls one inner model and trains "
+                "it with the inner model's own `compute_loss`."
+            )
+        else:
+            name = f"{cls.__name__}Wrapper"
+            bases = (_InnerModel, cls)
+            doc = f"A `{cls.__name__}` that calls one inner model."
         wrapper = type(
-            name,
-            (_InnerModel, cls),
-            {"__module__": __name__, "__qualname__": name,
-             "__doc__": f"A `{cls.__name__}` that calls one inner model."},
+            name, bases,
+            {"__module__": __name__, "__qualname__": name, "__doc__": doc},
         )
-        _WRAPPERS[cls] = keras.saving.register_keras_serializable(
+        _WRAPPERS[key] = keras.saving.register_keras_serializable(
             package="keras_ssgd"
         )(wrapper)
-    return _WRAPPERS[cls]
+    return _WRAPPERS[key]
 
 
-_WRAPPERS = {SymmetricSGDModel: SymmetricSGDWrapper}
+_WRAPPERS = {(SymmetricSGDModel, False): SymmetricSGDWrapper}
 for _cls in METHODS.values():
     wrapper_class(_cls)
+    wrapper_class(_cls, own_loss=True)
 
 
 def _method_class(method):

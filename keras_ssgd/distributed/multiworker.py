@@ -67,6 +67,7 @@ import tensorflow as tf
 
 # Horovod-free: `keras_ssgd.distributed.horovod` imports Horovod only when
 # one of its collectives is called.
+from keras_ssgd import _keras_compat as compat
 from keras_ssgd.schedules import WarmupScaled
 
 IMPLEMENTATIONS = ("auto", "ring", "nccl")
@@ -212,18 +213,21 @@ def _keras_compatible(strategy):
       scalar is averaged over the replicas here (`axis=None`), as Keras
       does on one host.
     """
-    extended = strategy.extended
-    reduce_to = extended._reduce_to
 
-    def nested_reduce_to(reduce_op, value, destinations, options):
-        if isinstance(value, (tuple, list, dict)):
-            return tf.nest.map_structure(
-                lambda leaf: reduce_to(reduce_op, leaf, destinations, options),
-                value,
-            )
-        return reduce_to(reduce_op, value, destinations, options)
+    def nested(reduce_to):
+        def nested_reduce_to(reduce_op, value, destinations, options):
+            if isinstance(value, (tuple, list, dict)):
+                return tf.nest.map_structure(
+                    lambda leaf: reduce_to(
+                        reduce_op, leaf, destinations, options
+                    ),
+                    value,
+                )
+            return reduce_to(reduce_op, value, destinations, options)
 
-    extended._reduce_to = nested_reduce_to
+        return nested_reduce_to
+
+    compat.tf_strategy_reduce_to_as(strategy, nested)
     reduce = strategy.reduce
 
     def reduce_scalars(reduce_op, value, axis=None):

@@ -1,0 +1,244 @@
+"""`wrap()` and a model's own training logic: `compute_loss` and `compile`
+overrides are honoured at every level, `train_step` and `test_step`
+overrides are refused. Runs on the three backends."""
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+import keras_ssgd
+
+
+class Penalized(keras.Model):
+    """The issue's repro: a `compute_loss` that adds 100."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        return 100.0 + super().compute_loss(
+            x, y, y_pred, sample_weight, training
+        )
+
+
+class Distiller(keras.Model):
+    """keras-io's knowledge distillation `Distiller` (Keras 3 version):
+    its own `compile` arguments, read by its own `compute_loss`."""
+
+    def __init__(self, student, teacher):
+        super().__init__()
+        self.teacher = teacher
+        self.student = student
+
+    def compile(
+        self, optimizer, metrics, student_loss_fn, distillation_loss_fn,
+        alpha=0.1, temperature=3,
+    ):
+        super().compile(optimizer=optimizer, metrics=metrics)
+        self.student_loss_fn = student_loss_fn
+        self.distillation_loss_fn = distillation_loss_fn
+        self.alpha = alpha
+        self.temperature = temperature
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None,
+        allow_empty=False,
+    ):
+        teacher_pred = self.teacher(x, training=False)
+        student_loss = self.student_loss_fn(y, y_pred)
+        distillation_loss = self.distillation_loss_fn(
+            ops.softmax(teacher_pred / self.temperature, axis=1),
+            ops.softmax(y_pred / self.temperature, axis=1),
+        ) * (self.temperature**2)
+        return self.alpha * student_loss + (1 - self.alpha) * distillation_loss
+
+    def call(self, x):
+        return self.student(x)
+
+
+def fit_losses(model, x, y, epochs=2):
+    history = model.fit(x, y, batch_size=4, epochs=epochs, shuffle=False,
+                        verbose=0)
+    return history.history["loss"]
+
+
+def penalized_data():
+    rng = np.random.default_rng(0)
+    return (rng.normal(size=(16, 4)).astype("float32"),
+            rng.normal(size=(16, 1)).astype("float32"))
+
+
+def penalized():
+    keras.utils.set_random_seed(0)
+    model = Penalized()
+    model(np.ones((1, 4), "float32"))
+    return model
+
+
+def test_compute_loss_is_honoured_and_level_0_is_the_models_own_fit():
+    x, y = penalized_data()
+    plain = penalized()
+    plain.compile(optimizer="sgd", loss="mse")
+    expected = fit_losses(plain, x, y)
+    assert all(loss > 100 for loss in expected)
+
+    base = penalized()
+    model = keras_ssgd.wrap(base, noise_level=0.0, seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    assert fit_losses(model, x, y) == expected  # bit for bit
+    for got, want in zip(base.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    assert model.evaluate(x, y, verbose=0) == plain.evaluate(x, y, verbose=0)
+
+    noisy = keras_ssgd.wrap(penalized(), noise_level=0.1, seed=0)
+    noisy.compile(optimizer="sgd", loss="mse")
+    losses = fit_losses(noisy, x, y)
+    # Each pass's loss is the model's own: the 100 is in every one.
+    assert all(100 < loss < 110 for loss in losses)
+    assert losses != expected
+
+
+@pytest.mark.parametrize("split_batch", [False, True])
+def test_the_split_form_measures_the_models_own_loss(split_batch):
+    x, y = penalized_data()
+    model = keras_ssgd.wrap(penalized(), noise_level=0.1, seed=0,
+                            split_batch=split_batch)
+    model.compile(optimizer="sgd", loss="mse")
+    assert all(100 < loss < 110 for loss in fit_losses(model, x, y, 1))
+
+
+def test_a_functional_model_with_its_own_loss_keeps_it():
+    class Functional100(keras.Model):
+        def compute_loss(self, x=None, y=None, y_pred=None,
+                         sample_weight=None, training=True):
+            return 100.0 + super().compute_loss(
+                x, y, y_pred, sample_weight, training
+            )
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    base = Functional100(inputs, keras.layers.Dense(1)(inputs))
+    model = keras_ssgd.wrap(base, noise_level=0.1, seed=0)
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = penalized_data()
+    assert all(100 < loss < 110 for loss in fit_losses(model, x, y, 1))
+
+
+def mlp(units, seed):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((6,)),
+        keras.layers.Dense(units, activation="relu"),
+        keras.layers.Dense(3),
+    ])
+
+
+def distiller():
+    teacher = mlp(16, 1)
+    teacher.trainable = False
+    return Distiller(student=mlp(8, 2), teacher=teacher)
+
+
+def compile_as_the_example(model):
+    # keras-io examples/vision/knowledge_distillation.py, as it compiles.
+    model.compile(
+        optimizer=keras.optimizers.Adam(),
+        metrics=[keras.metrics.SparseCategoricalAccuracy()],
+        student_loss_fn=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True
+        ),
+        distillation_loss_fn=keras.losses.KLDivergence(),
+        alpha=0.1,
+        temperature=10,
+    )
+
+
+def test_a_distiller_trains_with_its_own_compile_and_loss():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 6)).astype("float32")
+    y = rng.integers(0, 3, size=16)
+
+    plain = distiller()
+    compile_as_the_example(plain)
+    expected = plain.fit(x, y, batch_size=4, epochs=2, shuffle=False,
+                         verbose=0).history
+
+    base = distiller()
+    model = keras_ssgd.wrap(base, noise_level=0.0, seed=0)
+    compile_as_the_example(model)
+    got = model.fit(x, y, batch_size=4, epochs=2, shuffle=False,
+                    verbose=0).history
+    assert got == expected  # loss and accuracy, bit for bit
+    for a, b in zip(base.student.get_weights(), plain.student.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert base.temperature == 10 and base.alpha == 0.1
+
+    noisy = keras_ssgd.wrap(distiller(), noise_level=0.1, seed=0)
+    compile_as_the_example(noisy)
+    history = noisy.fit(x, y, batch_size=4, epochs=2, shuffle=False,
+                        verbose=0).history
+    assert history["loss"] != expected["loss"]
+    assert np.all(np.isfinite(history["loss"]))
+    assert "sparse_categorical_accuracy" in history
+
+
+class OwnTrainStep(keras.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def train_step(self, *args):
+        return super().train_step(*args)
+
+
+class OwnTestStep(OwnTrainStep):
+    train_step = keras.Model.train_step
+
+    def test_step(self, *args):
+        return super().test_step(*args)
+
+
+@pytest.mark.parametrize("cls, method", [
+    (OwnTrainStep, "train_step"), (OwnTestStep, "test_step"),
+])
+def test_an_own_step_is_refused_by_name(cls, method):
+    with pytest.raises(ValueError) as info:
+        keras_ssgd.wrap(cls(), noise_level=0.1)
+    message = str(info.value)
+    assert f"overrides `{method}` ({cls.__name__}.{method})" in message
+    assert "compute_loss" in message and "SymmetricSGDModel" in message
+    assert f"of type {cls.__name__}" in message
+
+
+def test_a_vae_without_call_is_refused_before_any_build():
+    # keras-io's VAE: its own train_step and no `call`.
+    class VAE(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.encoder = keras.layers.Dense(2)
+            self.decoder = keras.layers.Dense(4)
+
+        def train_step(self, data):
+            return {}
+
+    with pytest.raises(ValueError, match=r"overrides `train_step` "
+                       r"\(.*VAE.train_step\)"):
+        keras_ssgd.wrap(VAE(), noise_level=0.1)
+
+
+def test_a_keras_ssgd_model_is_not_wrapped_twice():
+    inputs = keras.Input((4,))
+    model = keras_ssgd.SymmetricSGDModel(inputs, keras.layers.Dense(1)(inputs))
+    with pytest.raises(ValueError, match="already a keras_ssgd "
+                       "SymmetricSGDModel.*perturb its weights twice"):
+        keras_ssgd.wrap(model)
