@@ -5,6 +5,7 @@ import numpy as np
 from keras import ops
 
 from keras_ssgd import backends
+from keras_ssgd import filters
 from keras_ssgd import gradients as gradients_lib
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
@@ -34,7 +35,10 @@ class SymmetricSGDModel(PerturbedModel):
     unless a custom `noise_filter` selects them.
 
     Use it like `keras.Model`: with the functional API, by subclassing, or
-    through `keras_ssgd.wrap(model)` for an existing model. `evaluate()` and
+    through `keras_ssgd.wrap(model)` for an existing model. A subclass with
+    a `train_step` of its own (GANs, VAEs) runs S-SGD inside it by taking
+    the step's gradient from `symmetric_gradients` (TensorFlow, PyTorch)
+    or `symmetric_value_and_grad` (JAX). `evaluate()` and
     `predict()` are Keras's own and use the clean master weights.
 
     What happens in one step:
@@ -249,12 +253,274 @@ class SymmetricSGDModel(PerturbedModel):
             self._refuse_stateful(split, phase=True)
         self._phase_split = split
 
+    # S-SGD inside a `train_step` of your own.
+
+    def symmetric_gradients(self, loss_fn, variables=None, optimizer=None):
+        """S-SGD's loss and gradients of `loss_fn`, for your own
+        `train_step` (TensorFlow and PyTorch).
+
+        Where `keras.Model`'s guides take the gradient of a loss with
+        `tf.GradientTape` or `loss.backward()`, call this instead: it
+        draws `n` for the variables the model's `noise_filter` selects
+        among `variables` (`||n|| = noise_level * ||W||`, a function of
+        `(seed, step)`), calls `loss_fn` at `W + n` and at `W - n` without
+        writing the variables, and returns the mean loss and the mean
+        gradient (paper Eq. 3). The noise level, its schedule
+        (`NoiseSchedule`), the filter, the seed and `noise_distribution`
+        are the model's. At level 0 it is the plain gradient, computed as
+        the guides compute it, so the step is the plain step bit for bit.
+
+        Non-trainable state the passes change (BatchNorm statistics) is
+        written back as `batchnorm_update` says; metric updates belong
+        after the call, in the step. `split_batch` does not apply (the
+        batch is `loss_fn`'s business).
+
+        Args:
+            loss_fn: callable taking no argument and returning the loss, a
+                scalar, computed from the model's variables (for example
+                `lambda: self.compute_loss(y=y, y_pred=self(x,
+                training=True))`).
+            variables: the trainable variables to differentiate, in the
+                order of the returned gradients. Defaults to `None`, the
+                model's `trainable_variables`. Only those the filter
+                selects get noise (a GAN's generator step passes the
+                generator's variables: the discriminator is not
+                perturbed).
+            optimizer: the optimizer whose step counter positions the
+                noise stream (the one that applies these gradients).
+                Defaults to `None`, the model's `optimizer`.
+
+        Returns:
+            `(loss, gradients)`, the gradients aligned with `variables`.
+
+        Raises:
+            ValueError: on the JAX backend (use
+                `symmetric_value_and_grad`), or without an optimizer.
+
+        Example:
+
+        ```python
+        class MyModel(keras_ssgd.SymmetricSGDModel):
+            def train_step(self, data):
+                x, y = data
+
+                def loss_fn():
+                    return self.compute_loss(
+                        y=y, y_pred=self(x, training=True)
+                    )
+
+                loss, gradients = self.symmetric_gradients(loss_fn)
+                self.optimizer.apply(gradients, self.trainable_variables)
+                return {"loss": loss}
+        ```
+
+        Reference:
+        - Sung et al., "S-SGD", Eq. 3.
+        """
+        backends.require(
+            "symmetric_gradients (a stateful train_step)",
+            "symmetric_gradients(...) (on JAX: symmetric_value_and_grad)",
+            backends=("tensorflow", "torch"),
+        )
+        variables = (
+            list(self.trainable_variables) if variables is None
+            else list(variables)
+        )
+        optimizer = self._custom_optimizer(optimizer, "symmetric_gradients")
+        step = backends.current()
+        noisy = self._noise_targets(variables)
+        if not self._noisy() or not noisy:
+            return step.loss_and_gradients(loss_fn, variables)
+        weights = [v.value for v in noisy]
+        noise = noise_lib.symmetric_noise(
+            weights, self._noise.level, self._noise.generator(optimizer),
+            distribution=self._noise_distribution,
+        )
+        both = self.batchnorm_update == "both"
+        losses, gradients = [], []
+        for point in (_Point(None, 1.0, 0.5, True),
+                      _Point(None, -1.0, 0.5, both)):
+            if gradients:
+                values = step.after(
+                    _flat_tensors(gradients[-1]), point.values, weights, noise
+                )
+            else:
+                values = point.values(weights, noise)
+            loss, grads, new_value = step.loss_and_gradients_at(
+                loss_fn, variables, noisy, values
+            )
+            self._write_back(new_value, point.keep_statistics)
+            losses.append(loss)
+            gradients.append(grads)
+        return gradients_lib.combine(losses, [0.5, 0.5]), [
+            gradients_lib.combine(list(pair), [0.5, 0.5])
+            for pair in zip(*gradients)
+        ]
+
+    def symmetric_value_and_grad(
+        self, fun, has_aux=False, variables=None, optimizer=None
+    ):
+        """S-SGD's `jax.value_and_grad`, for your own stateless
+        `train_step` (JAX).
+
+        Where Keras's JAX guide writes `jax.value_and_grad(fun,
+        has_aux=...)` over a function of the trainable values, write
+        `self.symmetric_value_and_grad(fun, has_aux=...)`: the returned
+        function takes the same arguments plus `optimizer_variables=` (the
+        optimizer's state from `train_step`'s `state`, whose step counter
+        positions the noise stream), evaluates `fun` at `W + n` and at
+        `W - n` (`n` drawn for the variables the model's `noise_filter`
+        selects among `variables`, `||n|| = noise_level * ||W||`, a
+        function of `(seed, step)`), and returns the mean value and the
+        mean gradient. At level 0 it is `jax.value_and_grad(fun)` itself.
+
+        The level is read when the step is traced: changing it
+        (`NoiseSchedule`) traces the step again, once per level.
+
+        Args:
+            fun: `fun(values, *args, **kwargs)`, `values` aligned with
+                `variables`; returns the loss, or `(loss, aux)` with
+                `has_aux`.
+            has_aux: bool. With `True` the returned function gives
+                `((loss, (aux_plus, aux_minus)), gradients)`: the aux of
+                both passes (at level 0, `fun`'s own aux twice). Defaults
+                to `False`.
+            variables: the variables `values` stand for. Defaults to
+                `None`, the model's `trainable_variables`.
+            optimizer: the optimizer whose state `optimizer_variables`
+                holds. Defaults to `None`, the model's `optimizer`.
+
+        Returns:
+            A function `(values, *args, optimizer_variables, **kwargs) ->
+            (value, gradients)`.
+
+        Example:
+
+        <!-- example: skip the JAX backend's stateless train_step. -->
+
+        ```python
+        def train_step(self, state, data):
+            trainable, non_trainable, optimizer_variables, metrics = state
+            x, y = data
+
+            def fun(trainable, non_trainable):
+                y_pred, non_trainable = self.stateless_call(
+                    trainable, non_trainable, x, training=True
+                )
+                return self.compute_loss(y=y, y_pred=y_pred), non_trainable
+
+            grad_fn = self.symmetric_value_and_grad(fun, has_aux=True)
+            (loss, (_, non_trainable)), grads = grad_fn(
+                trainable, non_trainable,
+                optimizer_variables=optimizer_variables,
+            )
+            trainable, optimizer_variables = self.optimizer.stateless_apply(
+                optimizer_variables, grads, trainable
+            )
+            ...
+        ```
+
+        Reference:
+        - Sung et al., "S-SGD", Eq. 3.
+        """
+        backends.require(
+            "symmetric_value_and_grad (a stateless train_step)",
+            "symmetric_value_and_grad(...) (on TensorFlow and PyTorch: "
+            "symmetric_gradients)",
+            backends=("jax",),
+        )
+        import jax
+
+        variables = (
+            list(self.trainable_variables) if variables is None
+            else list(variables)
+        )
+        optimizer = self._custom_optimizer(
+            optimizer, "symmetric_value_and_grad"
+        )
+        plain = jax.value_and_grad(fun, has_aux=has_aux)
+
+        def value_and_grad(values, *args, optimizer_variables, **kwargs):
+            selected = {id(v) for v in self._noise_targets(variables)}
+            positions = [
+                i for i, v in enumerate(variables) if id(v) in selected
+            ]
+            if not self._noisy() or not positions:
+                value, gradients = plain(values, *args, **kwargs)
+                if has_aux:  # the structure of the perturbed step's
+                    value = (value[0], (value[1], value[1]))
+                return value, gradients
+            iterations = [id(v) for v in optimizer.variables].index(
+                id(optimizer.iterations)
+            )
+            weights = [values[i] for i in positions]
+            counter = [(optimizer.iterations, optimizer_variables[iterations])]
+            with keras.StatelessScope(state_mapping=counter):
+                noise = noise_lib.symmetric_noise(
+                    weights, self.noise_level,
+                    self._noise.generator(optimizer),
+                    distribution=self._noise_distribution,
+                )
+            outputs = []
+            for point in (_Point(None, 1.0, 0.5, True),
+                          _Point(None, -1.0, 0.5, True)):
+                shifted = point.values(weights, noise)
+                if outputs:
+                    shifted = backends.current().after(
+                        _flat_tensors(outputs[-1][1]), list, shifted
+                    )
+                moved = list(values)
+                for i, value in zip(positions, shifted):
+                    moved[i] = value
+                outputs.append(plain(moved, *args, **kwargs))
+            (plus, g_plus), (minus, g_minus) = outputs
+            if has_aux:
+                value = (
+                    gradients_lib.combine([plus[0], minus[0]], [0.5, 0.5]),
+                    (plus[1], minus[1]),
+                )
+            else:
+                value = gradients_lib.combine([plus, minus], [0.5, 0.5])
+            return value, [
+                gradients_lib.combine([a, b], [0.5, 0.5])
+                for a, b in zip(g_plus, g_minus)
+            ]
+
+        return value_and_grad
+
+    def _noise_targets(self, variables):
+        """The variables among `variables` that the filter selects."""
+        selected = {
+            id(v) for v in filters.select(
+                self, self.noise_filter or self.default_noise_filter
+            )
+        }
+        return [v for v in variables if id(v) in selected]
+
+    def _custom_optimizer(self, optimizer, method):
+        if optimizer is None:
+            optimizer = getattr(self, "optimizer", None)
+        if optimizer is None:
+            raise ValueError(
+                f"`{method}` positions its noise stream at an optimizer's "
+                f"step counter, and model '{self.name}' has none: compile "
+                "it with an optimizer, or pass `optimizer=` (the one that "
+                "applies the gradients). Received: optimizer=None"
+            )
+        return optimizer
+
     def _form(self):
         """The split form fixes the traced step: `per_branch` keeps one
-        compiled step per form (a switch traces the new form once)."""
+        compiled step per form (a switch traces the new form once). A
+        `train_step` of the user's own on JAX reads the level when it is
+        traced (`symmetric_value_and_grad`): the level is part of it."""
         if self._split_now and self._sharing.pairs is not None:
-            return "pairs"
-        return self._split_now
+            form = "pairs"
+        else:
+            form = self._split_now
+        if self._runs_own_step() and keras.backend.backend() == "jax":
+            return (form, self.noise_level)
+        return form
 
     def _stateful_layers(self):
         return [

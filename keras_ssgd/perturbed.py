@@ -308,6 +308,12 @@ class PerturbedModel(keras.Model):
             self, args, functools.partial(self._step, noisy)
         )
 
+    def _runs_own_step(self):
+        """Whether the model's class writes its own `train_step` (with
+        `SymmetricSGDModel.symmetric_gradients` or
+        `symmetric_value_and_grad` inside)."""
+        return type(self).train_step is not PerturbedModel.train_step
+
     def _noisy(self):
         """Whether this step perturbs.
 

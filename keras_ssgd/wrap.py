@@ -42,7 +42,10 @@ def wrap(model, method="ssgd", **kwargs):
     - `train_step` and `test_step` are refused (a `ValueError`): `wrap()`
       trains through `call` and `compute_loss`, so an override of either
       step would be skipped without a word. Put the loss in
-      `compute_loss`, or subclass `keras_ssgd.SymmetricSGDModel`.
+      `compute_loss`, or subclass `keras_ssgd.SymmetricSGDModel` and take
+      the step's gradient from `symmetric_gradients` (TensorFlow,
+      PyTorch) or `symmetric_value_and_grad` (JAX): S-SGD then runs
+      inside the step (the guide "S-SGD in a train_step of your own").
     - `predict_step` is not called: `predict()` runs `call`.
 
     Args:
@@ -120,9 +123,11 @@ def _refuse_own_steps(model):
     if isinstance(model, PerturbedModel):
         raise ValueError(
             "Argument `model` is already a keras_ssgd "
-            f"{type(model).__name__}: it trains with its own method, and "
-            "wrapping it would perturb its weights twice per step. Wrap "
-            "the plain Keras model instead. Received: model="
+            f"{type(model).__name__}: it trains with its own method (in "
+            "its own `train_step` too, through `symmetric_gradients` or "
+            "`symmetric_value_and_grad`), and wrapping it would perturb its "
+            "weights twice per step. Train it as it is, or wrap the plain "
+            "Keras model. Received: model="
             f"{model.name!r} of type {type(model).__name__}"
         )
     for method in OWN_STEPS:
@@ -136,9 +141,13 @@ def _refuse_own_steps(model):
                 "honour: the wrapped model trains through `call` and "
                 f"`compute_loss`, so `{owner.__qualname__}.{method}` would "
                 "be skipped without a word. Put the loss in "
-                "`compute_loss` (which `wrap()` honours), or subclass "
-                "`keras_ssgd.SymmetricSGDModel` and override its "
-                "`compute_loss`. Received: model="
+                "`compute_loss` (which `wrap()` honours), or keep the step: "
+                "subclass `keras_ssgd.SymmetricSGDModel` instead of "
+                "`keras.Model` and take the step's gradient from "
+                "`self.symmetric_gradients(loss_fn)` (TensorFlow, PyTorch) "
+                "or `self.symmetric_value_and_grad(fun)` (JAX), as the "
+                "guide \"S-SGD in a train_step of your own\" shows "
+                "(docs/guides/custom-steps.md). Received: model="
                 f"{model.name!r} of type {type(model).__name__}"
             )
 

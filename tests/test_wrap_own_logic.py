@@ -217,6 +217,7 @@ def test_an_own_step_is_refused_by_name(cls, method):
     message = str(info.value)
     assert f"overrides `{method}` ({cls.__name__}.{method})" in message
     assert "compute_loss" in message and "SymmetricSGDModel" in message
+    assert "symmetric_gradients" in message and "custom-steps.md" in message
     assert f"of type {cls.__name__}" in message
 
 

@@ -120,7 +120,8 @@ def make_train_function(model, make, force):
         def make_branch(noisy):
             spec = (
                 trainable,
-                list(non_trainable) + (extras if noisy else []),
+                list(non_trainable)
+                + (extras if noisy and not model._runs_own_step() else []),
                 optimizer,
                 metrics,
             )
@@ -137,7 +138,8 @@ def _thread_extras(model, function, noisy, state, data):
     """Runs the compiled `function` of branch `noisy`; the perturbed branch
     gets the values of `_extras(model)` after the non-trainable ones, and
     the RNN states it returns are written back to their variables."""
-    if not noisy:
+    if not noisy or model._runs_own_step():
+        # A step of the user's own takes Keras's state as it is.
         return function(state, data)
     extras = _extras(model)
     trainable, non_trainable, *rest = state

@@ -140,3 +140,36 @@ def _finite_everywhere(finite):
         tf.cast(tf.logical_not(tf.convert_to_tensor(finite)), "float32"),
     )
     return tf.equal(not_finite, 0.0)
+
+
+def loss_and_gradients(loss_fn, variables):
+    """`(loss, gradients)` of `loss_fn()` under a gradient tape, as
+    Keras's guide to a custom `train_step` takes them (the level-0 path of
+    `SymmetricSGDModel.symmetric_gradients`)."""
+    with tf.GradientTape() as tape:
+        loss = loss_fn()
+    return loss, tape.gradient(loss, variables)
+
+
+def loss_and_gradients_at(loss_fn, variables, noise_variables, values):
+    """`loss_fn()` with `noise_variables` at `values`, under a gradient
+    tape: `(loss, gradients, new_value)`, the gradients with respect to
+    `values` for the perturbed variables and to the variables for the
+    others of `variables`, in their order; `new_value(variable)` is the
+    value the pass left in a variable (or `None`)."""
+    mapping = list(zip(noise_variables, values))
+    perturbed = {id(v) for v in noise_variables}
+    # Keras reads a regularized variable from the scope only.
+    mapping += [
+        (v, tf.identity(v.value)) for v in variables
+        if id(v) not in perturbed and getattr(v, "regularizer", None)
+    ]
+    with tf.GradientTape() as tape:
+        tape.watch([value for _, value in mapping])
+        with keras.StatelessScope(
+            state_mapping=mapping, collect_losses=True
+        ) as scope:
+            loss = loss_fn()
+    targets_by_id = {id(v): value for v, value in mapping}
+    targets = [targets_by_id.get(id(v), v) for v in variables]
+    return loss, tape.gradient(loss, targets), scope.get_current_value

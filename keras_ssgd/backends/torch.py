@@ -95,6 +95,38 @@ def measure(model, x, y, sample_weight, noise_variables, values):
     return loss.detach(), gradients, _detach(y_pred), scope.get_current_value
 
 
+def loss_and_gradients(loss_fn, variables):
+    """`(loss, gradients)` of `loss_fn()` by autograd, the gradients Keras's
+    guide to a custom `train_step` reads after `loss.backward()` (the
+    level-0 path of `SymmetricSGDModel.symmetric_gradients`)."""
+    loss = loss_fn()
+    gradients = torch.autograd.grad(
+        loss, [v.value for v in variables], allow_unused=True
+    )
+    return loss.detach(), list(gradients)
+
+
+def loss_and_gradients_at(loss_fn, variables, noise_variables, values):
+    """`loss_fn()` with `noise_variables` at `values`, then its backward
+    pass: `(loss, gradients, new_value)` as the TensorFlow version
+    returns them."""
+    values = [v.detach().requires_grad_(True) for v in values]
+    mapping = list(zip(noise_variables, values))
+    perturbed = {id(v) for v in noise_variables}
+    mapping += [
+        (v, v.value.detach().requires_grad_(True)) for v in variables
+        if id(v) not in perturbed and getattr(v, "regularizer", None)
+    ]
+    with keras.StatelessScope(
+        state_mapping=mapping, collect_losses=True
+    ) as scope:
+        loss = loss_fn()
+    targets_by_id = {id(v): value for v, value in mapping}
+    targets = [targets_by_id.get(id(v), v.value) for v in variables]
+    gradients = torch.autograd.grad(loss, targets, allow_unused=True)
+    return loss.detach(), list(gradients), scope.get_current_value
+
+
 def _detach(y_pred):
     """The predictions, out of the autograd graph (any structure: a model
     may have several outputs)."""
