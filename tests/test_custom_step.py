@@ -123,6 +123,7 @@ def fit(model):
     return model.get_weights()
 
 
+@pytest.mark.exact
 def test_level_0_is_the_plain_custom_step_bit_for_bit():
     plain = fit(build(custom_step_class(keras.Model, symmetric=False)))
     ssgd = fit(build(custom_step_class(keras_ssgd.SymmetricSGDModel, True),

@@ -82,6 +82,7 @@ def penalized():
     return model
 
 
+@pytest.mark.exact
 def test_compute_loss_is_honoured_and_level_0_is_the_models_own_fit():
     x, y = penalized_data()
     plain = penalized()
@@ -160,6 +161,7 @@ def compile_as_the_example(model):
     )
 
 
+@pytest.mark.exact
 def test_a_distiller_trains_with_its_own_compile_and_loss():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(16, 6)).astype("float32")
