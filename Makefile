@@ -8,8 +8,8 @@ PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
 .PHONY: demo test test-e2e test-examples test-slow test-distributed test-exact \
-	test-conformance test-keras-floor test-all smoke benchmark wheels horovod lint \
-	docs clean
+	test-conformance test-keras-floor test-image test-all smoke benchmark wheels \
+	horovod lint docs docker docker-cpu clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -93,7 +93,7 @@ test-keras-floor: $(FLOOR_VENV)/.installed
 # Every tier, then the paper scripts' smoke runs and the docs site: what CI
 # runs, but for Horovod's build and the Dockerfile's lint.
 test-all: test test-e2e test-examples test-slow test-distributed test-exact \
-	test-conformance test-keras-floor smoke docs
+	test-conformance test-keras-floor docker-cpu test-image smoke docs
 
 # The bit-for-bit claims (tests marked `exact`: level 0 against Keras) under
 # each CPU setting that changes how TensorFlow compiles a graph: oneDNN's
@@ -157,6 +157,25 @@ $(VENV)/.docs: $(VENV)/.installed
 
 docs: $(VENV)/.docs
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -d build/site
+
+# The CPU image (docker/Dockerfile, a Debian base, GPU=0), with Docker or,
+# without a Docker engine, podman (docker/build_cpu.sh: the base, the
+# Horovod wheel cache, the build's time and the image's size).
+DOCKER_IMAGE_CPU ?= keras-ssgd-cpu
+docker-cpu:
+	docker/build_cpu.sh $(DOCKER_IMAGE_CPU)
+
+# The GPU image (NVIDIA's CUDA base): on a machine with Docker and access to
+# NVIDIA's registry (nvcr.io, docker.io).
+DOCKER_IMAGE ?= keras-ssgd
+docker:
+	docker build -f docker/Dockerfile -t $(DOCKER_IMAGE) .
+
+# The built CPU image, run (tests/test_image.py): the entrypoint, a training
+# run as the image's user into a mounted folder, two Horovod ranks, the
+# versions against the pins.
+test-image: $(VENV)/.installed
+	KERAS_SSGD_IMAGE=$(DOCKER_IMAGE_CPU) $(PYTEST) --tier image
 
 # The Dockerfile is linted (hadolint), and the package's import structure
 # checked against the contracts of .importlinter (no circles, the core

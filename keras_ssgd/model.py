@@ -429,8 +429,6 @@ class SymmetricSGDModel(PerturbedModel):
             "symmetric_gradients)",
             backends=("jax",),
         )
-        import jax
-
         variables = (
             list(self.trainable_variables) if variables is None
             else list(variables)
@@ -438,7 +436,7 @@ class SymmetricSGDModel(PerturbedModel):
         optimizer = self._custom_optimizer(
             optimizer, "symmetric_value_and_grad"
         )
-        plain = jax.value_and_grad(fun, has_aux=has_aux)
+        plain = backends.current().value_and_grad(fun, has_aux=has_aux)
 
         def value_and_grad(values, *args, optimizer_variables, **kwargs):
             selected = {id(v) for v in self._noise_targets(variables)}
@@ -518,7 +516,7 @@ class SymmetricSGDModel(PerturbedModel):
             form = "pairs"
         else:
             form = self._split_now
-        if self._runs_own_step() and keras.backend.backend() == "jax":
+        if self._runs_own_step() and backends.current().STATELESS:
             return (form, self.noise_level)
         return form
 

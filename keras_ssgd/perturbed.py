@@ -633,22 +633,20 @@ def _device_plan(model, split):
             model cannot run it, or there is no `DataParallel`
             distribution.
     """
-    if (
-        keras.distribution.distribution() is None
-        or keras.backend.backend() != "jax"
-    ):
+    if keras.distribution.distribution() is None:
         return None
-    from keras_ssgd.backends import jax_devices
-
-    mesh = jax_devices.mesh_axis()
+    step = backends.current()
+    mesh = step.mesh_axis()
     sharing = model.sharing
     if not sharing.per_device:
         # The single-device step, where the per-device step computes it.
-        if mesh is None or mesh[2] < 2 or sharing_lib.per_device_obstacles(model):
+        if mesh is None or mesh[2] < 2:
+            return None
+        if sharing_lib.per_device_obstacles(model):
             return None
         if split and mesh[2] % 2:
             return None
-        return jax_devices.Plan(
+        return step.device_plan(
             *mesh, noise=None, signs="halves" if split else None,
             sync="sign" if split else "all",
         )
@@ -658,7 +656,7 @@ def _device_plan(model, split):
         sync = None
     else:
         sync = "all" if signs is None else "sign"
-    return jax_devices.Plan(
+    return step.device_plan(
         *mesh, noise=_PLAN_NOISE[sharing.noise], signs=signs, sync=sync,
     )
 

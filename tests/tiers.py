@@ -34,6 +34,9 @@ TIERS = {
     "distributed": ("make test-distributed",
                     "several processes or devices per test: Horovod, "
                     "MultiWorkerMirroredStrategy, keras.distribution"),
+    "image": ("make docker-cpu test-image",
+              "the built CPU image run: its entrypoint, a training run as its "
+              "user, two Horovod ranks, its versions"),
     "conformance": ("make test-conformance",
                     "Keras's own model and trainer tests (tests/conformance/)"),
 }

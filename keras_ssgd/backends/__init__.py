@@ -22,6 +22,15 @@ functions:
 - `make_train_function(model, make, force)`: one compiled step per branch
   (`per_branch`), or Keras's own where the step runs eagerly.
 - `dense(gradient)`, `num_replicas()`.
+- `mesh_axis()`: the `keras.distribution.DataParallel` batch axis the
+  per-device step runs on (JAX: `jax_devices`), else `None`; JAX adds
+  `device_plan(...)`, that step's plan.
+- `STATELESS`: whether a train step is a pure function of the state Keras
+  threads (JAX), so a variable it does not carry is a constant of the trace.
+- A `train_step` of the user's own: `loss_and_gradients(loss_fn,
+  variables)` and `loss_and_gradients_at(loss_fn, variables,
+  noise_variables, values)` (TensorFlow, PyTorch: `symmetric_gradients`),
+  `value_and_grad(fun, has_aux)` (JAX: `symmetric_value_and_grad`).
 - `bitcast(x, dtype)` and `SIGNS` (`"arithmetic"` or `"sign-bit"`): how
   `keras_ssgd.noise` takes the Rademacher signs out of the drawn bits;
   `rademacher(weights, level, drawn, layouts, bits_per_word)` only where

@@ -17,7 +17,12 @@ from keras import ops
 
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
+from keras_ssgd.backends import jax_devices
 
+
+# A train step is a pure function of Keras's state: a variable the state
+# does not carry (the noise level) is a constant of the trace.
+STATELESS = True
 
 # How the Rademacher noise takes its signs (`keras_ssgd.noise._signed`):
 # XLA fuses the shift, mask and arithmetic into one loop.
@@ -237,3 +242,21 @@ def apply_if_finite(model, gradients, finite):
         list(new_trainable) + list(new_optimizer),
     ):
         v.assign(ops.where(finite, new, old))
+
+
+def value_and_grad(fun, has_aux=False):
+    """`jax.value_and_grad`, for `symmetric_value_and_grad`."""
+    return jax.value_and_grad(fun, has_aux=has_aux)
+
+
+def mesh_axis():
+    """The `keras.distribution.DataParallel` batch axis, `(mesh, axis,
+    size)`, or `None` (`keras_ssgd.backends.jax_devices`)."""
+    return jax_devices.mesh_axis()
+
+
+def device_plan(mesh, axis, size, noise, signs, sync):
+    """The per-device step's plan (`keras_ssgd.backends.jax_devices.Plan`)."""
+    return jax_devices.Plan(
+        mesh, axis, size, noise, signs, sync, variables_of=_all_variables
+    )

@@ -59,7 +59,6 @@ import keras
 from jax.sharding import PartitionSpec
 from keras import ops
 
-from keras_ssgd.backends import jax as jax_backend
 
 
 def mesh_axis():
@@ -87,11 +86,14 @@ class Plan:
         sync: the devices whose BatchNorm moments are averaged: `"all"`,
             `"sign"` (the devices measuring at the same point) or `None`
             (each its own).
+        variables_of: `model -> variables`, every variable the step
+            reads (`keras_ssgd.backends.jax`), the shard map's state.
     """
 
-    def __init__(self, mesh, axis, size, noise, signs, sync):
+    def __init__(self, mesh, axis, size, noise, signs, sync, variables_of):
         self.mesh, self.axis, self.size = mesh, axis, size
         self.noise, self.signs, self.sync = noise, signs, sync
+        self.variables_of = variables_of
 
     def index(self):
         return jax.lax.axis_index(self.axis)
@@ -189,7 +191,7 @@ def run(model, plan, passes, data, momentum):
         data: `(x, y, sample_weight)` of the global batch.
         momentum: `{id(moving statistic): momentum}` of the BatchNorms.
     """
-    variables = jax_backend._all_variables(model)
+    variables = plan.variables_of(model)
     non_trainable = model.non_trainable_variables
 
     def body(values, local):

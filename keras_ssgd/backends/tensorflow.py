@@ -173,3 +173,12 @@ def loss_and_gradients_at(loss_fn, variables, noise_variables, values):
     targets_by_id = {id(v): value for v, value in mapping}
     targets = [targets_by_id.get(id(v), v) for v in variables]
     return loss, tape.gradient(loss, targets), scope.get_current_value
+
+
+# Steps run on the variables (no state threaded through a pure function).
+STATELESS = False
+
+
+def mesh_axis():
+    """No `keras.distribution` batch axis: its per-device step is JAX's."""
+    return None

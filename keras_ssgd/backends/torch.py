@@ -153,3 +153,12 @@ def apply_if_finite(model, gradients, finite):
     if bool(finite):
         with torch.no_grad():
             model.optimizer.apply(gradients, model.trainable_variables)
+
+
+# Steps run on the variables (no state threaded through a pure function).
+STATELESS = False
+
+
+def mesh_axis():
+    """No `keras.distribution` batch axis: its per-device step is JAX's."""
+    return None
