@@ -135,7 +135,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
 
     bar = None
     if progress is not None:
-        from keras_ssgd.train.progress import SweepProgress
+        from keras_ssgd.train.report import SweepProgress
 
         bar = SweepProgress(
             todo, config.epochs, stream=progress,

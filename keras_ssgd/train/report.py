@@ -1,7 +1,21 @@
-"""Tables and plots of `ssgd-train` results."""
+"""What an `ssgd-train` sweep shows: the progress line while it trains, then
+the tables, summary and plots of its results.
+
+`SweepProgress` (below) is what a sweep shows while it trains: one line
+per run, its epoch, loss and accuracy, the time left for the run and for
+the sweep; on a terminal the line is rewritten after every epoch, elsewhere
+only its final form is written, one per run. The sweep's time left is the
+work left (epochs times passes per step) at the pace measured so far.
+"""
 
 import math
+import shutil
 import statistics
+import sys
+import time
+
+import keras
+
 
 # What `summarize` reads from each record; a record without them (from
 # another tool) is refused on resume.
@@ -206,3 +220,173 @@ def _pm(mean, std):
 
 def _fmt(value, spec):
     return "-" if value is None or not math.isfinite(value) else format(value, spec)
+
+
+# The progress line of a sweep, while it trains (`SweepProgress`).
+
+
+def duration(seconds):
+    """`seconds` for a person: `42 s`, `3 min 5 s`, `1 h 2 min`."""
+    seconds = max(int(round(seconds)), 0)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def run_label(spec):
+    """`sgd seed 0`, `ssgd 0.2 seed 1`."""
+    level = "" if spec.level is None else f" {spec.level:g}"
+    return f"{spec.method}{level} seed {spec.seed}"
+
+
+class SweepProgress:
+    """The progress line of a sweep of runs.
+
+    `start(i)` before run `i` (from 0) returns the Keras callback that
+    follows its epochs; `finish(i, record)` after it writes its final line.
+
+    Args:
+        specs: the runs to train (`runner.RunSpec`), in order.
+        epochs: int, epochs per run.
+        costs: passes per step of each run (same order as `specs`), the
+            weight of its epochs in the sweep's time left. Defaults to 1
+            for every run.
+        stream: the file to write to. Defaults to `sys.stdout`.
+        in_place: bool, rewrite the line after every epoch (a terminal),
+            or write one line per finished run. Defaults to whether
+            `stream` is a terminal.
+        clock: function returning seconds. Defaults to `time.monotonic`.
+    """
+
+    def __init__(self, specs, epochs, costs=None, stream=None, in_place=None,
+                 clock=time.monotonic):
+        self.specs = list(specs)
+        self.epochs = int(epochs)
+        self.costs = [1.0] * len(self.specs) if costs is None else [
+            float(c) for c in costs
+        ]
+        self.stream = sys.stdout if stream is None else stream
+        if in_place is None:
+            isatty = getattr(self.stream, "isatty", None)
+            in_place = bool(isatty and isatty())
+        self.in_place = in_place
+        self.clock = clock
+        self._done_work = 0.0  # epochs x passes of the finished runs
+        self._done_seconds = 0.0
+        self._index = None
+        self._started = None
+        self._epoch = 0
+        self._logs = {}
+
+    # The run being trained.
+
+    def start(self, index):
+        """Run `index` begins; returns its callback."""
+        self._index = index
+        self._started = self.clock()
+        self._epoch = 0
+        self._logs = {}
+        if self.in_place:
+            self._write(self._line(), end="")
+        return _EpochCallback(self)
+
+    def epoch_end(self, epoch, logs):
+        self._epoch = epoch + 1
+        self._logs = dict(logs or {})
+        if self.in_place:
+            self._write(self._line(), end="")
+
+    def finish(self, index, record):
+        """Run `index` is done (`record`, as `runner.train` returns it)."""
+        elapsed = (0.0 if self._started is None
+                   else self.clock() - self._started)
+        self._index = index
+        epochs = record.get("epochs_run") or self._epoch or self.epochs
+        self._epoch = epochs
+        self._done_work += epochs * self.costs[index]
+        self._done_seconds += elapsed
+        self._started = None
+        accuracy = record.get("test_accuracy")
+        if record.get("status") == "diverged" or (
+            accuracy is None and "test_accuracy" in record
+        ):
+            result = "diverged"
+        elif accuracy is not None:
+            result = f"test {accuracy:.2f}%"
+        else:
+            result = "done"
+        tail = f"{result}  {duration(elapsed)}"
+        left = self._sweep_left(index + 1, run_left=0.0)
+        if left is not None and index + 1 < len(self.specs):
+            tail += f"  sweep ETA {duration(left)}"
+        self._write(self._line(tail=tail), end="\n")
+
+    # Formatting.
+
+    def _line(self, tail=None):
+        index = self._index
+        spec = self.specs[index]
+        parts = [f"[{index + 1}/{len(self.specs)}] {run_label(spec)}"]
+        parts.append(f"epoch {self._epoch}/{self.epochs}")
+        loss = self._logs.get("loss")
+        accuracy = self._logs.get("accuracy")
+        if loss is not None:
+            parts.append(f"loss {float(loss):.4f}")
+        if accuracy is not None:
+            parts.append(f"acc {100.0 * float(accuracy):.2f}%")
+        if tail is None and self._epoch and self._epoch >= self.epochs:
+            parts.append("evaluating")
+        elif tail is None:
+            run_left = self._run_left()
+            if run_left is not None:
+                eta = f"ETA {duration(run_left)}"
+                left = self._sweep_left(index + 1, run_left)
+                if left is not None and index + 1 < len(self.specs):
+                    eta += f", sweep {duration(left)}"
+                parts.append(eta)
+        else:
+            parts.append(tail)
+        return "  ".join(parts)
+
+    def _run_left(self):
+        """Seconds left in the current run, from its pace per epoch."""
+        if not self._epoch or self._started is None:
+            return None
+        elapsed = self.clock() - self._started
+        return elapsed / self._epoch * max(self.epochs - self._epoch, 0)
+
+    def _sweep_left(self, next_index, run_left):
+        """Seconds left in the sweep: the current run's, then the runs from
+        `next_index` on at the pace measured so far."""
+        work = self._done_work
+        seconds = self._done_seconds
+        if self._started is not None and self._epoch:
+            work += self._epoch * self.costs[self._index]
+            seconds += self.clock() - self._started
+        if not work:
+            return None
+        pace = seconds / work
+        rest = sum(self.costs[next_index:]) * self.epochs
+        return run_left + pace * rest
+
+    def _write(self, line, end):
+        if self.in_place:
+            width = shutil.get_terminal_size((100, 24)).columns - 1
+            line = "\r" + line[:width] + "\x1b[K"
+        self.stream.write(line + end)
+        self.stream.flush()
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Passes each epoch's logs to the `SweepProgress`."""
+
+    def __init__(self, progress):
+        super().__init__()
+        self._progress = progress
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._progress.epoch_end(epoch, logs)
