@@ -16,13 +16,8 @@ def mean_gradient(a, b):
     Halving is exact in binary floating point, so for dense gradients the
     result is bit-for-bit `(a + b) / 2` whatever the order of `a` and `b`.
     """
-    if a is None or b is None:
-        if a is None and b is None:
-            return None
-        raise ValueError(
-            "Both passes must reach the same variables. Received one "
-            f"gradient that is None and one that is not: a={a}, b={b}"
-        )
+    if _unreached(a, b):
+        return None
     if _is_sparse(a):
         return type(a)(
             values=ops.concatenate([a.values, b.values], axis=0) * 0.5,
@@ -72,13 +67,8 @@ def weighted_sum(a, b, share_a, share_b):
     As `mean_gradient` (which it equals for shares of one half): sparse
     gradients stay sparse, `None` stays `None`.
     """
-    if a is None or b is None:
-        if a is None and b is None:
-            return None
-        raise ValueError(
-            "Both halves must reach the same variables. Received one "
-            f"gradient that is None and one that is not: a={a}, b={b}"
-        )
+    if _unreached(a, b):
+        return None
     if _is_sparse(a):
         return type(a)(
             values=ops.concatenate(
@@ -97,6 +87,19 @@ def _as(share, tensor):
     if isinstance(share, float):
         return share
     return ops.cast(share, keras.backend.standardize_dtype(tensor.dtype))
+
+
+def _unreached(a, b):
+    """Whether neither pass reached the variable (both gradients `None`);
+    a `ValueError` when only one did."""
+    if a is None and b is None:
+        return True
+    if a is None or b is None:
+        raise ValueError(
+            "Both passes must reach the same variables. Received one "
+            f"gradient that is None and one that is not: a={a}, b={b}"
+        )
+    return False
 
 
 def _is_sparse(g):
