@@ -21,7 +21,8 @@ setup(
     # The Keras range CI tests: 3.14 (make test-keras-floor) to 3.15 (make
     # test); older releases drop constructor arguments on reload, newer ones
     # are untested.
-    install_requires=["keras>=3.14,<3.16", "numpy", "matplotlib"],
+    # SciPy: the verdict's t quantiles (scipy.stats).
+    install_requires=["keras>=3.14,<3.16", "numpy", "matplotlib", "scipy"],
     entry_points={
         "console_scripts": [
             "ssgd-train=keras_ssgd.train.cli:main",
@@ -50,8 +51,6 @@ setup(
         "test": [
             "pytest>=7", "pytest-randomly>=3.15", "mnist1d>=0.0.2",
             "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
-            # tests/test_verdict.py checks the intervals against scipy.stats
-            "scipy",
         ],
         # The documentation site: `make docs` (mkdocs.yml).
         "docs": [
