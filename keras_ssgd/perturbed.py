@@ -20,6 +20,7 @@ trainer passes state) is in `keras_ssgd.backends`.
 """
 
 import functools
+import math
 import random
 import warnings
 
@@ -31,6 +32,7 @@ from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd import sharing as sharing_lib
 from keras_ssgd.validation import check_choice
+from keras_ssgd.validation import check_every
 from keras_ssgd.validation import check_noise_level
 from keras_ssgd.validation import check_seed
 
@@ -60,6 +62,13 @@ class PerturbedModel(keras.Model):
       reported loss, as in Keras.
     - Random perturbations are a function of `seed` and the optimizer's step
       counter, so a checkpointed run resumes the same sequence.
+    - With `every=k`, only one step in `k` perturbs (the steps whose index,
+      the optimizer's step counter, is a multiple of `k`); the others are
+      Keras's own step, at the cost of one pass. This is the cheap variant
+      the SAM literature uses (SAM every k steps, as in LookSAM): it costs
+      `1 + (passes - 1) / k` passes per step. `every=1` perturbs every
+      step; `every=math.inf` never does, which trains exactly as
+      `keras.Model`.
     - Mixed precision, sample weights and `jit_compile` work as in
       `keras.Model`, on the TensorFlow, JAX and PyTorch backends;
       `tf.distribute.MirroredStrategy` and `gradient_reducer` (Horovod) on
@@ -77,7 +86,16 @@ class PerturbedModel(keras.Model):
         seed: int or `None`, the seed of the random perturbations. With
             `None` a seed is drawn from Python's `random` module (which
             `keras.utils.set_random_seed` seeds).
+        every: int >= 1 or `math.inf`: perturb the steps whose index is a
+            multiple of `every`, train plainly between them. Defaults to
+            `1` (every step). Needs `steps_per_execution=1` when it is not
+            1: the step's branch is picked before each execution.
         **kwargs: passed to `keras.Model` (`inputs`, `outputs`, `name`, ...).
+
+    Reference:
+    - Liu, Mai, Chen, Hsieh and You, "Towards Efficient and Scalable
+      Sharpness-Aware Minimization" (LookSAM), CVPR 2022: the sharpness
+      step every k steps.
     """
 
     default_noise_filter = staticmethod(filters.kernels)
@@ -100,10 +118,12 @@ class PerturbedModel(keras.Model):
         noise_filter=None,
         batchnorm_update="both",
         seed=None,
+        every=1,
         **kwargs,
     ):
         backends.name()  # a clear error on a backend it cannot train with
         noise_level = self.check_level(noise_level, self.level_argument)
+        every = check_every(every)
         noise_filter = _resolve_filter(noise_filter)
         check_choice(batchnorm_update, "batchnorm_update", BATCHNORM_UPDATES)
         seed = check_seed(seed)
@@ -122,6 +142,11 @@ class PerturbedModel(keras.Model):
         self.noise_filter = noise_filter
         self.batchnorm_update = batchnorm_update
         self.seed = seed
+        self._every = every
+        # The index of the next step, counted between executions of the
+        # compiled step (`_perturbs_next`); `None`: read it from the
+        # optimizer first.
+        self._clock = _StepClock()
         self._noise = _NoiseState(
             noise_level, seed if seed is not None else random.randrange(2**31)
         )
@@ -166,6 +191,24 @@ class PerturbedModel(keras.Model):
         value = self.check_level(value, self.level_argument)
         self._noise.level.assign(value)
         self._level_value = value
+
+    @property
+    def every(self):
+        """Perturb one step in `every` (an int >= 1, or `math.inf`:
+        never); assignable between steps."""
+        return self._every
+
+    @every.setter
+    def every(self, value):
+        self._every = check_every(value)
+
+    @property
+    def passes_per_step(self):
+        """Forward and backward passes per step, on average: the method's
+        `passes` on the perturbed steps, 1 on the others (`every`)."""
+        if self._every == math.inf:
+            return 1
+        return 1 + (self.passes - 1) / self._every
 
     @property
     def noise_seed(self):
@@ -244,6 +287,22 @@ class PerturbedModel(keras.Model):
             )
         if self._gradient_reducer is not None:
             self._refuse_xla()
+        if self._every != 1 and (self.steps_per_execution or 1) > 1:
+            raise ValueError(
+                f"Model '{self.name}': `every` other than 1 needs "
+                "`steps_per_execution=1` in `compile()`, since each "
+                "execution runs one branch of the step (perturbed or "
+                f"plain). Received: every={self._every!r} with "
+                f"steps_per_execution={self.steps_per_execution}"
+            )
+        # The count of the steps to come starts from the optimizer's step
+        # counter, read now: `fit()` calls this before its first step, while
+        # the variables hold the state on every backend (JAX moves it out
+        # of them during `fit()`).
+        self._clock.step = (
+            None if self.optimizer is None
+            else int(ops.convert_to_numpy(self.optimizer.iterations))
+        )
         return backends.current().make_train_function(
             self, super().make_train_function, force
         )
@@ -325,7 +384,30 @@ class PerturbedModel(keras.Model):
         """
         if self._static_noisy is not None:
             return self._static_noisy
-        return self.noise_level > 0
+        if not self.noise_level > 0 or self._every == math.inf:
+            return False
+        if self._every == 1:
+            return True
+        # Called step by step, eagerly (PyTorch): the counter is current.
+        step = int(ops.convert_to_numpy(self.optimizer.iterations))
+        return step % self._every == 0
+
+    def _perturbs_next(self):
+        """Whether the next execution of the compiled step perturbs: the
+        level is not 0 and, with `every=k`, the step's index is a multiple
+        of `k`. Counts the step: the train function calls it once per
+        execution of one step."""
+        if not self.noise_level > 0 or self._every == math.inf:
+            return False
+        if self._every == 1:
+            return True
+        if self._clock.step is None:
+            self._clock.step = int(
+                ops.convert_to_numpy(self.optimizer.iterations)
+            )
+        step = self._clock.step
+        self._clock.step += 1
+        return step % self._every == 0
 
     def _form(self):
         """Besides the noise branch, what fixes a traced step (a hashable;
@@ -519,6 +601,7 @@ class PerturbedModel(keras.Model):
                 ),
                 "batchnorm_update": self.batchnorm_update,
                 "seed": self.seed,
+                "every": self._every,
             }
         )
         return config
@@ -570,6 +653,14 @@ class _RecurrentCarry:
         variables, passes = self.variables, self.passes
         self.variables, self.passes = [], []
         return variables, passes
+
+
+class _StepClock:
+    """The index of the next step, between executions of the compiled
+    step (a plain object: Keras must not track it)."""
+
+    def __init__(self):
+        self.step = None
 
 
 class _NoiseState:

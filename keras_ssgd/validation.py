@@ -72,3 +72,23 @@ def check_rate(value, name):
             f"Received: {name}={value}"
         )
     return value
+
+
+def check_every(value, name="every"):
+    """Returns `value` if it is an int >= 1 or `math.inf` (never).
+
+    Raises:
+        ValueError: anything else (bools, floats other than inf, ints < 1).
+    """
+    if isinstance(value, float) and value == math.inf:
+        return math.inf
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < 1
+    ):
+        raise ValueError(
+            f"Argument `{name}` must be an int >= 1 (perturb one step in "
+            f"`{name}`) or math.inf (never). Received: {name}={value!r}"
+        )
+    return int(value)

@@ -169,10 +169,10 @@ def per_branch(model, make, force, call=None, make_branch=None):
     """A train function holding one compiled step per branch of the step.
 
     The plain branch (noise level 0: Keras's own `train_step`) and the
-    perturbed branch are traced as two functions, each at most once, and the
-    model's current `noise_level` picks one before each call (the perturbed
-    branch is compiled once per form of the step, `model._form()`: full or
-    split S-SGD). So the plain branch is the very graph Keras compiles, and
+    perturbed branch are traced as two functions, each at most once, and
+    `model._perturbs_next()` (the level is not 0, and the step is one in
+    `every`) picks one before each call (the perturbed branch is compiled
+    once per form of the step, `model._form()`: full or split S-SGD). So the plain branch is the very graph Keras compiles, and
     XLA and TensorFlow's graph rewrites see no conditional around either
     branch. Inside the perturbed
     branch the level is read from a variable: changing it (`NoiseSchedule`)
@@ -197,7 +197,7 @@ def per_branch(model, make, force, call=None, make_branch=None):
     compiled = {}
 
     def train_function(*args):
-        noisy = model.noise_level > 0
+        noisy = model._perturbs_next()
         key = (noisy, model._form() if noisy else None)
         if key not in compiled:
             # A step function of its own, so that the trace is new; it calls
