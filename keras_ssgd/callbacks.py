@@ -1,6 +1,13 @@
-"""Callbacks that drive S-SGD during `fit()`."""
+"""Callbacks that drive S-SGD during `fit()`, and stochastic weight
+averaging for any Keras model."""
+
+import contextlib
+import math
+import numbers
+import warnings
 
 import keras
+import numpy as np
 
 from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.phases import PhasePlan
@@ -140,3 +147,303 @@ class NoiseSchedule(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["noise_level"] = self.model.noise_level
+
+
+class StochasticWeightAveraging(keras.callbacks.Callback):
+    """Ends `fit()` at the average of the model's end-of-epoch weights (SWA).
+
+    From epoch `start` on, the trainable weights (all of
+    `model.trainable_variables`) at the end of each epoch join an
+    equal-weight running average, kept in float64 NumPy arrays outside the
+    model; the learning rate is whatever the model trains with (the paper
+    holds it high, constant or cyclical, while averaging). At the end of
+    training the model's trainable variables are set to the average, and the
+    moving statistics of its `BatchNormalization` layers, stale for the
+    averaged weights, are recomputed: the moving mean and variance are reset
+    to 0 and 1, then one pass over `batchnorm_data` calls
+    `model(x, training=True)` with each layer's `momentum` at `(i - 1) / i`
+    for the `i`-th batch, so that they become the equal-weight average of
+    the batches' means and (biased, as Keras computes them) variances, as
+    `torch.optim.swa_utils.update_bn` does. The layers' momentum and the
+    model's other non-trainable variables (a `Dropout`'s seed, an RNN's
+    state) are restored after the pass. A `BatchNormalization` layer that is
+    not trainable keeps its statistics (Keras runs it in inference mode).
+
+    `start` is an int or a float:
+
+    - an int `>= 0` is the epoch (0-based, as Keras counts them, with
+      `initial_epoch` included) whose end is the first one averaged;
+      `start=0` averages every epoch;
+    - a float in `[0, 1)` is a fraction of the epochs of `fit()`
+      (`epochs`): averaging begins after `start * epochs` epochs, at epoch
+      `floor(start * epochs)`. The default `0.75` averages the last
+      quarter; `start=0.5` with `epochs=4` is `start=2`.
+
+    Each `fit()` starts a new average. If training stops (an
+    `EarlyStopping`, `model.stop_training`) before epoch `start` ends, the
+    model keeps its last weights, with a warning. Callbacks run in the order
+    of the list: one that also sets the weights when training ends
+    (`EarlyStopping(restore_best_weights=True)`, an optimizer's
+    `use_ema=True`) is overridden by this callback placed after it.
+
+    Args:
+        start: int epoch `>= 0`, or float fraction of the epochs in
+            `[0, 1)`: where averaging begins. Defaults to `0.75`.
+        batchnorm_data: the batches over which the BatchNorm statistics of
+            the averaged weights are computed, typically the training data:
+            a finite `keras.utils.PyDataset`, a `tf.data.Dataset`, or any
+            iterable (a list, a `torch.utils.data.DataLoader`) of batches
+            `x` or tuples `(x, y)` / `(x, y, sample_weight)` (`y` and the
+            weights are not used). Iterated once per `fit()`, so a one-shot
+            iterator serves one `fit()` only. Required for a model with
+            trainable `BatchNormalization` layers (checked when training
+            begins), unused otherwise. Defaults to `None`.
+
+    Attributes:
+        averaged_epochs: how many end-of-epoch weights the last `fit()`
+            averaged (0 before training, or if it stopped before `start`).
+        start_epoch: the first averaged epoch of the last `fit()` (`start`
+            as an epoch), or `None` before training.
+
+    Example:
+
+    ```python
+    inputs = keras.Input((8,))
+    h = keras.layers.Dense(16, activation="relu")(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    model = keras.Model(inputs, keras.layers.Dense(3)(h))
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.05),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    x, y = np.random.rand(64, 8), np.random.randint(0, 3, size=64)
+
+    # The averaged weights' BatchNorm statistics, over the training batches.
+    batches = [x[i:i + 16] for i in range(0, 64, 16)]
+    swa = keras_ssgd.callbacks.StochasticWeightAveraging(
+        start=0.5, batchnorm_data=batches
+    )
+    model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[swa])
+    assert swa.averaged_epochs == 2  # the ends of epochs 2 and 3 (0-based)
+    ```
+
+    Reference:
+    - Izmailov, Podoprikhin, Garipov, Vetrov and Wilson, "Averaging Weights
+      Leads to Wider Optima and Better Generalization", UAI 2018.
+    """
+
+    def __init__(self, start=0.75, batchnorm_data=None):
+        super().__init__()
+        self.start = _check_start(start)
+        self.batchnorm_data = _check_batchnorm_data(batchnorm_data)
+        self.averaged_epochs = 0
+        self.start_epoch = None
+        self._variables = None
+        self._sums = None
+        self._last_epoch = None
+
+    def on_train_begin(self, logs=None):
+        self.averaged_epochs = 0
+        self._variables = None
+        self._sums = None
+        self._last_epoch = None
+        self.start_epoch = self._first_epoch((self.params or {}).get("epochs"))
+        layers = _batchnorm_layers(self.model)
+        renorm = [layer.name for layer in layers if layer.renorm]
+        if renorm:
+            raise ValueError(
+                "StochasticWeightAveraging cannot recompute the statistics "
+                "of a BatchNormalization layer with `renorm=True`. Received: "
+                f"model '{self.model.name}' with renorm layers {renorm}"
+            )
+        if layers and self.batchnorm_data is None:
+            raise ValueError(
+                "Argument `batchnorm_data` is required: model "
+                f"'{self.model.name}' has BatchNormalization layers "
+                f"({', '.join(layer.name for layer in layers[:4])}), whose "
+                "moving statistics must be recomputed for the averaged "
+                "weights over batches of training data. Received: "
+                "batchnorm_data=None"
+            )
+
+    def _first_epoch(self, epochs):
+        """`start` as the (0-based) first averaged epoch of a `fit()` of
+        `epochs` epochs."""
+        if isinstance(self.start, int):
+            if epochs is not None and self.start >= epochs:
+                raise ValueError(
+                    f"Argument `start` is epoch {self.start} (0-based), but "
+                    f"fit() runs epochs={epochs}: no epoch would be "
+                    f"averaged. Received: start={self.start}"
+                )
+            return self.start
+        if epochs is None:
+            raise ValueError(
+                "Argument `start` is a fraction of the epochs, but the "
+                "training loop gives no `epochs` in the callback's params; "
+                f"pass an int epoch instead. Received: start={self.start}"
+            )
+        # Rounded first: 0.57 * 100 is 56.99999999999999 in binary.
+        return math.floor(round(self.start * epochs, 9))
+
+    def on_epoch_end(self, epoch, logs=None):
+        # The model's variables hold the epoch's weights here on every
+        # backend (JAX's trainer syncs its state before `on_epoch_end`).
+        self._last_epoch = epoch
+        if epoch < self.start_epoch:
+            return
+        if self._variables is None:
+            self._variables = list(self.model.trainable_variables)
+            self._sums = [
+                np.zeros(v.shape, "float64") for v in self._variables
+            ]
+        for total, variable in zip(self._sums, self._variables):
+            total += keras.ops.convert_to_numpy(variable)
+        self.averaged_epochs += 1
+
+    def on_train_end(self, logs=None):
+        if not self.averaged_epochs:
+            ran = (
+                "before its first epoch ended" if self._last_epoch is None
+                else f"after epoch {self._last_epoch} (0-based)"
+            )
+            warnings.warn(
+                f"StochasticWeightAveraging: training stopped {ran}, before "
+                f"averaging began at epoch {self.start_epoch} "
+                f"(start={self.start!r}); the model keeps its last weights.",
+                stacklevel=2,
+            )
+            return
+        for total, variable in zip(self._sums, self._variables):
+            variable.assign(
+                keras.ops.cast(total / self.averaged_epochs, variable.dtype)
+            )
+        self._variables = self._sums = None
+        layers = _batchnorm_layers(self.model)
+        if layers:
+            self._recompute_batchnorm(layers)
+
+    def _recompute_batchnorm(self, layers):
+        statistics = {
+            id(v) for layer in layers
+            for v in (layer.moving_mean, layer.moving_variance)
+        }
+        others = [
+            v for v in self.model.non_trainable_variables
+            if id(v) not in statistics
+        ]
+        saved = [keras.ops.convert_to_numpy(v) for v in others]
+        momenta = [layer.momentum for layer in layers]
+        used = 0
+        try:
+            with _no_grad():
+                for batch in _batches(self.batchnorm_data):
+                    x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+                    used += 1
+                    for layer in layers:
+                        if used == 1:
+                            mean = layer.moving_mean
+                            variance = layer.moving_variance
+                            mean.assign(
+                                keras.ops.zeros(mean.shape, mean.dtype)
+                            )
+                            variance.assign(
+                                keras.ops.ones(variance.shape, variance.dtype)
+                            )
+                        # moving = moving * momentum + batch * (1 - momentum)
+                        layer.momentum = (used - 1) / used
+                    self.model(x, training=True)
+        finally:
+            for layer, momentum in zip(layers, momenta):
+                layer.momentum = momentum
+            for variable, value in zip(others, saved):
+                variable.assign(value)
+        if not used:
+            raise ValueError(
+                "Argument `batchnorm_data` yields no batch (a one-shot "
+                "iterator used up by an earlier fit()?): the model has the "
+                "averaged weights, but its BatchNormalization layers keep "
+                "the statistics of the last weights of training. Received: "
+                f"batchnorm_data={self.batchnorm_data!r}"
+            )
+
+
+def _check_start(start):
+    """`start` as an int epoch `>= 0` or a float fraction in `[0, 1)`."""
+    if isinstance(start, bool) or not isinstance(start, numbers.Real):
+        raise TypeError(
+            "Argument `start` must be an int epoch >= 0 or a float fraction "
+            f"of the epochs in [0, 1). Received: start={start!r} (of type "
+            f"{type(start).__name__})"
+        )
+    if isinstance(start, numbers.Integral):
+        if start < 0:
+            raise ValueError(
+                "Argument `start` must be >= 0 as an int (an epoch). "
+                f"Received: start={start!r}"
+            )
+        return int(start)
+    if not 0 <= start < 1:  # NaN too
+        raise ValueError(
+            "Argument `start` must be in [0, 1) as a float (a fraction of "
+            "the epochs; an int is an epoch). Received: "
+            f"start={float(start)!r}"
+        )
+    return float(start)
+
+
+def _check_batchnorm_data(data):
+    """`data` if it is `None` or a finite iterable of batches."""
+    if data is None:
+        return None
+    if hasattr(data, "shape") or isinstance(data, dict) or not hasattr(
+        data, "__iter__"
+    ):
+        raise TypeError(
+            "Argument `batchnorm_data` must be an iterable of batches (a "
+            "PyDataset, a tf.data.Dataset, a list of arrays); an array or a "
+            "dict is one batch, whose rows or keys it would iterate. "
+            "Received: "
+            f"batchnorm_data of type {type(data).__name__}"
+        )
+    if isinstance(data, keras.utils.PyDataset):
+        try:
+            batches = data.num_batches
+        except NotImplementedError:
+            batches = None
+        if batches is None:
+            raise ValueError(
+                "Argument `batchnorm_data` must be finite: a PyDataset "
+                "whose `num_batches` is None never ends. Received: "
+                f"batchnorm_data={data!r}"
+            )
+    return data
+
+
+def _batchnorm_layers(model):
+    """The model's trainable `BatchNormalization` layers (a frozen one runs
+    in inference mode and keeps its statistics)."""
+    return [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization)
+        and layer.trainable
+    ]
+
+
+def _batches(data):
+    """An iterator over `data`; a `tf.data.Dataset`'s as NumPy arrays
+    outside TensorFlow."""
+    if keras.backend.backend() != "tensorflow" and hasattr(
+        data, "as_numpy_iterator"
+    ):
+        return data.as_numpy_iterator()
+    return iter(data)
+
+
+def _no_grad():
+    """PyTorch: no autograd graph for the statistics pass."""
+    if keras.backend.backend() == "torch":
+        import torch
+
+        return torch.no_grad()
+    return contextlib.nullcontext()

@@ -12,7 +12,7 @@ Example:
 >>> METHODS["ssgd"].level_name, METHODS["ssgd"].passes
 ('noise_level', 2)
 >>> sorted(name for name, m in METHODS.items() if m.wrappable)
-['dropconnect', 'sam', 'smoothout', 'ssgd', 'weight-noise']
+['asam', 'dropconnect', 'sam', 'smoothout', 'ssgd', 'weight-noise']
 """
 
 import dataclasses
@@ -38,6 +38,11 @@ class Method:
         description: one line for `--help`.
         options: constructor arguments of `model_class` that make the
             method (`split_batch=True` for `ssgd-split`).
+        every: whether the method runs on one step in `k` only, plain
+            steps between (`ssgd-every`, `sam-every`), `k` being the
+            recipe's `every`; its cost is then `passes_at(k)`.
+        hint: for a method `keras_ssgd.wrap` does not build, how to get it
+            in Keras (its error message says it).
     """
 
     name: str
@@ -47,12 +52,24 @@ class Method:
     passes: int = 1
     description: str = ""
     options: dict = dataclasses.field(default_factory=dict)
+    every: bool = False
+    hint: str = ""
+
+    def passes_at(self, every=1):
+        """Passes per step on average when one step in `every` runs the
+        method (for an every-k method; the others ignore `every`)."""
+        if not self.every:
+            return self.passes
+        return 1 + (self.passes - 1) / every
 
     @property
     def wrappable(self):
         """Whether `keras_ssgd.wrap(model, method=name)` builds it: a
         `PerturbedModel` subclass with no options of its own."""
-        return self.model_class is not None and not self.options
+        return (
+            self.model_class is not None and not self.options
+            and not self.every
+        )
 
     @property
     def has_split_form(self):
@@ -62,7 +79,7 @@ class Method:
         )
 
     def check_level(self, value):
-        if self.level_name in ("rate",):
+        if self.level_name in ("rate", "ema_momentum", "start"):
             return check_rate(value, f"{self.name} {self.level_name}")
         return check_noise_level(value, f"{self.name} {self.level_name}")
 
@@ -90,10 +107,15 @@ METHODS = {
         Method(
             "dropout", None, "rate", (0.3,), 1,
             "Dropout layer with this rate before the dense head",
+            hint="a keras.layers.Dropout layer in the model",
         ),
         Method(
             "sam", baselines.SharpnessAwareModel, "rho", (0.05,), 2,
             "SAM: gradient at W + rho * g / ||g||",
+        ),
+        Method(
+            "asam", baselines.AdaptiveSharpnessAwareModel, "rho", (0.5,), 2,
+            "ASAM: gradient at W + rho * T^2 g / ||T g||, T = |W| + eta",
         ),
         Method(
             "ssgd-split",
@@ -101,6 +123,34 @@ METHODS = {
             "S-SGD split form: first half of the batch at W + n, second at "
             "W - n (the cost of SGD)",
             options={"split_batch": True},
+            hint="keras_ssgd.wrap(model, 'ssgd', split_batch=True)",
+        ),
+        Method(
+            "ssgd-every", SymmetricSGDModel, "noise_level", (0.2,), 2,
+            "S-SGD on one step in k (--every), plain steps between: "
+            "1 + 1/k passes",
+            every=True, hint="keras_ssgd.wrap(model, 'ssgd', every=k)",
+        ),
+        Method(
+            "sam-every", baselines.SharpnessAwareModel, "rho", (0.05,), 2,
+            "SAM on one step in k (--every), plain steps between (as "
+            "LookSAM): 1 + 1/k passes",
+            every=True, hint="keras_ssgd.wrap(model, 'sam', every=k)",
+        ),
+        Method(
+            "ema", None, "ema_momentum", (0.99,), 1,
+            "SGD evaluated on the exponential moving average of its "
+            "weights (Keras's optimizer EMA, use_ema=True)",
+            hint="Keras's optimizer setting: compile(optimizer=keras."
+            "optimizers.SGD(..., use_ema=True, ema_momentum=0.99))",
+        ),
+        Method(
+            "swa", None, "start", (0.75,), 1,
+            "SGD evaluated on the average of its end-of-epoch weights from "
+            "this fraction of the epochs on, BatchNorm statistics "
+            "recomputed (SWA)",
+            hint="a callback: fit(..., callbacks=[keras_ssgd.callbacks."
+            "StochasticWeightAveraging(start=0.75, batchnorm_data=...)])",
         ),
     )
 }

@@ -313,6 +313,14 @@ def _method_class(method):
         return method
     if isinstance(method, str) and method in METHODS:
         return METHODS[method]
+    if isinstance(method, str) and methods.METHODS.get(method, None):
+        how = methods.METHODS[method].hint or "a plain keras.Model"
+        raise ValueError(
+            f"Argument `method`: {method!r} is not a model class `wrap()` "
+            f"builds; get it with {how}. `wrap()` builds one of {list(METHODS)} "
+            f"or a `keras_ssgd.PerturbedModel` subclass. Received: "
+            f"method={method!r}"
+        )
     raise ValueError(
         f"Argument `method` must be one of {list(METHODS)} or a "
         f"`keras_ssgd.PerturbedModel` subclass. Received: method={method!r}"

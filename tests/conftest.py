@@ -9,7 +9,9 @@ BACKEND_NEUTRAL = {"test_backends.py", "test_cli_every_backend.py",
                    "test_keras_compat.py", "test_noise.py",
                    "test_hessian_backends.py",
                    "test_keras_contract.py", "test_split.py",
-                   "test_wrap_own_logic.py", "test_custom_step.py"}
+                   "test_wrap_own_logic.py", "test_custom_step.py",
+                   "test_weight_averaging.py",
+                   "test_every.py"}
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -25,6 +25,7 @@ CLASSES = {
     "smoothout": (keras_ssgd.SmoothOutModel, "noise_level", 0.5),
     "dropconnect": (keras_ssgd.DropConnectModel, "rate", 0.3),
     "sam": (keras_ssgd.SharpnessAwareModel, "rho", 0.05),
+    "asam": (keras_ssgd.AdaptiveSharpnessAwareModel, "rho", 0.5),
 }
 
 

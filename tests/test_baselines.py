@@ -27,14 +27,18 @@ BASELINES = {
     "smoothout": keras_ssgd.SmoothOutModel,
     "dropconnect": keras_ssgd.DropConnectModel,
     "sam": keras_ssgd.SharpnessAwareModel,
+    "asam": keras_ssgd.AdaptiveSharpnessAwareModel,
 }
 LEVEL_ARGUMENT = {
     "weight-noise": "noise_level",
     "smoothout": "noise_level",
     "dropconnect": "rate",
     "sam": "rho",
+    "asam": "rho",
 }
 RANDOM = ("weight-noise", "smoothout", "dropconnect")
+# The methods that draw nothing at random, and so take no seed.
+SEEDLESS = ("sam", "asam")
 
 
 def tensors(shapes, seed=0):
@@ -54,7 +58,7 @@ def generator_at(seed, step):
 
 def level_kwargs(method, level, seed=None):
     kwargs = {LEVEL_ARGUMENT[method]: level}
-    if seed is not None and method != "sam":
+    if seed is not None and method not in SEEDLESS:
         kwargs["seed"] = seed
     return kwargs
 
@@ -180,6 +184,101 @@ def test_sharpness_aware_perturbation_zero_or_non_finite_gradient(bad):
         g[1][2] = bad
     steps = noise_lib.sharpness_aware_perturbation(
         [ops.convert_to_tensor(t) for t in g], 0.5
+    )
+    for e, t in zip(steps, g):
+        np.testing.assert_array_equal(np.array(e), np.zeros_like(t))
+
+
+def asam_by_hand(gradients, weights, rho, eta):
+    """ASAM's step in float64: `rho * T^2 g / ||T g||`, `T = |W| + eta`."""
+    pairs = [
+        (np.array(g, "float64"), np.abs(np.array(w, "float64")) + eta)
+        for g, w in zip(gradients, weights) if g is not None
+    ]
+    norm = math.sqrt(sum(float(np.sum((t * g) ** 2)) for g, t in pairs))
+    steps = iter([rho * t**2 * g / norm for g, t in pairs])
+    return [None if g is None else next(steps) for g in gradients]
+
+
+@pytest.mark.parametrize("eta", [0.01, 0.0, 0.7])
+def test_adaptive_sharpness_aware_perturbation_by_hand(eta):
+    rho = 0.3
+    shapes = [(3, 4), (6,), (5,), (2, 2, 2)]
+    g = tensors(shapes, seed=6)
+    w = tensors(shapes, seed=7)
+    w[2] = ops.zeros((5,))  # a zero weight: T = eta there
+    gradients = [g[0], None, g[2], g[3]]
+    steps = noise_lib.adaptive_sharpness_aware_perturbation(
+        gradients, w, rho, eta=eta
+    )
+    assert steps[1] is None
+    expected = asam_by_hand(gradients, w, rho, eta)
+    for e, x, t in zip(steps, expected, gradients):
+        if t is None:
+            continue
+        assert tuple(e.shape) == tuple(t.shape)
+        np.testing.assert_allclose(np.array(e), x, rtol=1e-5, atol=1e-7)
+    # The radius: ||T^-1 e|| = rho over the whole list (where T = 0, e = 0).
+    total = 0.0
+    for e, v in zip(steps, w):
+        if e is not None:
+            t = np.abs(np.array(v, "float64")) + eta
+            e = np.array(e, "float64")
+            assert np.all(e[t == 0] == 0)
+            total += float(np.sum((e[t > 0] / t[t > 0]) ** 2))
+    total = math.sqrt(total)
+    # A zero weight moves only with eta > 0.
+    assert (np.abs(np.array(steps[2])).max() > 0) == (eta > 0)
+    np.testing.assert_allclose(total, rho, rtol=1e-5)
+
+
+def test_adaptive_sharpness_aware_perturbation_eta_0_is_davda54_sam():
+    # davda54/sam, adaptive=True: e_w = p^2 * g * rho / ||(|p| * g)||.
+    rho = 0.5
+    g = tensors([(4, 3), (3,)], seed=8)
+    p = tensors([(4, 3), (3,)], seed=9)
+    steps = noise_lib.adaptive_sharpness_aware_perturbation(g, p, rho, eta=0)
+    gs = [np.array(t, "float64") for t in g]
+    ps = [np.array(t, "float64") for t in p]
+    norm = np.linalg.norm(
+        np.concatenate([(np.abs(q) * t).ravel() for q, t in zip(ps, gs)])
+    )
+    for e, q, t in zip(steps, ps, gs):
+        np.testing.assert_allclose(
+            np.array(e), q**2 * t * rho / norm, rtol=1e-5, atol=1e-7
+        )
+    # Scale invariance: weights scaled by c give steps scaled by c.
+    c = 4.0
+    scaled = noise_lib.adaptive_sharpness_aware_perturbation(
+        g, [t * c for t in p], rho, eta=0
+    )
+    for a, b in zip(scaled, steps):
+        np.testing.assert_allclose(np.array(a), c * np.array(b), rtol=1e-5)
+
+
+def test_adaptive_sharpness_aware_perturbation_all_none_and_lengths():
+    w = tensors([(2,), (3,)])
+    assert noise_lib.adaptive_sharpness_aware_perturbation(
+        [None, None], w, 0.1
+    ) == [None, None]
+    with pytest.raises(ValueError, match="`gradients` and `weights`"):
+        noise_lib.adaptive_sharpness_aware_perturbation(w, w[:1], 0.1)
+
+
+@pytest.mark.parametrize("bad", [0.0, np.inf, -np.inf, np.nan])
+@pytest.mark.parametrize("where", ["gradient", "weight"])
+def test_adaptive_sharpness_aware_perturbation_zero_or_non_finite(bad, where):
+    g = [np.ones((3, 2), "float32"), np.full((4,), 2.0, "float32")]
+    w = [np.full((3, 2), 0.5, "float32"), np.ones((4,), "float32")]
+    if bad == 0.0:
+        g = [np.zeros_like(t) for t in g]
+    elif where == "gradient":
+        g[1][2] = bad
+    else:
+        w[1][2] = bad
+    steps = noise_lib.adaptive_sharpness_aware_perturbation(
+        [ops.convert_to_tensor(t) for t in g],
+        [ops.convert_to_tensor(t) for t in w], 0.5,
     )
     for e, t in zip(steps, g):
         np.testing.assert_array_equal(np.array(e), np.zeros_like(t))
@@ -327,6 +426,38 @@ def test_sharpness_aware_step_by_hand():
     ) > 1e-5
 
 
+def test_adaptive_sharpness_aware_step_by_hand():
+    x, y = make_classification(32)
+    lr, rho, eta = 0.5, 0.5, 0.05
+    model = keras_ssgd.wrap(mlp(), method="asam", rho=rho, eta=eta)
+    compile_for_classification(model, keras.optimizers.SGD(lr))
+    start = weights_of(model)
+    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
+    after = weights_of(model)
+
+    probe = mlp()
+    plain_loss, g = loss_and_gradients(probe, start, x, y)
+    steps = asam_by_hand(g, start, rho, eta)  # biases too, T = eta on them
+    ascended = [w + e for w, e in zip(start, steps)]
+    loss, g_asam = loss_and_gradients(probe, ascended, x, y)
+    expected = [w - lr * t for w, t in zip(start, g_asam)]
+    for i, (a, e) in enumerate(zip(after, expected)):
+        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6, err_msg=f"{i}")
+    # The reported loss is the loss at W + e, which is above the loss at W.
+    assert history["loss"][0] == pytest.approx(loss, rel=1e-5)
+    assert loss > plain_loss * 1.01
+    plain = [w - lr * t for w, t in zip(start, g)]
+    assert max(np.abs(a - p).max() for a, p in zip(after, plain)) > 1e-3
+
+    # SAM's point at the same radius is another one: the rule mattered.
+    g_norm = math.sqrt(sum(float(np.sum(t.astype("float64") ** 2)) for t in g))
+    sam_point = [w + rho * t / g_norm for w, t in zip(start, g)]
+    _, g_sam = loss_and_gradients(probe, sam_point, x, y)
+    assert max(
+        np.abs(a - (w - lr * t)).max() for a, w, t in zip(after, start, g_sam)
+    ) > 1e-4
+
+
 def test_default_noise_variables_of_each_baseline():
     def conv_net():
         inputs = keras.Input((16, 2))
@@ -344,13 +475,13 @@ def test_default_noise_variables_of_each_baseline():
     assert paths("weight-noise") == kernels
     assert paths("smoothout") == kernels
     assert paths("dropconnect") == ["dense/kernel"]  # no Conv1D kernel
-    assert paths("sam") == [
-        "conv1d/kernel", "conv1d/bias", "dense/kernel", "dense/bias"
-    ]
-    assert (
-        keras_ssgd.SharpnessAwareModel.default_noise_filter
-        is keras_ssgd.filters.all_trainable
-    )
+    every = ["conv1d/kernel", "conv1d/bias", "dense/kernel", "dense/bias"]
+    assert paths("sam") == every
+    assert paths("asam") == every
+    for cls in (
+        keras_ssgd.SharpnessAwareModel, keras_ssgd.AdaptiveSharpnessAwareModel
+    ):
+        assert cls.default_noise_filter is keras_ssgd.filters.all_trainable
 
 
 def train_at_level_zero(method):
@@ -475,12 +606,49 @@ def test_sam_rho_is_the_noise_level():
     assert "noise_level" not in config
 
 
+def test_asam_defaults_rho_and_eta():
+    model = keras_ssgd.wrap(mlp(), method="asam")
+    assert type(model).__name__ == "AdaptiveSharpnessAwareModel"
+    assert isinstance(model, keras_ssgd.SharpnessAwareModel)
+    assert model.rho == 0.5  # the authors' CIFAR-10 radius
+    assert model.eta == 0.01
+    assert model.passes == 2 and model.level_argument == "rho"
+    model.rho = 0.25
+    assert model.noise_level == 0.25
+    with pytest.raises(ValueError, match=r"`rho`.*rho=-1.0"):
+        model.rho = -1.0
+    config = model.get_config()
+    assert config["rho"] == 0.25 and config["eta"] == 0.01
+    assert "noise_level" not in config and "seed" not in config
+    with pytest.raises(AttributeError):
+        model.eta = 0.5  # fixed at construction
+    assert keras_ssgd.wrap(mlp(), method="asam", eta=0).eta == 0.0
+
+
+@pytest.mark.parametrize("eta", [-1, -0.5, np.inf, np.nan])
+def test_asam_refuses_a_bad_eta(eta):
+    inputs = keras.Input((4,))
+    outputs = keras.layers.Dense(2)(inputs)
+    message = (
+        rf"Argument `eta` must be a finite float >= 0\. "
+        rf"Received: eta={float(eta)}"
+    )
+    with pytest.raises(ValueError, match=message):
+        keras_ssgd.AdaptiveSharpnessAwareModel(inputs, outputs, eta=eta)
+    with pytest.raises(ValueError, match=message):
+        keras_ssgd.wrap(mlp(), method="asam", eta=eta)
+    with pytest.raises(TypeError, match=r"`eta`.*eta='big'"):
+        keras_ssgd.wrap(mlp(), method="asam", eta="big")
+
+
 @pytest.mark.parametrize("method", sorted(BASELINES))
 def test_save_and_load_keeps_the_class_and_arguments(method, tmp_path):
     argument = LEVEL_ARGUMENT[method]
     kwargs = {argument: 0.375, "batchnorm_update": "first"}
-    if method != "sam":
+    if method not in SEEDLESS:
         kwargs["seed"] = 17
+    if method == "asam":
+        kwargs["eta"] = 0.125
     model = keras_ssgd.wrap(mlp(), method=method, **kwargs)
     path = tmp_path / "m.keras"
     model.save(path)
@@ -493,7 +661,10 @@ def test_save_and_load_keeps_the_class_and_arguments(method, tmp_path):
     assert config[argument] == 0.375
     assert loaded.noise_level == 0.375
     assert loaded.batchnorm_update == "first"
-    if method == "sam":
+    if method == "asam":
+        assert config["eta"] == 0.125
+        assert loaded.eta == 0.125
+    if method in SEEDLESS:
         assert "seed" not in config
     else:
         assert config["seed"] == 17

@@ -12,17 +12,20 @@ noise from `(seed, step)`) and differ in where the gradient is measured:
 | `SmoothOutModel` | `W + u`, `u` uniform, bound `level * ||W|| / sqrt(size)` | 1 | `noise_level` |
 | `DropConnectModel` | `W * mask / (1 - rate)` on dense kernels | 1 | `rate` |
 | `SharpnessAwareModel` | `W + rho * g / ||g||` (SAM) | 2 | `rho` |
+| `AdaptiveSharpnessAwareModel` | `W + rho * T^2 g / ||T g||`, `T = |W| + eta` (ASAM) | 2 | `rho` |
 
 Dropout needs no model class: put `keras.layers.Dropout` in the model (the
 builders in `keras_ssgd.models` take a `dropout` rate for their dense head).
 """
 
+from keras_ssgd.baselines.asam import AdaptiveSharpnessAwareModel
 from keras_ssgd.baselines.dropconnect import DropConnectModel
 from keras_ssgd.baselines.sam import SharpnessAwareModel
 from keras_ssgd.baselines.smoothout import SmoothOutModel
 from keras_ssgd.baselines.weight_noise import WeightNoiseModel
 
 __all__ = [
+    "AdaptiveSharpnessAwareModel",
     "DropConnectModel",
     "SharpnessAwareModel",
     "SmoothOutModel",

@@ -101,9 +101,7 @@ class SharpnessAwareModel(PerturbedModel):
             None if g is None else dense(g)
             for g in (gradients[position[id(v)]] for v in noise_variables)
         ]
-        steps = noise_lib.sharpness_aware_perturbation(
-            ascent, self._noise.level
-        )
+        steps = self._ascent_steps(ascent, weights)
         # 2. The gradient at W + e, applied to W by the base class.
         values = backends.current().after(
             _flat_tensors(gradients),
@@ -118,6 +116,14 @@ class SharpnessAwareModel(PerturbedModel):
         )
         self._track(x, y, sample_weight, loss, [y_pred])
         return loss, gradients
+
+    def _ascent_steps(self, ascent, weights):
+        """The ascent step `e` of each selected variable (`None` where its
+        gradient is `None`), from the gradients at `W` (`ascent`) and the
+        values `W` (`weights`); SAM's is `rho * g / ||g||`."""
+        return noise_lib.sharpness_aware_perturbation(
+            ascent, self._noise.level
+        )
 
     def get_config(self):
         config = super().get_config()

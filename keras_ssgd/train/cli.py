@@ -293,6 +293,21 @@ def build_parser(raise_errors=False):
         "ssgd-split).",
     )
     parser.add_argument(
+        "--budget", choices=["epochs", "passes", "both"], default="epochs",
+        help="What every method gets the same of. epochs: the same epochs "
+        "(a two-pass method, S-SGD or SAM, costs twice SGD). passes: the "
+        "same forward/backward passes as the costliest method compared; a "
+        "one-pass method trains twice the epochs of a two-pass one, its "
+        "learning-rate schedule stretched to them. both: the runs of both, "
+        "and a verdict at each. Not with --phases.",
+    )
+    parser.add_argument(
+        "--every", type=_positive_int, default=5, metavar="K",
+        help="ssgd-every and sam-every run their method on one step in K, "
+        "plain steps between (1 + 1/K passes per step; LookSAM's interval "
+        "is 5). They run one step per execution.",
+    )
+    parser.add_argument(
         "--steps-per-execution", type=_positive_int, default=None,
         metavar="N",
         help="Keras compile(steps_per_execution=N): N training steps per "
@@ -405,7 +420,8 @@ def plan_arguments(args):
         validation_split=args.validation_split,
         distributed=args.distributed, shared_noise=args.shared_noise,
         sync_batchnorm=args.sync_batchnorm, scale_lr=not args.no_scale_lr,
-        warmup_epochs=args.warmup_epochs,
+        warmup_epochs=args.warmup_epochs, budget=args.budget,
+        every=args.every,
     )
 
 

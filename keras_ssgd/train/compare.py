@@ -138,8 +138,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         from keras_ssgd.train.report import SweepProgress
 
         bar = SweepProgress(
-            todo, config.epochs, stream=progress,
-            costs=[runner.passes_per_step(METHODS[spec.method], config.phases)
+            todo, [spec.epochs_of(config) for spec in todo], stream=progress,
+            costs=[runner.passes_per_step(METHODS[spec.method], config.phases,
+                                          config.every)
                    for spec in todo],
             # Keras's own bars (verbose 1) would break a line in place.
             in_place=False if verbose else None,
@@ -173,7 +174,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             momentum=0.9, lr_schedule=None, lr_drops=None, phases=None,
             steps_per_execution=None, noise_filter=None,
             eval_every_epoch=False, hessian_iterations=20, data_dir=None,
-            validation_split=0.0):
+            validation_split=0.0, budget="epochs", every=5):
     """Trains methods on a model and data, several seeds each; compares them.
 
     Every method starts, per seed, from the same initial weights and sees
@@ -238,6 +239,16 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         data_dir: the tensorflow-datasets folder, with `data="tfds:NAME"`.
         validation_split: float in [0, 1): with the user's arrays, the
             last fraction of the training set held out. Defaults to `0.0`.
+        budget: what every method gets the same of: `"epochs"` (the
+            default; S-SGD and SAM then cost twice SGD), `"passes"`
+            (forward/backward passes: each method trains
+            `round(epochs * most / passes)` epochs, `most` the passes per
+            step of the costliest method compared, so a one-pass method
+            beside S-SGD trains twice the epochs, its learning-rate
+            schedule stretched, not cut), or `"both"` (the runs of both,
+            a verdict at each). Not with `phases`.
+        every: int > 0, the `k` of the every-k methods (`"ssgd-every"`,
+            `"sam-every"`: the method on one step in `k`). Defaults to `5`.
             (`ssgd-train`'s options are these arguments, with dashes.)
 
     Returns:
@@ -305,7 +316,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         steps_per_execution=steps_per_execution, noise_filter=noise_filter,
         eval_every_epoch=eval_every_epoch,
         hessian_iterations=hessian_iterations, data_dir=data_dir,
-        validation_split=validation_split,
+        validation_split=validation_split, budget=budget, every=every,
     )
     if output is None:
         output = default_output()

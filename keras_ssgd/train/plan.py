@@ -263,7 +263,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
               noise_filter=None, eval_every_epoch=False,
               hessian_iterations=20, data_dir=None, validation_split=0.0,
               distributed="none", shared_noise=False, sync_batchnorm=False,
-              scale_lr=True, warmup_epochs=5):
+              scale_lr=True, warmup_epochs=5, budget="epochs", every=5):
     """Checks a comparison's arguments; returns `(config, specs, builder,
     arrays)`.
 
@@ -375,6 +375,8 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                         ("scale_lr", scale_lr)):
         _bool(value, name)
     warmup_epochs = _int(warmup_epochs, "warmup_epochs", 0)
+    budget = _choice(budget, "budget", BUDGETS)
+    every = _int(every, "every", 1)
 
     # Against each other.
     recipe = recipe_for(dataset)
@@ -411,6 +413,14 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                 "boundaries",
             )
         epochs, lr_schedule = plan_epochs, "step"
+        if budget != "epochs":
+            raise ArgumentError(
+                "budget", "must be 'epochs' with phases: a phase plan "
+                "counts its passes in its own epochs, and is not stretched",
+                budget,
+                cli_message="--phases counts its passes in its own epochs "
+                "and is not stretched; only --budget epochs goes with it",
+            )
     total = epochs or recipe.epochs
     schedule = lr_schedule or recipe.lr_schedule
     drops = lr_drops
@@ -460,6 +470,8 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         epoch_eval=eval_every_epoch,
         data_dir=data_dir,
         validation_split=validation_split,
+        every=every,
+        budget=budget,
     )
     _check_builder(config.model, chosen, builder)
 
@@ -495,12 +507,12 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                 f"the methods ssgd and ssgd-split have, not "
                 f"{', '.join(dict.fromkeys(refused))}", phases,
             )
-    specs = []
+    runs = []  # (method name, level, seed)
     for seed in seeds:
         for name, levels in chosen:
             method = METHODS[name]
             if method.level_name is None:
-                specs.append(RunSpec(name, None, seed))
+                runs.append((name, None, seed))
                 continue
             for level in levels or noise_levels or method.default_levels:
                 try:
@@ -512,9 +524,58 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                         cli_message=f"--method {name}: {error}",
                         cli_value=name,
                     ) from None
-                specs.append(RunSpec(name, level, seed))
-    # Each (method, level, seed) once, in the order given.
-    return config, list(dict.fromkeys(specs)), builder, arrays
+                runs.append((name, level, seed))
+    # Each (method, level, seed) once, in the order given; each at the
+    # epochs of each budget.
+    specs = {}
+    for name, level, seed in dict.fromkeys(runs):
+        for kind, epochs in budget_epochs(config, METHODS[name],
+                                          [n for n, _ in chosen]):
+            spec = RunSpec(name, level, seed,
+                           None if epochs == config.epochs else epochs)
+            known = specs.get(spec)
+            specs[spec] = dataclasses.replace(
+                spec, budgets=(known.budgets if known else ()) + (kind,)
+            )
+    return config, list(specs.values()), builder, arrays
+
+
+BUDGETS = ("epochs", "passes", "both")
+
+
+def budget_epochs(config, method, names):
+    """`(budget, epochs)` of a method's runs under `config.budget`.
+
+    At equal epochs every method trains `config.epochs`. At equal passes
+    every method gets the forward/backward passes of the costliest method
+    compared (`names`): `round(epochs * most / passes)` epochs, where
+    `passes` is the method's passes per step (`runner.passes_per_step`).
+    A one-pass method beside S-SGD or SAM trains twice the epochs.
+
+    Example:
+
+    >>> from keras_ssgd.train.registry import METHODS
+    >>> from keras_ssgd.train.runner import Config
+    >>> config = Config("mnist1d", "mlp", 10, 100, 0.1, "sgd", 0.9,
+    ...                 "cosine", (), budget="both", every=4)
+    >>> budget_epochs(config, METHODS["sgd"], ["sgd", "ssgd"])
+    [('epochs', 10), ('passes', 20)]
+    >>> budget_epochs(config, METHODS["ssgd-every"], ["sgd", "ssgd"])
+    [('epochs', 10), ('passes', 16)]
+    """
+    from keras_ssgd.train.registry import METHODS
+    from keras_ssgd.train.runner import passes_per_step
+
+    out = []
+    if config.budget in ("epochs", "both"):
+        out.append(("epochs", config.epochs))
+    if config.budget in ("passes", "both"):
+        def cost(m):
+            return passes_per_step(m, config.phases, config.every)
+
+        most = max(cost(METHODS[n]) for n in names)
+        out.append(("passes", round(config.epochs * most / cost(method))))
+    return out
 
 
 def _check_builder(name, chosen, builder=None):

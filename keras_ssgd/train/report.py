@@ -31,21 +31,27 @@ def summarize(records, methods):
         methods: the `registry.METHODS` mapping, for passes per step.
 
     Returns:
-        A list of dicts with `method`, `level`, `level_name`, `runs`,
-        `diverged`, `test_accuracy_mean`, `test_accuracy_std`,
-        `train_loss_mean`, `seconds_mean`, `time_vs_sgd` and
-        `passes_vs_sgd`, in the order the methods first appear.
+        A list of dicts with `method`, `level`, `level_name`, `epochs`,
+        `budgets`, `runs`, `diverged`, `test_accuracy_mean`,
+        `test_accuracy_std`, `train_loss_mean`, `seconds_mean`,
+        `time_vs_sgd` and `passes_vs_sgd`, one per (method, level, epochs)
+        (an equal-passes run of a one-pass method trains more epochs), in
+        the order the methods first appear. `time_vs_sgd` is against SGD at
+        the recipe's epochs.
     """
     groups = {}
     for r in records:
-        groups.setdefault((r["method"], r["level"]), []).append(r)
+        groups.setdefault(
+            (r["method"], r["level"], r.get("epochs")), []
+        ).append(r)
     sgd_seconds = [
-        r["seconds"] for r in groups.get(("sgd", None), [])
-        if r["status"] == "ok"
+        r["seconds"] for (method, _, _), runs in groups.items()
+        if method == "sgd" for r in runs
+        if r["status"] == "ok" and "epochs" in r.get("budgets", ["epochs"])
     ]
     sgd_time = statistics.mean(sgd_seconds) if sgd_seconds else None
     rows = []
-    for (method, level), runs in groups.items():
+    for (method, level, epochs), runs in groups.items():
         ok = [r for r in runs if r["status"] == "ok"]
         accuracies = [r["test_accuracy"] for r in ok]
         seconds = statistics.mean(r["seconds"] for r in runs)
@@ -53,6 +59,9 @@ def summarize(records, methods):
             "method": method,
             "level_name": runs[0]["level_name"],
             "level": level,
+            "epochs": epochs,
+            "budgets": sorted({b for r in runs
+                               for b in r.get("budgets", ["epochs"])}),
             "runs": len(runs),
             "diverged": len(runs) - len(ok),
             "seeds": sorted(r["seed"] for r in runs),
@@ -71,17 +80,27 @@ def summarize(records, methods):
             ]),
         })
     order = list(methods)
-    rows.sort(key=lambda row: (order.index(row["method"]), row["level"] or 0))
+    rows.sort(key=lambda row: (order.index(row["method"]), row["level"] or 0,
+                               row["epochs"] or 0))
     return rows
 
 
 def table(rows):
-    """The summary as Markdown table lines (also readable on a terminal)."""
+    """The summary as Markdown table lines (also readable on a terminal).
+
+    Where the runs differ in their budget (an equal-passes comparison),
+    the table says each row's epochs and budget: `equal epochs`, `equal
+    passes` or both.
+    """
+    budgets = any(row.get("budgets", ["epochs"]) != ["epochs"]
+                  for row in rows)
     lines = [
-        "| method | level | test accuracy (%) | seeds | train loss "
+        "| method | level |" + (" epochs | budget |" if budgets else "")
+        + " test accuracy (%) | seeds | train loss "
         "(clean W) | top Hessian eigenvalue | time / run (s) | time vs SGD "
         "| passes vs SGD |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|" + ("---|---|" if budgets else "")
+        + "---|---|---|---|---|---|---|",
     ]
     for row in rows:
         level = (
@@ -97,8 +116,14 @@ def table(rows):
             )
         if row["diverged"]:
             accuracy += f" ({row['diverged']}/{row['runs']} diverged)"
+        budget = ""
+        if budgets:
+            words = {"epochs": "equal epochs", "passes": "equal passes"}
+            budget = (f" {_fmt(row.get('epochs'), 'd')} | "
+                      + ", ".join(words[b] for b in row["budgets"]) + " |")
         lines.append(
-            f"| {row['method']} | {level} | {accuracy} | {row['runs']} | "
+            f"| {row['method']} | {level} |{budget} {accuracy} | "
+            f"{row['runs']} | "
             f"{_fmt(row['train_loss_mean'], '.4f')} | "
             f"{_pm(row['hessian_top_mean'], row['hessian_top_std'])} | "
             f"{row['seconds_mean']:.1f} | {_fmt(row['time_vs_sgd'], '.2f')} |"
@@ -160,14 +185,20 @@ def plot(rows, path, title="", verdicts=None):
     by_method = {}
     for row in rows:
         if row["test_accuracy_mean"] is not None:
-            by_method.setdefault(row["method"], []).append(row)
+            name = row["method"]
+            if "epochs" not in row.get("budgets", ["epochs"]):
+                name += f", {row['epochs']} epochs"  # an equal-passes run
+            by_method.setdefault(name, []).append(row)
     levels = [r["level"] for r in rows if r["level"] is not None]
     for method, method_rows in by_method.items():
         if method_rows[0]["level"] is None:
             row = method_rows[0]
             mean, std = row["test_accuracy_mean"], row["test_accuracy_std"]
-            ax.axhline(mean, color="black", linestyle="--", label=method.upper())
-            if levels:
+            stretched = "epochs" not in row.get("budgets", ["epochs"])
+            ax.axhline(mean, color="gray" if stretched else "black",
+                       linestyle=":" if stretched else "--",
+                       label=method.upper() if not stretched else method)
+            if levels and not stretched:
                 ax.axhspan(mean - std, mean + std, color="gray", alpha=0.2)
             continue
         method_rows.sort(key=lambda r: r["level"])
@@ -240,7 +271,9 @@ def duration(seconds):
 def run_label(spec):
     """`sgd seed 0`, `ssgd 0.2 seed 1`."""
     level = "" if spec.level is None else f" {spec.level:g}"
-    return f"{spec.method}{level} seed {spec.seed}"
+    epochs = ("" if getattr(spec, "epochs", None) is None
+              else f" ({spec.epochs} epochs)")
+    return f"{spec.method}{level}{epochs} seed {spec.seed}"
 
 
 class SweepProgress:
@@ -251,7 +284,8 @@ class SweepProgress:
 
     Args:
         specs: the runs to train (`runner.RunSpec`), in order.
-        epochs: int, epochs per run.
+        epochs: int, epochs per run, or a list of them, one per run (an
+            equal-passes sweep).
         costs: passes per step of each run (same order as `specs`), the
             weight of its epochs in the sweep's time left. Defaults to 1
             for every run.
@@ -265,7 +299,10 @@ class SweepProgress:
     def __init__(self, specs, epochs, costs=None, stream=None, in_place=None,
                  clock=time.monotonic):
         self.specs = list(specs)
-        self.epochs = int(epochs)
+        if isinstance(epochs, (list, tuple)):
+            self.run_epochs = [int(e) for e in epochs]
+        else:
+            self.run_epochs = [int(epochs)] * len(self.specs)
         self.costs = [1.0] * len(self.specs) if costs is None else [
             float(c) for c in costs
         ]
@@ -325,6 +362,11 @@ class SweepProgress:
             tail += f"  sweep ETA {duration(left)}"
         self._write(self._line(tail=tail), end="\n")
 
+    @property
+    def epochs(self):
+        """The epochs of the run being trained."""
+        return self.run_epochs[self._index or 0] if self.run_epochs else 0
+
     # Formatting.
 
     def _line(self, tail=None):
@@ -370,7 +412,8 @@ class SweepProgress:
         if not work:
             return None
         pace = seconds / work
-        rest = sum(self.costs[next_index:]) * self.epochs
+        rest = sum(c * e for c, e in zip(self.costs[next_index:],
+                                         self.run_epochs[next_index:]))
         return run_left + pace * rest
 
     def _write(self, line, end):

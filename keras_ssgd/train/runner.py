@@ -9,6 +9,7 @@ import keras
 from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
+from keras_ssgd.callbacks import StochasticWeightAveraging
 from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
@@ -55,6 +56,14 @@ class Config:
     # "user" for the user's dataset objects (`data.objects`): their order
     # is the user's, not reshuffled by the seed.
     data_order: str = None
+    # The every-k methods (`ssgd-every`, `sam-every`) run their method on
+    # one step in `every`.
+    every: int = 5
+    # "epochs": every method trains `epochs` epochs; "passes": every method
+    # gets the forward/backward passes of the costliest one (a one-pass
+    # method trains twice the epochs of a two-pass one, its learning-rate
+    # schedule stretched); "both": the runs of both.
+    budget: str = "epochs"
 
     def __post_init__(self):
         if self.data_order is None and (
@@ -78,38 +87,68 @@ class Config:
 
 @dataclasses.dataclass(frozen=True)
 class RunSpec:
-    """One run: `method` at `level` (None for SGD) from `seed`."""
+    """One run: `method` at `level` (None for SGD) from `seed`.
+
+    `epochs`, if set, replaces the recipe's (an equal-passes run, its
+    schedule stretched: `learning_rate`); `budgets` says which comparisons
+    the run belongs to (`"epochs"`, `"passes"`; it does not tell runs
+    apart).
+    """
 
     method: str
     level: float
     seed: int
+    epochs: int = None
+    budgets: tuple = dataclasses.field(default=("epochs",), compare=False)
 
     @property
     def key(self):
         level = "" if self.level is None else f"-{self.level:g}"
-        return f"{self.method}{level}-seed{self.seed}"
+        epochs = "" if self.epochs is None else f"-{self.epochs}ep"
+        return f"{self.method}{level}{epochs}-seed{self.seed}"
+
+    def epochs_of(self, config):
+        """The epochs this run trains."""
+        return config.epochs if self.epochs is None else self.epochs
 
 
-def learning_rate(config, steps_per_epoch):
-    """The learning-rate schedule of `config`, as a Keras schedule."""
+def learning_rate(config, steps_per_epoch, epochs=None):
+    """The learning-rate schedule of `config`, as a Keras schedule.
+
+    With `epochs` other than `config.epochs` (an equal-passes run), the
+    schedule is stretched to them, not cut: every boundary, decay length
+    and restart period is scaled by `epochs / config.epochs`, so the run
+    ends at the learning rate the recipe ends at.
+    """
+    stretch = 1.0 if epochs is None else epochs / config.epochs
     if config.phases:
+        if stretch != 1:
+            raise ValueError(
+                "A phase plan's schedule is not stretched: an equal-passes "
+                f"run needs no phases. Received: phases={config.phases!r} "
+                f"with epochs={epochs}"
+            )
         return PhasePlan.parse(config.phases).learning_rate_schedule(
             config.lr, steps_per_epoch
         )
     if config.lr_schedule == "cosine":
         return keras.optimizers.schedules.CosineDecay(
-            config.lr, decay_steps=steps_per_epoch * config.epochs
+            config.lr,
+            decay_steps=round(steps_per_epoch * config.epochs * stretch),
         )
     if config.lr_schedule == "step":
         drops = sorted(config.lr_drops)
         if not drops:
             return config.lr
         return keras.optimizers.schedules.PiecewiseConstantDecay(
-            boundaries=[d * steps_per_epoch for d in drops],
+            boundaries=[round(d * stretch * steps_per_epoch) for d in drops],
             values=[config.lr * 0.1**i for i in range(len(drops) + 1)],
         )
     if config.lr_schedule == "sgdr":
-        return schedules.SGDR(config.lr, steps_per_epoch=steps_per_epoch)
+        return schedules.SGDR(
+            config.lr, steps_per_epoch=steps_per_epoch,
+            first_period_epochs=10 * stretch if stretch != 1 else 10,
+        )
     if config.lr_schedule == "constant":
         return config.lr
     raise ValueError(
@@ -145,17 +184,21 @@ def build_model(config, spec, data, transform=None, builder=None):
     if method.model_class is None:
         return model
     kwargs = {method.level_name: spec.level, **method.options}
-    if spec.method != "sam":
-        kwargs["seed"] = spec.seed
+    if method.every:
+        kwargs["every"] = config.every
+    kwargs["seed"] = spec.seed  # SAM and ASAM draw nothing: they drop it
     if config.noise_filter:
         kwargs["noise_filter"] = config.noise_filter
     return wrap(model, method=method.model_class, **kwargs)
 
 
-def passes_per_step(method, phases=None):
+def passes_per_step(method, phases=None, every=1):
     """Forward and backward passes per step over the batch, averaged over
     the epochs of a phase plan: plain epochs cost 1, `H` (split) epochs 1,
-    `S` epochs the method's own passes (2 for S-SGD and SAM)."""
+    `S` epochs the method's own passes (2 for S-SGD and SAM). An every-k
+    method costs `1 + 1/every`."""
+    if method.every:
+        return method.passes_at(every)
     if not phases or method.model_class is None:
         return method.passes
     plan = PhasePlan.parse(phases)
@@ -217,38 +260,55 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     validation = getattr(data, "validation", None)
     train_data = dist.shard(data.train)
     steps = data.steps_per_epoch
+    epochs = spec.epochs_of(config)
+    method = METHODS[spec.method]
     with dist.scope():
         model = dist.prepare(
             build_model(config, spec, data, transform=dist.transform,
                         builder=builder)
         )
-        schedule = dist.learning_rate(learning_rate(config, steps), steps)
+        schedule = dist.learning_rate(
+            learning_rate(config, steps, epochs), steps
+        )
+        # `ema`: Keras's optimizer weight averaging; `fit()` ends with the
+        # averages in the weights, so the evaluation below reads them.
+        ema = (
+            {"use_ema": True, "ema_momentum": spec.level}
+            if spec.method == "ema" else {}
+        )
         if config.optimizer == "sgd":
             optimizer = keras.optimizers.SGD(
-                schedule, momentum=config.momentum
+                schedule, momentum=config.momentum, **ema
             )
         else:
-            optimizer = keras.optimizers.Adam(schedule)
+            optimizer = keras.optimizers.Adam(schedule, **ema)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
             # Keras on PyTorch runs one step per execution only.
+            # The every-k methods pick the branch of each step before it.
             steps_per_execution=(
-                1 if keras.backend.backend() == "torch"
+                1 if keras.backend.backend() == "torch" or method.every
                 else config.steps_per_execution
             ),
         )
     # Under Horovod a rank-local stop would hang the others: its callbacks
     # stop all ranks together instead.
     callbacks = dist.callbacks() or [keras.callbacks.TerminateOnNaN()]
-    method = METHODS[spec.method]
     if config.phases and method.model_class is not None:
         callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
+    if spec.method == "ema" and config.epoch_eval:
+        # Each epoch's evaluation on the averages too, as the final one.
+        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
+    if spec.method == "swa":
+        callbacks.append(StochasticWeightAveraging(
+            start=spec.level, batchnorm_data=data.train_eval,
+        ))
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
-        train_data, epochs=config.epochs, callbacks=callbacks,
+        train_data, epochs=epochs, callbacks=callbacks,
         validation_data=(
             (validation or data.test) if config.epoch_eval else None
         ),
@@ -265,8 +325,13 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         "level": spec.level,
         "seed": spec.seed,
         "epochs_run": len(losses),
+        "epochs": epochs,
+        # The comparisons the run belongs to: equal epochs, equal passes.
+        "budgets": list(spec.budgets),
         "seconds": seconds,
-        "passes_per_step": passes_per_step(method, config.phases),
+        "passes_per_step": passes_per_step(
+            method, config.phases, config.every
+        ),
         "distributed": dist.name,
         # S-SGD's split form over worker pairs (keras_ssgd.distributed.pairs)
         "pairs": _paired(model),

@@ -100,33 +100,70 @@ def paired_interval(differences, confidence=CONFIDENCE):
 
 
 def verdicts(records, reference=REFERENCE, confidence=CONFIDENCE):
-    """One verdict per (method, level) against `reference`, paired by seed.
+    """One verdict per (method, level) against `reference`, paired by seed,
+    per budget; then, per budget, the best two-pass method against the best
+    one-pass method (`best_against_cheap`).
+
+    A record belongs to the budgets it lists in `budgets` (`"epochs"`:
+    every method trained the recipe's epochs; `"passes"`: every method got
+    the same forward/backward passes); records without the field belong to
+    `"epochs"`. Where the records hold another budget than equal epochs, each
+    line names its budget.
 
     Args:
         records: run records (`key`, `method`, `level`, `level_name`,
-            `seed`, `status`, `test_accuracy`; see `runner.train`).
+            `seed`, `status`, `test_accuracy`, and `budgets` and
+            `passes_per_step` where known; see `runner.train`).
         reference: the method compared against. Defaults to `"sgd"`.
         confidence: float. Defaults to `0.95`.
 
     Returns:
-        A list of dicts, in the order the methods and levels first appear
-        (the reference left out): `method`, `level`, `level_name`,
-        `against`, `seeds` (the paired seeds), `differences` (points, one
-        per paired seed), `unpaired` (seeds of either side left out: not
-        run for both, or diverged), the fields of `paired_interval`, and
-        `text` (the line `line()` makes). Empty when the reference was not
-        run.
+        A list of dicts, per budget in the order the methods and levels
+        first appear (the reference left out): `method`, `level`,
+        `level_name`, `against`, `budget` (`None` where only equal epochs
+        ran), `seeds` (the paired seeds), `differences` (points, one per
+        paired seed), `unpaired` (seeds of either side left out: not run
+        for both, or diverged), the fields of `paired_interval`, and `text`
+        (the line `line()` makes); then the `best_against_cheap` dicts.
+        No line against the reference where it was not run.
     """
-    accuracy = {}
+    present = budgets_of(records)
+    named = present != ["epochs"]
+    out = []
+    for budget in present:
+        chosen = [r for r in records if budget in _budgets(r)]
+        label = budget if named else None
+        out += _against(chosen, reference, confidence, label)
+        out += best_against_cheap(chosen, confidence, label)
+    return out
+
+
+def budgets_of(records):
+    """The budgets the records hold, equal epochs first."""
+    held = {b for r in records for b in _budgets(r)}
+    return [b for b in ("epochs", "passes") if b in held]
+
+
+def _budgets(record):
+    return record.get("budgets") or ["epochs"]
+
+
+def _accuracies(records):
+    """`{(method, level): {seed: accuracy}}` of the finished runs, and
+    `{(method, level): {seeds run}}` and the level names."""
+    accuracy, runs, names = {}, {}, {}
     for r in records:
-        accuracy.setdefault((r["method"], r["level"]), {})
+        key = (r["method"], r["level"])
+        accuracy.setdefault(key, {})
+        runs.setdefault(key, set()).add(r["seed"])
+        names[key] = r.get("level_name")
         if r.get("status", "ok") == "ok" and r.get("test_accuracy") is not None:
-            accuracy[(r["method"], r["level"])][r["seed"]] = r["test_accuracy"]
-    runs = {}
-    names = {}
-    for r in records:
-        runs.setdefault((r["method"], r["level"]), set()).add(r["seed"])
-        names[(r["method"], r["level"])] = r.get("level_name")
+            accuracy[key][r["seed"]] = r["test_accuracy"]
+    return accuracy, runs, names
+
+
+def _against(records, reference, confidence, budget):
+    accuracy, runs, names = _accuracies(records)
     base = accuracy.get((reference, None))
     if base is None:
         return []
@@ -142,6 +179,7 @@ def verdicts(records, reference=REFERENCE, confidence=CONFIDENCE):
             "level": level,
             "level_name": names[(method, level)],
             "against": reference,
+            "budget": budget,
             "seeds": seeds,
             "differences": differences,
             "unpaired": sorted(everything - set(seeds)),
@@ -152,6 +190,79 @@ def verdicts(records, reference=REFERENCE, confidence=CONFIDENCE):
     return out
 
 
+def best_against_cheap(records, confidence=CONFIDENCE, budget=None):
+    """The best two-pass method against the best one-pass method.
+
+    Among the (method, level) pairs of `records` with 2 passes per step or
+    more (S-SGD, SAM, ASAM) and those with 1 (SGD, weight noise, the split
+    form, EMA, SWA, ...), the one with the highest mean test accuracy of
+    each group is picked, after the fact, and the two are compared paired
+    by seed, as `verdicts` does. That picking favours both winners a
+    little; the line says so. Every-k methods (between 1 and 2 passes) are
+    in neither group.
+
+    Args:
+        records: the run records of one budget (`passes_per_step` read
+            from each; records without it are left out).
+        confidence: float. Defaults to `0.95`.
+        budget: the budget's name for the line (`"passes"`), or `None`.
+
+    Returns:
+        A list of one dict (`kind: "best"`, `method`, `level`, `against`,
+        `against_level`, `budget`, the fields of `paired_interval`, `text`),
+        or an empty list where a group is empty or the line would be one
+        against SGD already (one two-pass method, and SGD the best one-pass
+        method).
+
+    Example:
+
+    >>> runs = [
+    ...     {"method": m, "level": lv, "seed": s, "test_accuracy": a + s,
+    ...      "passes_per_step": p}
+    ...     for m, lv, p, a in [("sgd", None, 1, 80.0), ("ema", 0.99, 1, 81.0),
+    ...                         ("ssgd", 0.2, 2, 81.5)]
+    ...     for s in range(3)]
+    >>> best_against_cheap(runs)[0]["text"].split(":")[0]
+    'best 2-pass method, ssgd 0.2, vs the best 1-pass method, ema 0.99'
+    """
+    accuracy, runs, names = _accuracies(records)
+    passes = {}
+    for r in records:
+        if r.get("passes_per_step") is not None:
+            passes[(r["method"], r["level"])] = r["passes_per_step"]
+
+    def best(group):
+        scored = [
+            (sum(accuracy[k].values()) / len(accuracy[k]), k)
+            for k in group if accuracy.get(k)
+        ]
+        return max(scored)[1] if scored else None
+
+    two = [k for k, p in passes.items() if p >= 2]
+    one = [k for k, p in passes.items() if p == 1]
+    if len(two) + len(one) < 3:
+        return []
+    top, cheap = best(two), best(one)
+    if top is None or cheap is None:
+        return []
+    if len(two) == 1 and cheap == (REFERENCE, None):
+        return []  # the line of `top` against SGD says it
+    seeds = sorted(set(accuracy[top]) & set(accuracy[cheap]))
+    differences = [accuracy[top][s] - accuracy[cheap][s] for s in seeds]
+    result = {
+        "kind": "best",
+        "method": top[0], "level": top[1], "level_name": names[top],
+        "against": cheap[0], "against_level": cheap[1],
+        "budget": budget,
+        "seeds": seeds,
+        "differences": differences,
+        "unpaired": sorted((runs[top] | runs[cheap]) - set(seeds)),
+        **paired_interval(differences, confidence),
+    }
+    result["text"] = line(result)
+    return [result]
+
+
 def line(v):
     """One verdict as a sentence.
 
@@ -159,8 +270,14 @@ def line(v):
     seeds: better than sgd`, or, when the interval contains 0, `... better on 3 of
     5 seeds: no difference shown (the 95% interval contains 0)`.
     """
-    name = v["method"] if v["level"] is None else f"{v['method']} {v['level']:g}"
-    head = f"{name} vs {v['against']}: "
+    name = _name(v["method"], v["level"])
+    against = v["against"]
+    if v.get("kind") == "best":
+        name = f"best 2-pass method, {name},"
+        against = ("the best 1-pass method, "
+                   f"{_name(v['against'], v['against_level'])}")
+    budget = f", equal {v['budget']}" if v.get("budget") else ""
+    head = f"{name} vs {against}{budget}: "
     unpaired = len(v.get("unpaired") or ())
     left_out = (
         f" ({unpaired} seed{'' if unpaired == 1 else 's'} left out: not "
@@ -176,10 +293,16 @@ def line(v):
     text = (f"{head}{v['mean']:+.2f} pt [{v['low']:.2f}, {v['high']:.2f}], "
             f"{count}: {v['verdict']}")
     if v["verdict"] != NO_DIFFERENCE:
-        text += f" than {v['against']}"
+        text += f" than {_name(v['against'], v.get('against_level'))}"
     else:
         text += f" (the {100 * v['confidence']:g}% interval contains 0)"
+    if v.get("kind") == "best":
+        text += "; each best picked after the fact, on its mean"
     return text + left_out
+
+
+def _name(method, level):
+    return method if level is None else f"{method} {level:g}"
 
 
 def explanation(confidence=CONFIDENCE):
