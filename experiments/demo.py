@@ -48,7 +48,7 @@ def parse(argv=None):
                         help="ssgd-train's --method (repeatable). Default: "
                         "sgd and ssgd:0.2.")
     parser.add_argument("--hessian-iterations", type=int, default=0,
-                        help="Lanczos steps for the top Hessian eigenvalue "
+                        help="Lanczos vectors for the top Hessian eigenvalue "
                         "of each model (0: skip; 20 adds a few seconds per "
                         "run).")
     parser.add_argument("--output", default=None,

@@ -96,6 +96,18 @@ def test_eigenvalues_of_linear_mse_match_eigvalsh(hvp, method, k):
 
 
 @pytest.mark.parametrize("hvp", METHODS)
+def test_arpack_eigenvalues_of_a_wider_linear_mse_match_eigvalsh(hvp):
+    # 30 parameters, more than the 10 Lanczos vectors: scipy's eigsh over
+    # the backend's HVPs (the 6-parameter problem above forms its Hessian).
+    model, x, y, hessian = linear_problem(features=30)
+    data = batches(x, y, batch_size=32, shuffle=False)
+    found = hessian_eigenvalues(model, data, k=3, loss="mse", hvp=hvp,
+                                iterations=10)
+    np.testing.assert_allclose(found, np.linalg.eigvalsh(hessian)[::-1][:3],
+                               rtol=1e-3)
+
+
+@pytest.mark.parametrize("hvp", METHODS)
 def test_hvp_of_an_mlp_with_batchnorm_is_the_gradients_difference(hvp):
     model, x, y = mlp_problem()
     operator = HessianOperator(model, (x, y), hvp=hvp)

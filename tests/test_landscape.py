@@ -38,6 +38,99 @@ def test_uneven_batches_are_weighted_by_size():
     np.testing.assert_allclose(found, np.linalg.eigvalsh(hessian)[-1:], rtol=1e-3)
 
 
+class EigshSpy:
+    """`scipy.sparse.linalg.eigsh` in `keras_ssgd.landscape.hessian`, with
+    its arguments kept; and the HVPs counted."""
+
+    def __init__(self, monkeypatch):
+        from keras_ssgd.landscape import hessian
+
+        self.calls, self.products = [], 0
+        eigsh, matvec = hessian.eigsh, hessian.HessianOperator.matvec
+
+        def spy_eigsh(*args, **kwargs):
+            self.calls.append(kwargs)
+            return eigsh(*args, **kwargs)
+
+        def spy_matvec(operator, flat):
+            self.products += 1
+            return matvec(operator, flat)
+
+        monkeypatch.setattr(hessian, "eigsh", spy_eigsh)
+        monkeypatch.setattr(hessian.HessianOperator, "matvec", spy_matvec)
+
+
+@pytest.mark.parametrize("hvp", ["double-backprop", "forward-over-reverse"])
+def test_arpack_eigenvalues_of_a_wider_linear_mse_match_closed_form(hvp, monkeypatch):
+    # 40 parameters, more than the 12 Lanczos vectors: eigsh, not the
+    # explicit Hessian.
+    model, x, y, hessian = linear_problem(features=40)
+    spy = EigshSpy(monkeypatch)
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    found = landscape.hessian_eigenvalues(
+        model, data, k=3, loss="mse", hvp=hvp, iterations=12)
+    np.testing.assert_allclose(found, np.linalg.eigvalsh(hessian)[::-1][:3], rtol=1e-3)
+    assert found.dtype == np.float64 and list(found) == sorted(found, reverse=True)
+    (call,) = spy.calls
+    assert (call["ncv"], call["which"], call["k"]) == (12, "LA", 3)
+    assert 0 < spy.products < 40
+
+
+def test_lanczos_reports_the_largest_algebraic_eigenvalues(monkeypatch):
+    # The negated mean squared error: every eigenvalue is negative, and the
+    # top ones are the smallest in magnitude (power iteration would find
+    # the largest in magnitude instead).
+    model, x, y, hessian = linear_problem(features=40)
+    spy = EigshSpy(monkeypatch)
+    found = landscape.hessian_eigenvalues(
+        model, (x, y), k=2, iterations=10,
+        loss=lambda y_true, y_pred: -keras.losses.mean_squared_error(y_true, y_pred))
+    np.testing.assert_allclose(found, np.linalg.eigvalsh(-hessian)[::-1][:2], rtol=1e-3)
+    assert len(spy.calls) == 1 and found[0] < 0
+
+
+def test_small_hessians_are_formed_from_one_hvp_per_parameter(monkeypatch):
+    # 6 parameters: k = 6 and 6 or more Lanczos vectors (the default 30, or
+    # the least, 2k + 1) form the Hessian from 6 HVPs, exactly.
+    model, x, y, hessian = linear_problem()
+    expected = np.linalg.eigvalsh(hessian)[::-1]
+    for k, iterations in ((6, None), (3, None), (3, 1), (2, 6)):
+        spy = EigshSpy(monkeypatch)
+        found = landscape.hessian_eigenvalues(
+            model, (x, y), k=k, loss="mse", iterations=iterations)
+        np.testing.assert_allclose(found, expected[:k], rtol=1e-5)
+        assert spy.calls == [] and spy.products == 6
+
+
+def test_eigenvalues_are_deterministic_in_the_seed(monkeypatch):
+    model, x, y, _ = linear_problem(features=40)
+    spy = EigshSpy(monkeypatch)
+    runs = [landscape.hessian_eigenvalues(model, (x, y), k=2, loss="mse", iterations=8,
+                                          seed=seed)
+            for seed in (0, 0, 1)]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    np.testing.assert_allclose(runs[2], runs[0], rtol=1e-5)
+    starts = [call["v0"] for call in spy.calls]
+    np.testing.assert_array_equal(starts[0], starts[1])
+    np.testing.assert_array_equal(starts[0], np.random.default_rng(0).standard_normal(40))
+    assert not np.allclose(starts[0], starts[2])
+
+
+def test_arpack_without_convergence_is_a_clear_error(monkeypatch):
+    from scipy.sparse.linalg import ArpackNoConvergence
+
+    from keras_ssgd.landscape import hessian
+
+    def no_convergence(*args, **kwargs):
+        raise ArpackNoConvergence("no convergence", np.zeros(0), np.zeros((40, 0)))
+
+    monkeypatch.setattr(hessian, "eigsh", no_convergence)
+    model, x, y, _ = linear_problem(features=40)
+    with pytest.raises(RuntimeError, match=r"did not converge .* Pass a larger `iterations`"
+                       r" .*Received: iterations=10"):
+        landscape.hessian_eigenvalues(model, (x, y), k=1, loss="mse", iterations=10)
+
+
 def test_hutchinson_trace_is_within_its_error_of_the_trace():
     model, x, y, hessian = linear_problem()
     estimate, error = landscape.hessian_trace(model, (x, y), samples=200, loss="mse")
@@ -58,6 +151,8 @@ def test_compiled_loss_is_used_by_default():
         ({"k": 0}, ValueError, "Argument `k` must be an int >= 1"),
         ({"k": 7}, ValueError, "at most the number of parameters (6)"),
         ({"method": "arnoldi"}, ValueError, "Argument `method` must be one of"),
+        ({"iterations": 0}, ValueError,
+         "Argument `iterations` must be None or an int >= 1. Received: iterations=0"),
         ({"hvp": "finite-differences"}, ValueError, "Argument `hvp` must be one of"),
     ],
 )

@@ -122,3 +122,96 @@ def test_summary_and_plot_carry_the_verdict(tmp_path):
     assert f"- {verdicts[0]['text']}" in text
     report.plot(rows, tmp_path / "a.png", verdicts=verdicts)
     assert (tmp_path / "a.png").stat().st_size > 1000
+
+
+def test_the_paired_test_is_scipys():
+    differences = [2.0, 3.5, 1.8, 4.1, 3.1]
+    result = verdict.paired_interval(differences)
+    plus, minus = np.array([83.0, 84.5, 81.3, 84.6, 85.1]), None
+    minus = plus - np.array(differences)
+    assert result["p_value"] == pytest.approx(
+        stats.ttest_rel(plus, minus).pvalue, rel=1e-9)
+    # Equal differences: a point interval, no division by zero.
+    same = verdict.paired_interval([1.5, 1.5, 1.5])
+    assert same["low"] == same["high"] == 1.5
+    assert same["verdict"] == "better" and same["p_value"] == 0.0
+
+
+def _budget_record(method, level, seed, accuracy, budgets, passes,
+                   epochs=10):
+    record = _record(method, level, seed, accuracy)
+    record.update(budgets=list(budgets), passes_per_step=passes,
+                  epochs=epochs)
+    return record
+
+
+def _both_budgets():
+    """SGD at 10 and 20 epochs, S-SGD (both budgets), EMA at 10 and 20."""
+    records = []
+    for s in range(4):
+        records.append(_budget_record("sgd", None, s, 80.0 + s, ["epochs"], 1))
+        records.append(_budget_record("sgd", None, s, 83.0 + s, ["passes"], 1,
+                                      20))
+        records.append(_budget_record("ssgd", 0.2, s, 82.0 + s + 0.1 * s * s,
+                                      ["epochs", "passes"], 2))
+        records.append(_budget_record("ema", 0.99, s, 81.0 + s, ["epochs"], 1))
+        records.append(_budget_record("ema", 0.99, s, 84.0 + s + 0.2 * s,
+                                      ["passes"], 1, 20))
+    return records
+
+
+def test_a_verdict_per_budget_pairs_runs_of_that_budget():
+    found = {(v["method"], v["level"], v["budget"], v.get("kind")): v
+             for v in verdict.verdicts(_both_budgets())}
+    epochs = found[("ssgd", 0.2, "epochs", None)]
+    passes = found[("ssgd", 0.2, "passes", None)]
+    # At equal epochs S-SGD is against SGD at 10 epochs, at equal passes
+    # against SGD at 20.
+    assert epochs["differences"] == pytest.approx(
+        [2.0 + 0.1 * s * s for s in range(4)])
+    assert passes["differences"] == pytest.approx(
+        [-1.0 + 0.1 * s * s for s in range(4)])
+    assert epochs["text"].startswith("ssgd 0.2 vs sgd, equal epochs: ")
+    assert passes["text"].startswith("ssgd 0.2 vs sgd, equal passes: ")
+    ema = found[("ema", 0.99, "passes", None)]
+    assert ema["differences"] == pytest.approx([1.0 + 0.2 * s
+                                                for s in range(4)])
+
+
+def test_the_best_two_pass_method_against_the_best_one_pass_method():
+    best = [v for v in verdict.verdicts(_both_budgets())
+            if v.get("kind") == "best"]
+    assert [v["budget"] for v in best] == ["epochs", "passes"]
+    at_epochs, at_passes = best
+    # Equal epochs: EMA (81.0 + s) beats SGD (80.0 + s) among 1-pass.
+    assert (at_epochs["against"], at_epochs["against_level"]) == ("ema", 0.99)
+    assert at_epochs["differences"] == pytest.approx(
+        [1.0 + 0.1 * s * s for s in range(4)])
+    # Equal passes: EMA at 20 epochs (84 + 1.2 s) is the best 1-pass.
+    assert at_passes["differences"] == pytest.approx(
+        [(82.0 + s + 0.1 * s * s) - (84.0 + 1.2 * s) for s in range(4)])
+    low, high = _scipy_interval(at_passes["differences"])
+    assert (at_passes["low"], at_passes["high"]) == pytest.approx((low, high))
+    assert at_passes["text"].startswith(
+        "best 2-pass method, ssgd 0.2, vs the best 1-pass method, ema 0.99, "
+        "equal passes: ")
+    assert at_passes["text"].endswith(
+        "each best picked after the fact, on its mean")
+    assert at_passes["verdict"] == "worse"
+    assert "worse than ema 0.99" in at_passes["text"]
+
+
+def test_no_best_line_where_it_repeats_the_line_against_sgd():
+    records = [_budget_record("sgd", None, s, 80.0 + s, ["epochs"], 1)
+               for s in range(3)]
+    records += [_budget_record("ssgd", 0.2, s, 81.0 + s, ["epochs"], 2)
+                for s in range(3)]
+    lines = verdict.verdicts(records)
+    assert [v.get("kind") for v in lines] == [None]
+    # Older records (no budgets): equal epochs, unnamed, as before.
+    assert lines[0]["budget"] is None
+    assert lines[0]["text"].startswith("ssgd 0.2 vs sgd: ")
+    # Every-k methods (1 < passes < 2) are in neither group.
+    records += [_budget_record("ssgd-every", 0.2, s, 90.0, ["epochs"], 1.2)
+                for s in range(3)]
+    assert all(v.get("kind") is None for v in verdict.verdicts(records))

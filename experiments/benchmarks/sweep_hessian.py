@@ -28,7 +28,7 @@ def main():
     parser.add_argument("run", help="An ssgd-train output folder.")
     parser.add_argument("--select", nargs="+", required=True, metavar="METHOD[:LEVEL]",
                         help="Which (method, level) groups, e.g. sgd ssgd:0.2.")
-    parser.add_argument("--iterations", type=int, default=20, help="Lanczos steps.")
+    parser.add_argument("--iterations", type=int, default=20, help="Lanczos vectors (ARPACK ncv).")
     args = parser.parse_args()
     run = pathlib.Path(args.run)
     results = json.loads((run / "results.json").read_text())

@@ -1,12 +1,14 @@
 """Curvature of the training loss: Hessian eigenvalues and trace.
 
-Everything here uses Hessian-vector products (HVPs), never the Hessian
-itself: `H v` over the whole dataset is the example-weighted sum of per-batch
-HVPs, each computed by double backpropagation or forward-over-reverse
-differentiation, with the backend's own automatic differentiation
-(`keras_ssgd.landscape.hvp`: TensorFlow, JAX or PyTorch). The loss is the
-model's loss in inference mode (`training=False`): BatchNorm uses its
-moving statistics, Dropout is off.
+Everything here uses Hessian-vector products (HVPs): `H v` over the whole
+dataset is the example-weighted sum of per-batch HVPs, each computed by
+double backpropagation or forward-over-reverse differentiation, with the
+backend's own automatic differentiation (`keras_ssgd.landscape.hvp`:
+TensorFlow, JAX or PyTorch). The eigenvalues are SciPy's
+(`scipy.sparse.linalg.eigsh`, ARPACK) over those products; only a Hessian
+with no more parameters than the Lanczos vectors asked for is formed, from
+one HVP per parameter. The loss is the model's loss in inference mode
+(`training=False`): BatchNorm uses its moving statistics, Dropout is off.
 
 The data is read the same way on every backend: an `(x, y)` tuple of
 arrays (cut into batches of 256), a `keras.utils.PyDataset` of `(x, y)`
@@ -15,10 +17,14 @@ batches (such as `keras_ssgd.data.Batches`, read by index), or a
 TensorFlow). Sample weights, if the batches carry them, are ignored.
 """
 
+import inspect
 import math
 
 import keras
 import numpy as np
+from scipy.sparse.linalg import ArpackNoConvergence
+from scipy.sparse.linalg import LinearOperator
+from scipy.sparse.linalg import eigsh
 
 from keras_ssgd.landscape.hvp import HVP_METHODS
 from keras_ssgd.landscape.hvp import batch_hvp
@@ -26,6 +32,11 @@ from keras_ssgd.landscape.hvp import mean_loss
 from keras_ssgd.landscape.hvp import positions
 
 EIGEN_METHODS = ("lanczos", "power")
+# ARPACK's stopping rule: each wanted Ritz value's error estimate at most
+# this times its magnitude.
+_TOLERANCE = 1e-6
+# SciPy >= 1.15 takes the generator of ARPACK's restart vectors.
+_EIGSH_TAKES_RNG = "rng" in inspect.signature(eigsh).parameters
 
 
 def _is_tf_dataset(data):
@@ -177,31 +188,61 @@ def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
                         variables=None):
     """The top-`k` (largest algebraic) eigenvalues of the loss Hessian.
 
+    `method="lanczos"` is ARPACK's implicitly restarted Lanczos method
+    (`scipy.sparse.linalg.eigsh` with `which="LA"`) over a
+    `scipy.sparse.linalg.LinearOperator` whose product is `H v` in float64,
+    from the fixed start vector that `seed` draws. It stops once each of
+    the top `k` Ritz values has an error estimate at most `1e-6` times its
+    magnitude (about the precision of the float32 products). When the
+    model has no more parameters `n` than the Lanczos vectors
+    (`iterations`, at least `2k + 1`; so also whenever `2k >= n`), the
+    Hessian itself is formed instead from the `n` HVPs of the unit
+    vectors, no more than one Lanczos pass would take, and
+    `numpy.linalg.eigvalsh` gives its eigenvalues exactly.
+
     Args:
         model: a built `keras.Model`.
         data: an `(x, y)` tuple of arrays, a `keras.utils.PyDataset` of
             `(x, y)` batches (such as `keras_ssgd.data.Batches`) or a
             `tf.data.Dataset` of `(x, y)` batches; the Hessian is that of
             the mean loss over all of it.
-        k: int >= 1, how many eigenvalues. Defaults to `1`.
+        k: int >= 1, how many eigenvalues, at most the number of
+            parameters. Defaults to `1`.
         loss: loss name or callable; `None` uses the compiled loss.
-        method: `"lanczos"` (default; Lanczos with full
-            reorthogonalisation) or `"power"` (power iteration with
-            deflation; converges to the largest-magnitude eigenvalues).
-        iterations: Lanczos steps or power iterations per eigenvalue.
-            Defaults to `max(2k + 20, 30)` for Lanczos, `50` for power.
+        method: `"lanczos"` (default; ARPACK's implicitly restarted
+            Lanczos, above) or `"power"` (power iteration with deflation;
+            converges to the largest-magnitude eigenvalues).
+        iterations: int >= 1, or `None` for the default. For `"lanczos"`,
+            the number of Lanczos vectors ARPACK keeps (`ncv` of `eigsh`;
+            at least `2k + 1`, as ARPACK advises): one pass costs one HVP per
+            vector (and one for the start vector), as many plain Lanczos
+            steps would, and is the whole cost when the top `k` have
+            converged by then, as they usually do for `k = 1` and 20
+            vectors. Otherwise ARPACK restarts, keeping its best `k`
+            directions and adding at most `iterations - k` vectors each
+            time, for at most about `max(10 * iterations, 300)` HVPs more
+            (`maxiter` of `eigsh`). Defaults to `max(2k + 20, 30)`. For
+            `"power"`, the power iterations per eigenvalue; defaults to
+            `50`.
         hvp: `"double-backprop"` or `"forward-over-reverse"`.
-        seed: int, the seed of the start vector.
+        seed: int, the seed of the start vector (and of any restart
+            vector ARPACK asks for, on SciPy >= 1.15).
         variables: the variables to take the Hessian over (default: all
             trainable variables).
 
     Returns:
-        A NumPy array of `k` eigenvalues, largest first.
+        A NumPy array of `k` eigenvalues (float64), largest first.
+
+    Raises:
+        ValueError: an argument is out of range, or the data is empty.
+        RuntimeError: ARPACK did not converge within its restarts (a
+            larger `iterations` converges in fewer).
 
     Example:
 
     A linear model with the mean squared error: the Hessian is
-    `2 X^T X / N`, here `diag(1, 4)`.
+    `2 X^T X / N`, here `diag(1, 4)` (two parameters: formed from two
+    HVPs, exactly).
 
     >>> model = keras.Sequential(
     ...     [keras.Input((2,)), keras.layers.Dense(1, use_bias=False)])
@@ -212,9 +253,14 @@ def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
     array([4., 1.]...)
 
     Reference:
-    - Lanczos, 1950; Ghorbani, Krishnan and Xiao, "An Investigation into
-      Neural Net Optimization via Hessian Eigenvalue Density", ICML 2019;
-      Sung et al., "S-SGD", appendix.
+    - Lanczos, 1950; Lehoucq, Sorensen and Yang, "ARPACK Users' Guide:
+      Solution of Large-Scale Eigenvalue Problems with Implicitly
+      Restarted Arnoldi Methods", SIAM, 1998; SciPy,
+      `scipy.sparse.linalg.eigsh`
+      (https://docs.scipy.org/doc/scipy/reference/generated/scipy.sparse.linalg.eigsh.html);
+      Ghorbani, Krishnan and Xiao, "An Investigation into Neural Net
+      Optimization via Hessian Eigenvalue Density", ICML 2019; Sung et
+      al., "S-SGD", appendix.
     """
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"Argument `k` must be an int >= 1. Received: k={k!r}")
@@ -223,45 +269,76 @@ def hessian_eigenvalues(model, data, k=1, loss=None, method="lanczos",
             f"Argument `method` must be one of {list(EIGEN_METHODS)}. "
             f"Received: method={method!r}"
         )
+    if iterations is not None and (
+            isinstance(iterations, bool) or not isinstance(iterations, int)
+            or iterations < 1):
+        raise ValueError(
+            "Argument `iterations` must be None or an int >= 1. "
+            f"Received: iterations={iterations!r}"
+        )
     operator = HessianOperator(model, data, loss, variables, hvp)
     if k > operator.dim:
         raise ValueError(
             f"Argument `k` must be at most the number of parameters "
             f"({operator.dim}). Received: k={k}"
         )
-    rng = np.random.default_rng(seed)
     if method == "power":
-        return _power(operator, k, iterations or 50, rng)
-    steps = min(operator.dim, iterations or max(2 * k + 20, 30))
-    return _lanczos(operator, k, steps, rng)
+        return _power(operator, k, iterations or 50,
+                      np.random.default_rng(seed))
+    vectors = max(iterations or max(2 * k + 20, 30), 2 * k + 1)
+    if vectors >= operator.dim:
+        return _explicit_eigenvalues(operator, k)
+    return _arpack_eigenvalues(operator, k, vectors, seed, iterations)
 
 
-def _lanczos(operator, k, steps, rng):
-    basis = np.zeros((steps, operator.dim))
-    alphas, betas = [], []
-    v = rng.standard_normal(operator.dim)
-    v /= np.linalg.norm(v)
-    for j in range(steps):
-        basis[j] = v
-        w = operator.matvec(v)
-        alpha = float(w @ v)
-        w -= alpha * v
-        if j > 0:
-            w -= betas[-1] * basis[j - 1]
-        # Full reorthogonalisation against every earlier vector.
-        w -= basis[: j + 1].T @ (basis[: j + 1] @ w)
-        alphas.append(alpha)
-        beta = float(np.linalg.norm(w))
-        if j == steps - 1 or beta < 1e-10:
-            break
-        betas.append(beta)
-        v = w / beta
-    m = len(alphas)
-    tridiagonal = np.diag(alphas) + np.diag(betas[: m - 1], 1) + np.diag(
-        betas[: m - 1], -1
-    )
-    values = np.linalg.eigvalsh(tridiagonal)[::-1]
-    return values[:k]
+def _explicit_eigenvalues(operator, k):
+    """The top `k` eigenvalues of the Hessian formed from its columns, the
+    HVPs of the unit vectors (exact; `n` products)."""
+    columns = []
+    for i in range(operator.dim):
+        unit = np.zeros(operator.dim)
+        unit[i] = 1.0
+        columns.append(operator.matvec(unit))
+    hessian = np.stack(columns, axis=1)
+    # Symmetric up to the round-off of the float32 products.
+    return np.linalg.eigvalsh((hessian + hessian.T) / 2)[::-1][:k]
+
+
+def _arpack_eigenvalues(operator, k, vectors, seed, iterations):
+    """The top `k` eigenvalues by `eigsh` over `vectors` Lanczos vectors
+    (`2k < vectors < n`), within about `max(10 * vectors, 300)` HVPs of
+    restarts."""
+    products = 0
+
+    def matvec(v):
+        nonlocal products
+        products += 1
+        return np.asarray(
+            operator.matvec(np.asarray(v, np.float64).reshape(-1)),
+            dtype=np.float64)
+
+    n = operator.dim
+    hessian = LinearOperator((n, n), matvec=matvec, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    start = rng.standard_normal(n)
+    # `maxiter` counts passes, the first included; a restart adds at most
+    # `vectors - k` products.
+    passes = 1 + math.ceil(max(10 * vectors, 300) / (vectors - k))
+    options = {"rng": rng} if _EIGSH_TAKES_RNG else {}
+    try:
+        values = eigsh(hessian, k=k, which="LA", ncv=vectors, v0=start,
+                       tol=_TOLERANCE, maxiter=passes,
+                       return_eigenvectors=False, **options)
+    except ArpackNoConvergence as error:
+        raise RuntimeError(
+            f"The top {k} Hessian eigenvalues did not converge (ARPACK, "
+            f"relative tolerance {_TOLERANCE:g}; {len(error.eigenvalues)} "
+            f"of {k} did) in {products} Hessian-vector products, {passes} "
+            f"passes over {vectors} Lanczos vectors. Pass a larger "
+            f"`iterations` (more Lanczos vectors converge in fewer "
+            f"restarts). Received: iterations={iterations!r}"
+        ) from None
+    return np.sort(values)[::-1]
 
 
 def _power(operator, k, iterations, rng):

@@ -330,8 +330,9 @@ def build_parser(raise_errors=False):
     )
     parser.add_argument(
         "--hessian-iterations", type=int, default=20, metavar="N",
-        help="Lanczos steps for the top Hessian eigenvalue of each final "
-        "model (training loss, training set, inference mode); 0 skips it.",
+        help="Lanczos vectors (ARPACK's ncv, about one Hessian-vector "
+        "product each) for the top Hessian eigenvalue of each final model "
+        "(training loss, training set, inference mode); 0 skips it.",
     )
     parser.add_argument(
         "--distributed", choices=DISTRIBUTED,

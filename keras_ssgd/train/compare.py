@@ -234,8 +234,9 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             method's own.
         eval_every_epoch: bool. Evaluate the test (or validation) set
             after every epoch. Defaults to `False`.
-        hessian_iterations: int >= 0, Lanczos steps for the top Hessian
-            eigenvalue of each final model (0 skips it). Defaults to `20`.
+        hessian_iterations: int >= 0, Lanczos vectors (ARPACK's `ncv`)
+            for the top Hessian eigenvalue of each final model (0 skips
+            it). Defaults to `20`.
         data_dir: the tensorflow-datasets folder, with `data="tfds:NAME"`.
         validation_split: float in [0, 1): with the user's arrays, the
             last fraction of the training set held out. Defaults to `0.0`.

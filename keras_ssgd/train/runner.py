@@ -360,11 +360,17 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         from keras_ssgd.landscape.hessian import hessian_eigenvalues
 
         start = time.perf_counter()
-        top = hessian_eigenvalues(
-            model, _hessian_batches(data.train_eval), k=1,
-            iterations=config.hessian_iterations,
-        )
-        record["hessian_top"] = float(top[0])
+        try:
+            top = hessian_eigenvalues(
+                model, _hessian_batches(data.train_eval), k=1,
+                iterations=config.hessian_iterations,
+            )
+            record["hessian_top"] = float(top[0])
+        except RuntimeError as error:
+            # ARPACK did not converge: the trained run is kept, without
+            # its eigenvalue, and says why.
+            record["hessian_top"] = None
+            record["hessian_error"] = str(error)
         record["hessian_seconds"] = time.perf_counter() - start
     if model_path is not None and dist.is_root():
         with atomic_path(model_path) as tmp:  # never a half-written model

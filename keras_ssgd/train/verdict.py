@@ -19,8 +19,14 @@ spread that comes from the seed. For each method and level the verdict is
 
 When the interval contains 0, or there are fewer than 2 paired seeds (no
 interval can be formed from one), the verdict says that no difference was
-shown. The t quantiles are SciPy's (`scipy.stats.t.ppf`); nothing here
-needs TensorFlow.
+shown. The interval and the test are SciPy's (`scipy.stats.ttest_1samp`
+on the differences, the paired t test); nothing here needs TensorFlow.
+
+Where runs of both budgets were made (`ssgd-train --budget both`), each
+method gets a verdict at equal epochs and one at equal passes, and each
+budget ends with the best two-pass method against the best one-pass
+method (`best_against_cheap`): the question whether a method that costs
+twice SGD per step beats the best one that does not.
 """
 
 import math
@@ -47,7 +53,8 @@ def paired_interval(differences, confidence=CONFIDENCE):
     Returns:
         A dict: `n`, `mean`, `std` (sample, n - 1), `low` and `high` (the
         t interval with n - 1 degrees of freedom; `None` when n < 2),
-        `dof` (`None` when n < 2), `better`, `worse`, `tied` (seed counts)
+        `dof` and `p_value` (the two-sided paired t test; `None` when
+        n < 2), `better`, `worse`, `tied` (seed counts)
         and `verdict`: `"better"` or `"worse"` when the interval excludes
         0, else `"no difference shown"`.
 
@@ -58,8 +65,9 @@ def paired_interval(differences, confidence=CONFIDENCE):
     (1.68, 4.12, 'better')
 
     Reference:
-    - Student's paired t interval: `scipy.stats.t.interval(0.95, n - 1,
-      loc=mean, scale=std / sqrt(n))`.
+    - Student's paired t test and interval, as SciPy computes them:
+      `scipy.stats.ttest_1samp(differences, 0).confidence_interval(0.95)`
+      (the same as `scipy.stats.ttest_rel` on the two sides).
     """
     values = [float(d) for d in differences]
     if not all(math.isfinite(d) for d in values):
@@ -76,6 +84,7 @@ def paired_interval(differences, confidence=CONFIDENCE):
     result = {
         "n": n,
         "mean": None, "std": None, "low": None, "high": None, "dof": None,
+        "p_value": None,
         "confidence": confidence,
         "better": sum(d > 0 for d in values),
         "worse": sum(d < 0 for d in values),
@@ -89,9 +98,16 @@ def paired_interval(differences, confidence=CONFIDENCE):
     if n < 2:
         return result
     std = math.sqrt(math.fsum((d - mean) ** 2 for d in values) / (n - 1))
-    half = t_quantile(0.5 + confidence / 2, n - 1) * std / math.sqrt(n)
-    low, high = mean - half, mean + half
-    result.update(std=std, low=low, high=high, dof=n - 1)
+    if std == 0:  # every seed gave the same difference: a point interval
+        low = high = mean
+        p_value = 1.0 if mean == 0 else 0.0
+    else:
+        # The paired t test is the one-sample test of the differences.
+        test = stats.ttest_1samp(values, 0.0)
+        low, high = test.confidence_interval(confidence)
+        p_value = float(test.pvalue)
+    result.update(std=std, low=float(low), high=float(high), dof=n - 1,
+                  p_value=p_value)
     if low > 0:
         result["verdict"] = BETTER
     elif high < 0:
