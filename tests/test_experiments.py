@@ -116,3 +116,48 @@ def test_a_bad_plan_is_refused_before_any_run(tmp_path, capsys):
         load("table1_budget").main(["--plans", "75-x", "--output", str(tmp_path)])
     assert "Received: plan='75-x'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def _demo():
+    path = EXPERIMENTS.parent / "demo.py"
+    spec = importlib.util.spec_from_file_location("demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_demo_concludes_from_the_verdicts_it_computed():
+    from keras_ssgd.train import verdict
+
+    records = []
+    for s in range(3):
+        for method, level, acc, budgets, epochs in [
+            ("sgd", None, 80.0 + s, ["epochs"], 60),
+            ("sgd", None, 82.0 + 1.5 * s, ["passes"], 120),
+            ("ssgd", 0.2, 82.0 + s + 0.1 * s * s, ["epochs", "passes"], 60),
+        ]:
+            records.append({
+                "key": f"{method}-{epochs}-{s}", "method": method,
+                "level": level, "level_name": "noise_level", "seed": s,
+                "status": "ok", "test_accuracy": acc, "budgets": budgets,
+                "epochs": epochs, "passes_per_step": 2 if level else 1,
+            })
+    text = _demo().conclusion(verdict.verdicts(records))
+    assert text == ("ssgd 0.2: better than sgd at equal epochs; no "
+                    "difference shown at equal passes")
+    assert _demo().conclusion([]).startswith("no verdict")
+
+
+def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
+    code = _demo().main(["--epochs", "1", "--seeds", "1", "--output",
+                         str(tmp_path)])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "== mnist1d-cnn: the CNN without BatchNorm, equal epochs and " \
+        "equal passes" in out
+    assert "== mnist1d-cnn, the CNN without BatchNorm: ssgd 0.2: " in out
+    assert "at equal passes" in out
+    records = json.loads((tmp_path / "mnist1d-cnn" / "results.json")
+                         .read_text())["runs"]
+    assert sorted(r["key"] for r in records) == [
+        "sgd-2ep-seed0", "sgd-seed0", "ssgd-0.2-seed0"]
