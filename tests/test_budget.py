@@ -214,3 +214,13 @@ def test_swa_averages_epochs_and_recomputes_batchnorm(tmp_path):
     np.testing.assert_allclose(np.array(bn.moving_mean), np.mean(means, 0),
                                rtol=1e-4, atol=1e-5)
     assert record["test_accuracy"] is not None
+
+
+@pytest.mark.parametrize("method, level", [("ema", 0.0), ("swa", 0.67)])
+def test_level_0_of_the_averages_is_sgd_bit_for_bit(method, level, tmp_path):
+    # EMA momentum 0 averages nothing; SWA from epoch 2 of 3 averages the
+    # last epoch's weights alone (no BatchNorm to recompute).
+    _, plain = _train("sgd", None, build, tmp_path=tmp_path)
+    _, averaged = _train(method, level, build, tmp_path=tmp_path)
+    for a, b in zip(averaged.weights, plain.weights):
+        np.testing.assert_array_equal(np.array(a), np.array(b))

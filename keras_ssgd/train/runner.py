@@ -316,6 +316,13 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         shuffle=False,  # the pipeline reshuffles per epoch
     )
     seconds = time.perf_counter() - start
+    if spec.method == "ema":
+        # Keras's `fit()` ends by assigning the optimizer's averages to the
+        # weights; on JAX a weight then shares its buffer with the average,
+        # and `evaluate()` frees that buffer (the save after it fails:
+        # "Array has been deleted"). A copy of its own for each weight.
+        for variable in model.trainable_variables:
+            variable.assign(keras.ops.copy(variable.value))
     losses = history.history.get("loss", [])
     diverged = not losses or not all(math.isfinite(x) for x in losses)
     record = {
