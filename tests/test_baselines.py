@@ -392,10 +392,14 @@ def test_additive_noise_on_a_linear_model_in_closed_form(method):
     assert np.abs(shift).max() > 1e-2
 
 
-def test_sharpness_aware_step_by_hand():
+def _one_step_at(method, lr, ascent, **kwargs):
+    """One full-batch step of `method`, checked against the plain gradient
+    at the point `ascent(start, g)` gives (`g` the gradient at `W`): the
+    update, the reported loss (at that point, above the loss at `W`), and
+    that it is not plain SGD's update. Returns `(start, after, g, probe,
+    x, y)` for the method's own checks."""
     x, y = make_classification(32)
-    lr, rho = 0.5, 0.4
-    model = keras_ssgd.wrap(mlp(), method="sam", rho=rho)
+    model = keras_ssgd.wrap(mlp(), method=method, **kwargs)
     compile_for_classification(model, keras.optimizers.SGD(lr))
     start = weights_of(model)
     history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
@@ -403,10 +407,8 @@ def test_sharpness_aware_step_by_hand():
 
     probe = mlp()
     plain_loss, g = loss_and_gradients(probe, start, x, y)
-    g_norm = math.sqrt(sum(float(np.sum(t.astype("float64") ** 2)) for t in g))
-    ascended = [w + rho * t / g_norm for w, t in zip(start, g)]  # biases too
-    loss, g_sam = loss_and_gradients(probe, ascended, x, y)
-    expected = [w - lr * t for w, t in zip(start, g_sam)]
+    loss, g_point = loss_and_gradients(probe, ascent(start, g), x, y)
+    expected = [w - lr * t for w, t in zip(start, g_point)]
     for i, (a, e) in enumerate(zip(after, expected)):
         np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6, err_msg=f"{i}")
     # The reported loss is the loss at W + e, which is above the loss at W.
@@ -414,10 +416,26 @@ def test_sharpness_aware_step_by_hand():
     assert loss > plain_loss * 1.01
     plain = [w - lr * t for w, t in zip(start, g)]
     assert max(np.abs(a - p).max() for a, p in zip(after, plain)) > 1e-3
+    return start, after, g, probe, x, y
 
+
+def _norm(tensors):
+    return math.sqrt(sum(float(np.sum(t.astype("float64") ** 2))
+                         for t in tensors))
+
+
+def test_sharpness_aware_step_by_hand():
+    lr, rho = 0.5, 0.4
+    start, after, g, probe, x, y = _one_step_at(
+        "sam", lr,
+        lambda start, g: [w + rho * t / _norm(g)  # biases too
+                          for w, t in zip(start, g)],
+        rho=rho,
+    )
     # Without the biases in e the step differs: the default filter has them.
     no_bias = [
-        w + rho * t / g_norm if w.ndim >= 2 else w for w, t in zip(start, g)
+        w + rho * t / _norm(g) if w.ndim >= 2 else w
+        for w, t in zip(start, g)
     ]
     _, g_kernels_only = loss_and_gradients(probe, no_bias, x, y)
     assert max(
@@ -427,31 +445,16 @@ def test_sharpness_aware_step_by_hand():
 
 
 def test_adaptive_sharpness_aware_step_by_hand():
-    x, y = make_classification(32)
     lr, rho, eta = 0.5, 0.5, 0.05
-    model = keras_ssgd.wrap(mlp(), method="asam", rho=rho, eta=eta)
-    compile_for_classification(model, keras.optimizers.SGD(lr))
-    start = weights_of(model)
-    history = model.fit(x, y, batch_size=32, epochs=1, verbose=0).history
-    after = weights_of(model)
-
-    probe = mlp()
-    plain_loss, g = loss_and_gradients(probe, start, x, y)
-    steps = asam_by_hand(g, start, rho, eta)  # biases too, T = eta on them
-    ascended = [w + e for w, e in zip(start, steps)]
-    loss, g_asam = loss_and_gradients(probe, ascended, x, y)
-    expected = [w - lr * t for w, t in zip(start, g_asam)]
-    for i, (a, e) in enumerate(zip(after, expected)):
-        np.testing.assert_allclose(a, e, rtol=1e-5, atol=1e-6, err_msg=f"{i}")
-    # The reported loss is the loss at W + e, which is above the loss at W.
-    assert history["loss"][0] == pytest.approx(loss, rel=1e-5)
-    assert loss > plain_loss * 1.01
-    plain = [w - lr * t for w, t in zip(start, g)]
-    assert max(np.abs(a - p).max() for a, p in zip(after, plain)) > 1e-3
-
+    start, after, g, probe, x, y = _one_step_at(
+        "asam", lr,
+        # Biases too, T = eta on them.
+        lambda start, g: [w + e for w, e in
+                          zip(start, asam_by_hand(g, start, rho, eta))],
+        rho=rho, eta=eta,
+    )
     # SAM's point at the same radius is another one: the rule mattered.
-    g_norm = math.sqrt(sum(float(np.sum(t.astype("float64") ** 2)) for t in g))
-    sam_point = [w + rho * t / g_norm for w, t in zip(start, g)]
+    sam_point = [w + rho * t / _norm(g) for w, t in zip(start, g)]
     _, g_sam = loss_and_gradients(probe, sam_point, x, y)
     assert max(
         np.abs(a - (w - lr * t)).max() for a, w, t in zip(after, start, g_sam)

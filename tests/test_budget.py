@@ -12,12 +12,8 @@ from keras_ssgd.train import cli
 from keras_ssgd.train import plan
 from keras_ssgd.train import runner
 from keras_ssgd.train.registry import METHODS
-
-
-def build(input_shape, num_classes, dropout=0.0):
-    inputs = keras.Input(input_shape)
-    x = keras.layers.Dense(8, activation="relu")(inputs)
-    return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
+from test_compare import _data
+from test_compare import build
 
 
 def build_bn(input_shape, num_classes, dropout=0.0):
@@ -25,14 +21,6 @@ def build_bn(input_shape, num_classes, dropout=0.0):
     x = keras.layers.Dense(8, activation="relu")(inputs)
     x = keras.layers.BatchNormalization()(x)
     return keras.Model(inputs, keras.layers.Dense(num_classes)(x))
-
-
-def _data(seed=0):
-    rng = np.random.default_rng(seed)
-    x = rng.normal(size=(72, 4)).astype("float32")
-    y = (x[:, 0] > 0).astype("int64") + 2 * (x[:, 1] > 0)
-    return {"x_train": x[:48], "y_train": y[:48], "x_test": x[48:],
-            "y_test": y[48:]}
 
 
 def _specs(methods, budget, epochs=10, every=4):
