@@ -161,3 +161,19 @@ def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
                          .read_text())["runs"]
     assert sorted(r["key"] for r in records) == [
         "sgd-2ep-seed0", "sgd-seed0", "ssgd-0.2-seed0"]
+
+
+@pytest.mark.slow
+def test_equal_compute_smoke_runs_both_budgets_on_both_models(tmp_path, capsys):
+    path = EXPERIMENTS.parent / "benchmarks" / "equal_compute.py"
+    spec = importlib.util.spec_from_file_location("equal_compute", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--smoke", "--quiet", "--output", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for model in module.MODELS:
+        results = json.loads((tmp_path / model / "results.json").read_text())
+        budgets = {tuple(r["budgets"]) for r in results["runs"]}
+        assert budgets == {("epochs",), ("passes",), ("epochs", "passes")}
+        assert recipe(tmp_path / model)["budget"] == "both"
+    assert "best 2-pass method" in out
