@@ -136,6 +136,9 @@ def test_an_equal_passes_sweep_records_equal_passes(tmp_path):
     assert ("ssgd", "epochs") in budgets and ("ssgd", "passes") in budgets
     on_disk = json.loads((tmp_path / "r" / "results.json").read_text())
     assert on_disk["verdicts"] == result.results["verdicts"]
+    assert str(result).startswith(
+        "Budget: both, equal epochs (2) and equal passes")
+    assert "Budget: both" in (tmp_path / "r" / "summary.md").read_text()
 
 
 def _train(method, level, builder, extra_callbacks=(), epochs=3,

@@ -44,7 +44,10 @@ class Comparison:
         return "\n".join(report.table(self.rows))
 
     def __str__(self):
-        lines = [self.table]
+        from keras_ssgd.train import report
+
+        recipe = self.results.get("config", {}).get("recipe", {})
+        lines = [report.budget_line(recipe), "", self.table]
         if self.verdicts:
             from keras_ssgd.train import verdict
 

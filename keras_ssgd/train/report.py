@@ -142,6 +142,24 @@ USER_ORDER_NOTE = (
 )
 
 
+def budget_line(recipe):
+    """What every method got the same of, in words (`recipe`: the JSON form
+    of `runner.Config`; recipes saved before budgets read as equal
+    epochs)."""
+    budget = recipe.get("budget") or "epochs"
+    epochs = recipe.get("epochs")
+    if budget == "epochs":
+        return (f"Budget: equal epochs ({epochs} for every method; a "
+                "two-pass method, S-SGD, SAM or ASAM, costs twice SGD).")
+    passes = ("equal passes (every method got the forward/backward passes "
+              "of the costliest one compared: a one-pass method trained "
+              "more epochs, its learning-rate schedule stretched)")
+    if budget == "passes":
+        return f"Budget: {passes}."
+    return (f"Budget: both, equal epochs ({epochs}) and {passes}; a "
+            "verdict at each.")
+
+
 def summary_markdown(config, rows, verdicts=None):
     """`summary.md`: the recipe, the table, then the verdict lines.
 
@@ -152,6 +170,7 @@ def summary_markdown(config, rows, verdicts=None):
     recipe = ", ".join(f"{k} {v}" for k, v in config.items() if v not in (None, [], ()))
     return "\n".join(
         ["# ssgd-train results", "", f"Recipe: {recipe}.", "",
+         budget_line(config), "",
          "Test accuracy: mean +- sample standard deviation over seeds; "
          "train loss: cross-entropy of the final clean weights on the "
          "training set, without augmentation.", ""]
