@@ -8,7 +8,10 @@ master weights with them. The subclasses differ only in where they measure:
 - `WeightNoiseModel`: at `W + n` (weight noise injection, paper Eq. 2);
 - `SmoothOutModel`: at `W + u`, `u` uniform (SmoothOut);
 - `DropConnectModel`: at `W * mask / (1 - rate)` (DropConnect);
-- `SharpnessAwareModel`: at `W + rho * g / ||g||` (SAM).
+- `SharpnessAwareModel`: at `W + rho * g / ||g||` (SAM);
+- `AdaptiveSharpnessAwareModel`: at `W + rho * T^2 g / ||T g||` (ASAM).
+
+With `every=k`, any of them perturbs one step in `k` only.
 
 Every pass is computed functionally: `keras.StatelessScope` maps the selected
 variables to their perturbed values while the variables keep holding `W`, so

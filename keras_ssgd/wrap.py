@@ -51,11 +51,17 @@ def wrap(model, method="ssgd", **kwargs):
     Args:
         model: a `keras.Model`.
         method: the training method: `"ssgd"` (the default), a baseline
-            (`"weight-noise"`, `"smoothout"`, `"dropconnect"`, `"sam"`), or a
-            `keras_ssgd.PerturbedModel` subclass.
+            (`"weight-noise"`, `"smoothout"`, `"dropconnect"`, `"sam"`,
+            `"asam"`), or a `keras_ssgd.PerturbedModel` subclass. The other
+            names of `ssgd-train` are not model classes, and the error says
+            how to get each (`"ema"`: Keras's optimizer `use_ema=True`;
+            `"swa"`: `keras_ssgd.callbacks.StochasticWeightAveraging`;
+            `"ssgd-every"`: `every=k`).
         **kwargs: the method's arguments (for S-SGD `noise_level`,
             `noise_filter`, `batchnorm_update`, `seed`, `split_batch`;
-            `rate` for DropConnect, `rho` for SAM) and `name`.
+            `rate` for DropConnect, `rho` for SAM, `rho` and `eta` for
+            ASAM; `every` for every method: its step on one step in `k`)
+            and `name`.
 
     Returns:
         A model of the method's class, to be compiled and fitted.

@@ -203,9 +203,10 @@ def build_parser(raise_errors=False):
     parser.add_argument(
         "--noise-level", nargs="+", type=_level, metavar="LEVEL",
         help="Levels for every method with a level that has none of its own "
-        "(a sweep): the noise level of ssgd, ssgd-split, weight-noise and "
-        "smoothout, the drop rate of dropconnect and dropout, the radius of "
-        "sam.",
+        "(a sweep): the noise level of ssgd, ssgd-split, ssgd-every, "
+        "weight-noise and smoothout, the drop rate of dropconnect and "
+        "dropout, the radius of sam, sam-every and asam, the momentum of "
+        "ema, the start (a fraction of the epochs) of swa.",
     )
     parser.add_argument(
         "--seeds", type=_seeds, default=(0, 1, 2), metavar="N|A-B|A,B,...",
