@@ -207,6 +207,7 @@ def test_swa_averages_epochs_and_recomputes_batchnorm(tmp_path):
     assert record["test_accuracy"] is not None
 
 
+@pytest.mark.exact
 @pytest.mark.parametrize("method, level", [("ema", 0.0), ("swa", 0.67)])
 def test_level_0_of_the_averages_is_sgd_bit_for_bit(method, level, tmp_path):
     # EMA momentum 0 averages nothing; SWA from epoch 2 of 3 averages the
