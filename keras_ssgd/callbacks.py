@@ -1,7 +1,6 @@
 """Callbacks that drive S-SGD during `fit()`, and stochastic weight
 averaging for any Keras model."""
 
-import contextlib
 import math
 import numbers
 import warnings
@@ -9,6 +8,7 @@ import warnings
 import keras
 import numpy as np
 
+from keras_ssgd import batchnorm
 from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.validation import check_noise_level
@@ -248,7 +248,7 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
         self._sums = None
         self._last_epoch = None
         self.start_epoch = self._first_epoch((self.params or {}).get("epochs"))
-        layers = _batchnorm_layers(self.model)
+        layers = batchnorm.batchnorm_layers(self.model)
         renorm = [layer.name for layer in layers if layer.renorm]
         if renorm:
             raise ValueError(
@@ -319,53 +319,20 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
                 keras.ops.cast(total / self.averaged_epochs, variable.dtype)
             )
         self._variables = self._sums = None
-        layers = _batchnorm_layers(self.model)
-        if layers:
-            self._recompute_batchnorm(layers)
+        if batchnorm.batchnorm_layers(self.model):
+            self._recompute_batchnorm()
 
-    def _recompute_batchnorm(self, layers):
-        statistics = {
-            id(v) for layer in layers
-            for v in (layer.moving_mean, layer.moving_variance)
-        }
-        others = [
-            v for v in self.model.non_trainable_variables
-            if id(v) not in statistics
-        ]
-        saved = [keras.ops.convert_to_numpy(v) for v in others]
-        momenta = [layer.momentum for layer in layers]
-        used = 0
+    def _recompute_batchnorm(self):
         try:
-            with _no_grad():
-                for batch in _batches(self.batchnorm_data):
-                    x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-                    used += 1
-                    for layer in layers:
-                        if used == 1:
-                            mean = layer.moving_mean
-                            variance = layer.moving_variance
-                            mean.assign(
-                                keras.ops.zeros(mean.shape, mean.dtype)
-                            )
-                            variance.assign(
-                                keras.ops.ones(variance.shape, variance.dtype)
-                            )
-                        # moving = moving * momentum + batch * (1 - momentum)
-                        layer.momentum = (used - 1) / used
-                    self.model(x, training=True)
-        finally:
-            for layer, momentum in zip(layers, momenta):
-                layer.momentum = momentum
-            for variable, value in zip(others, saved):
-                variable.assign(value)
-        if not used:
+            batchnorm.recompute_batchnorm(self.model, self.batchnorm_data)
+        except ValueError:
             raise ValueError(
                 "Argument `batchnorm_data` yields no batch (a one-shot "
                 "iterator used up by an earlier fit()?): the model has the "
                 "averaged weights, but its BatchNormalization layers keep "
                 "the statistics of the last weights of training. Received: "
                 f"batchnorm_data={self.batchnorm_data!r}"
-            )
+            ) from None
 
 
 def _check_start(start):
@@ -418,32 +385,3 @@ def _check_batchnorm_data(data):
                 f"batchnorm_data={data!r}"
             )
     return data
-
-
-def _batchnorm_layers(model):
-    """The model's trainable `BatchNormalization` layers (a frozen one runs
-    in inference mode and keeps its statistics)."""
-    return [
-        layer for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-        and layer.trainable
-    ]
-
-
-def _batches(data):
-    """An iterator over `data`; a `tf.data.Dataset`'s as NumPy arrays
-    outside TensorFlow."""
-    if keras.backend.backend() != "tensorflow" and hasattr(
-        data, "as_numpy_iterator"
-    ):
-        return data.as_numpy_iterator()
-    return iter(data)
-
-
-def _no_grad():
-    """PyTorch: no autograd graph for the statistics pass."""
-    if keras.backend.backend() == "torch":
-        import torch
-
-        return torch.no_grad()
-    return contextlib.nullcontext()

@@ -140,7 +140,8 @@ METHODS = {
         Method(
             "ema", None, "ema_momentum", (0.99,), 1,
             "SGD evaluated on the exponential moving average of its "
-            "weights (Keras's optimizer EMA, use_ema=True)",
+            "weights (Keras's optimizer EMA, use_ema=True), BatchNorm "
+            "statistics recomputed",
             hint="Keras's optimizer setting: compile(optimizer=keras."
             "optimizers.SGD(..., use_ema=True, ema_momentum=0.99))",
         ),

@@ -216,3 +216,13 @@ def test_level_0_of_the_averages_is_sgd_bit_for_bit(method, level, tmp_path):
     _, averaged = _train(method, level, build, tmp_path=tmp_path)
     for a, b in zip(averaged.weights, plain.weights):
         np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+def test_ema_recomputes_batchnorm_for_the_average(tmp_path):
+    _, model = _train("ema", 0.9, build_bn, tmp_path=tmp_path)
+    x = _data()["x_train"]
+    hidden = keras.Model(model.inputs, model.layers[1].output)
+    means = [np.array(hidden(x[i:i + 16])).mean(axis=0)
+             for i in range(0, 48, 16)]
+    np.testing.assert_allclose(np.array(model.layers[2].moving_mean),
+                               np.mean(means, 0), rtol=1e-4, atol=1e-5)

@@ -3,6 +3,8 @@
 import keras
 import numpy as np
 
+from keras_ssgd.batchnorm import recompute_batchnorm
+
 
 def weights_of(source):
     """`source`'s weights as a list of arrays (`get_weights()` order).
@@ -64,52 +66,6 @@ def unflatten(flat, like, mask):
         else:
             out.append(w.copy())
     return out
-
-
-def recompute_batchnorm(model, data, max_batches=None):
-    """Sets every BatchNormalization layer's moving statistics to the
-    average of the batch statistics over `data` (training-mode passes).
-
-    At a new point in weight space the moving statistics saved with some
-    other weights are wrong; without this, loss pictures of BatchNorm
-    networks show the mismatch, not the landscape. Each batch's statistics
-    get equal weight (a cumulative average: momentum `i / (i + 1)` at the
-    `i`-th batch); trainable weights are not changed.
-
-    Args:
-        model: a `keras.Model`.
-        data: `tf.data.Dataset` of `(x, y)` or `x` batches (training data).
-        max_batches: int or None, how many batches to use (all by default).
-
-    Returns:
-        The number of batches used (0 if the model has no BatchNorm).
-    """
-    layers = [
-        layer for layer in model._flatten_layers(include_self=False)
-        if isinstance(layer, keras.layers.BatchNormalization)
-    ]
-    if not layers:
-        return 0
-    momenta = [layer.momentum for layer in layers]
-    used = 0
-    try:
-        for layer in layers:
-            layer.moving_mean.assign(np.zeros(layer.moving_mean.shape))
-            layer.moving_variance.assign(np.ones(layer.moving_variance.shape))
-        for batch in data:
-            if max_batches is not None and used >= max_batches:
-                break
-            x = batch[0] if isinstance(batch, (tuple, list)) else batch
-            for layer in layers:
-                layer.momentum = used / (used + 1.0)
-            model(x, training=True)
-            used += 1
-    finally:
-        for layer, momentum in zip(layers, momenta):
-            layer.momentum = momentum
-    if used == 0:
-        raise ValueError("Argument `bn_data` is empty: it yields no batch.")
-    return used
 
 
 def evaluate_at(model, weights, data, bn_data=None, bn_batches=None):

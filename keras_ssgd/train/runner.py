@@ -9,6 +9,7 @@ import keras
 from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
+from keras_ssgd.batchnorm import recompute_batchnorm
 from keras_ssgd.callbacks import StochasticWeightAveraging
 from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
@@ -323,6 +324,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         # "Array has been deleted"). A copy of its own for each weight.
         for variable in model.trainable_variables:
             variable.assign(keras.ops.copy(variable.value))
+        # Keras averages the trainable weights only: the BatchNorm
+        # statistics are recomputed for the average, as SWA's are.
+        recompute_batchnorm(model, data.train_eval)
     losses = history.history.get("loss", [])
     diverged = not losses or not all(math.isfinite(x) for x in losses)
     record = {
