@@ -22,9 +22,9 @@ $(VENV)/.backends: $(VENV)/.installed
 	$(PY) -m pip install --quiet -e ".[jax,torch]"
 	touch $@
 
-# Where S-SGD helps and where it does not: SGD vs S-SGD on both MNIST-1D
-# CNNs, the verdicts at the end (experiments/demo.py; about 4 minutes on 2
-# CPU cores). DEMO_ARGS adds to it, for example the split form:
+# SGD vs S-SGD on both MNIST-1D CNNs, the CNN without BatchNorm at equal
+# epochs and at equal passes, the verdicts at the end (experiments/demo.py;
+# about 4 minutes on 2 CPU cores). DEMO_ARGS adds to it, for example the split form:
 # DEMO_ARGS="--method sgd --method ssgd:0.2 --method ssgd-split:0.2".
 DEMO_ARGS ?=
 demo: $(VENV)/.installed
