@@ -17,9 +17,11 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     wrap           wrap(): any Keras model into one of the methods.
     phases         PhasePlan: Table 1's notation ("75-25S-25S").
     schedules      Learning-rate schedules: SGDR in epochs, WarmupScaled.
-    callbacks      NoiseSchedule: the noise level by epoch during fit().
+    callbacks      NoiseSchedule: the noise level by epoch during fit();
+                   StochasticWeightAveraging (SWA).
+    batchnorm      BatchNorm statistics recomputed for averaged weights.
     validation     The argument checks and their Keras-style errors.
-    baselines/     The methods S-SGD is compared with: SAM, SmoothOut,
+    baselines/     The methods S-SGD is compared with: SAM, ASAM, SmoothOut,
                    weight noise, DropConnect (each a PerturbedModel).
     backends/      What differs on TensorFlow, JAX and PyTorch; jax_devices,
                    the step per device under keras.distribution.
