@@ -19,7 +19,7 @@ rebuild their tables with the current verdict code); their `summary.md`
 holds the table and the verdicts, which this script prints.
 
     python experiments/benchmarks/equal_compute.py          # about 80 min on 2 CPU cores
-    python experiments/benchmarks/equal_compute.py --smoke  # seconds: 1 epoch, 1 seed
+    python experiments/benchmarks/equal_compute.py --smoke  # seconds: the MLP, 1 epoch, 1 seed
 """
 
 import argparse
@@ -53,14 +53,18 @@ def main(argv=None):
                         help="Parent of the two run folders.")
     parser.add_argument("--seeds", type=int, default=5, help="Seeds per run.")
     parser.add_argument("--smoke", action="store_true",
-                        help="The whole pipeline in seconds: 1 epoch, 1 seed.")
+                        help="The whole pipeline in seconds: the MLP, 1 "
+                        "epoch, 1 seed.")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress lines.")
     args = parser.parse_args(argv)
     root = pathlib.Path(args.output)
     for model, (epochs, methods) in MODELS.items():
         command = [
-            "--model", model, "--dataset", "mnist1d",
+            # --smoke: the whole pipeline on a tiny model, into the folder
+            # of `model`.
+            "--model", _common.SMOKE_MODEL if args.smoke else model,
+            "--dataset", "mnist1d",
             "--epochs", "1" if args.smoke else str(epochs),
             "--seeds", "1" if args.smoke else str(args.seeds),
             "--budget", "both", "--every", "5", "--hessian-iterations", "0",
