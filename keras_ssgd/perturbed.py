@@ -198,7 +198,7 @@ class PerturbedModel(keras.Model):
     @property
     def every(self):
         """Perturb one step in `every` (an int >= 1, or `math.inf`:
-        never); assignable between steps."""
+        never); assignable between `fit()` calls."""
         return self._every
 
     @every.setter
@@ -303,7 +303,7 @@ class PerturbedModel(keras.Model):
         # the variables hold the state on every backend (JAX moves it out
         # of them during `fit()`).
         self._clock.step = (
-            None if self.optimizer is None
+            None if self.optimizer is None or self._every == 1
             else int(ops.convert_to_numpy(self.optimizer.iterations))
         )
         return backends.current().make_train_function(
