@@ -238,7 +238,8 @@ def best_against_cheap(records, confidence=CONFIDENCE, budget=None):
     ...     for m, lv, p, a in [("sgd", None, 1, 80.0), ("ema", 0.99, 1, 81.0),
     ...                         ("ssgd", 0.2, 2, 81.5)]
     ...     for s in range(3)]
-    >>> best_against_cheap(runs)[0]["text"].split(":")[0]
+    >>> best = best_against_cheap(runs)[0]
+    >>> best["text"].split(":")[0]
     'best 2-pass method, ssgd 0.2, vs the best 1-pass method, ema 0.99'
     """
     accuracy, runs, names = _accuracies(records)
