@@ -3,6 +3,7 @@ runs this file under TensorFlow, JAX and PyTorch; `tests/test_cli_backends.py`
 runs it in real processes with TensorFlow blocked)."""
 
 import keras
+import pytest
 from conftest import check_folder
 
 from keras_ssgd.train import cli
@@ -19,6 +20,7 @@ def test_ssgd_train_in_process(tmp_path, capsys):
     assert "| ssgd-split |" in capsys.readouterr().out
 
 
+@pytest.mark.e2e  # ssgd-train end to end on each backend (make test-e2e)
 def test_the_cheap_baselines_at_equal_passes_in_process(tmp_path):
     import json
 

@@ -148,6 +148,7 @@ def test_the_demo_concludes_from_the_verdicts_it_computed():
     assert _demo().conclusion([]).startswith("no verdict")
 
 
+@pytest.mark.slow  # make demo's pipeline, end to end
 def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
     demo = _demo()
     demo.MODELS = demo.MODELS[:1]  # the model run at both budgets
