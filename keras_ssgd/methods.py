@@ -79,8 +79,16 @@ class Method:
         )
 
     def check_level(self, value):
-        if self.level_name in ("rate", "ema_momentum", "start"):
+        if self.level_name == "rate":
             return check_rate(value, f"{self.name} {self.level_name}")
+        if self.level_name in ("ema_momentum", "start"):  # fractions
+            value = check_noise_level(value, f"{self.name} {self.level_name}")
+            if value >= 1:
+                raise ValueError(
+                    f"Argument `{self.name} {self.level_name}` must be in "
+                    f"[0, 1). Received: {self.level_name}={value}"
+                )
+            return value
         return check_noise_level(value, f"{self.name} {self.level_name}")
 
 

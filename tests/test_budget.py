@@ -226,3 +226,9 @@ def test_ema_recomputes_batchnorm_for_the_average(tmp_path):
              for i in range(0, 48, 16)]
     np.testing.assert_allclose(np.array(model.layers[2].moving_mean),
                                np.mean(means, 0), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("method", ["ema", "swa"])
+def test_a_fraction_level_of_one_or_more_is_refused_by_name(method):
+    with pytest.raises(plan.ArgumentError, match=r"must be in \[0, 1\)"):
+        plan.make_plan("mlp", "mnist1d", methods=[f"{method}:1.0"])
