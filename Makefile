@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo test test-e2e test-examples test-slow test-distributed test-exact \
+.PHONY: demo figures test test-e2e test-examples test-slow test-distributed test-exact \
 	test-conformance test-keras-floor test-image test-all smoke benchmark wheels \
 	horovod lint docs docker docker-cpu clean
 
@@ -17,9 +17,11 @@ $(VENV)/.installed: setup.py
 	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
 	touch $@
 
-# JAX (CPU) and PyTorch (CPU build) for the per-backend tests.
+# JAX (CPU) and PyTorch (CPU build) for the per-backend tests: the torch
+# extra admits a range; CI pins the release it tests.
+TORCH_PIN ?= torch==2.13.0
 $(VENV)/.backends: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[jax,torch]"
+	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[jax,torch]"
 	touch $@
 
 # SGD vs S-SGD on both MNIST-1D CNNs, the CNN without BatchNorm at equal
@@ -29,6 +31,12 @@ $(VENV)/.backends: $(VENV)/.installed
 DEMO_ARGS ?=
 demo: $(VENV)/.installed
 	$(PY) experiments/demo.py $(DEMO_ARGS)
+
+# The measured figures of README.md and docs/measured.md, regenerated from
+# the committed records under experiments/results/ (tests/test_figures.py
+# checks them).
+figures: $(VENV)/.installed
+	$(PY) experiments/figures.py
 
 # The suite runs in a shuffled order (pytest-randomly, which prints its
 # seed: `make test ORDER_SEED=N` replays an order). Every test starts from

@@ -21,8 +21,11 @@ setup(
     # The Keras range CI tests: 3.14 (make test-keras-floor) to 3.15 (make
     # test); older releases drop constructor arguments on reload, newer ones
     # are untested.
-    # SciPy: the verdict's t quantiles (scipy.stats).
-    install_requires=["keras>=3.14,<3.16", "numpy", "matplotlib", "scipy"],
+    # SciPy: the verdict's t quantiles (scipy.stats). mnist1d: the default
+    # dataset of `ssgd-train` (generated offline), so the README's first
+    # command runs after any install line.
+    install_requires=["keras>=3.14,<3.16", "numpy", "matplotlib", "scipy",
+                      "mnist1d>=0.0.2"],
     entry_points={
         "console_scripts": [
             "ssgd-train=keras_ssgd.train.cli:main",
@@ -35,11 +38,12 @@ setup(
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
         "tf": ["tensorflow==2.21.*"],
         # The other backends of the training step. `jax` from PyPI runs on
-        # the CPU (install jax[cuda12] on a GPU machine); PyPI's Linux wheel
-        # of torch 2.13.0 is a CUDA build (several GB), so the CI machine
-        # keeps a CPU build of that version at hand, which pip prefers.
+        # the CPU (install jax[cuda12] on a GPU machine). torch: the range
+        # the package supports, so an install keeps the user's torch; CI
+        # pins the release it tests (the Makefile's `torch==2.13.0`, a CPU
+        # build the CI machine keeps at hand).
         "jax": ["jax>=0.10"],
-        "torch": ["torch==2.13.0"],
+        "torch": ["torch>=2.13"],
         # Dataset loaders: MNIST-1D (generated offline), tfds (CIFAR,
         # ImageNet, LibriSpeech; tfds builds LibriSpeech with
         # importlib_resources, which it does not declare) and keras-cv (the
@@ -51,6 +55,8 @@ setup(
         "test": [
             "pytest>=7", "pytest-randomly>=3.15", "mnist1d>=0.0.2",
             "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
+            # Holm's correction is checked against statsmodels' own.
+            "statsmodels",
         ],
         # The documentation site: `make docs` (mkdocs.yml).
         "docs": [

@@ -2,7 +2,8 @@
 
 S-SGD (Sung et al.) measures the gradient at two symmetrically perturbed
 copies of the weights, `W + n` and `W - n` with `||n|| = noise_level * ||W||`
-per layer, averages them, and updates the master weights `W`.
+per selected variable (the paper says per layer: see `keras_ssgd.noise`),
+averages them, and updates the master weights `W`.
 
 The training step runs on the TensorFlow, JAX and PyTorch backends of
 Keras 3, and so does `ssgd-train` (`keras_ssgd.train`) on MNIST-1D and the

@@ -4,7 +4,8 @@ A noise filter is a function `noise_filter(variable) -> bool`, called once per
 trainable variable of the model when the training step is traced. The default,
 `kernels`, selects every trainable variable of rank >= 2: Dense and Conv
 kernels, LSTM/GRU `kernel` and `recurrent_kernel`, embeddings. Biases,
-BatchNorm gamma/beta and every other rank-1 variable are never selected by it.
+BatchNorm gamma/beta and every other rank-1 variable are never selected by it,
+so by default they are not perturbed; `all_trainable` selects them too.
 
 The layer-type filters (`conv_kernels`, `dense_kernels`, `recurrent_kernels`)
 ask `owning_layer(variable)` which layer created the variable. While a model

@@ -30,9 +30,11 @@ class SymmetricSGDModel(PerturbedModel):
 
     The two perturbed passes are computed functionally (`keras.StatelessScope`
     maps each variable to `W +- n` while the variables keep holding `W`), so
-    nothing has to be restored and `W` never drifts by rounding. Biases,
-    BatchNorm parameters and all other rank-1 variables are not perturbed
-    unless a custom `noise_filter` selects them.
+    nothing has to be restored and `W` never drifts by rounding. By default
+    biases, BatchNorm parameters and all other rank-1 variables are not
+    perturbed; a `noise_filter` that selects them (the shipped
+    `keras_ssgd.filters.all_trainable`, or one of your own) perturbs them
+    too.
 
     Use it like `keras.Model`: with the functional API, by subclassing, or
     through `keras_ssgd.wrap(model)` for an existing model. A subclass with
@@ -122,10 +124,12 @@ class SymmetricSGDModel(PerturbedModel):
         batchnorm_update: `"both"` or `"first"`. How the model's
             non-trainable weights (BatchNorm moving statistics) are updated
             across the two passes: `"both"` lets each pass update them in
-            turn, as two towers of plain TensorFlow training would (the
-            paper's setting); `"first"` keeps only the update of the `W + n`
-            pass. Both passes normalise with their own batch statistics
-            either way. Defaults to `"both"`.
+            turn, as two towers of plain TensorFlow training would;
+            `"first"` keeps only the update of the `W + n` pass. Both
+            passes normalise with their own batch statistics either way.
+            `"both"` is this package's choice: the paper does not say how
+            the statistics are updated across the two passes. Defaults to
+            `"both"`.
         seed: int or `None`. Seed of the noise directions. With `None` a seed
             is drawn from Python's `random` module (which
             `keras.utils.set_random_seed` seeds). Defaults to `None`.
@@ -139,11 +143,13 @@ class SymmetricSGDModel(PerturbedModel):
             invariant. On a CPU the Gaussian draw costs about as much as a
             plain step of a dense model (0.67M normal numbers for a
             784-512-512-10 MLP), which the split form feels most; the
-            Rademacher draw takes 16 signs from each random integer and was
-            13.6 (JAX) and 1.7 to 1.9 (TensorFlow) times cheaper, not
-            cheaper on PyTorch (see `experiments/benchmarks/noise_cost.py`), with no
-            accuracy difference shown on MNIST-1D (split S-SGD at level
-            0.2, 5 seeds). The two give different noise streams from the same
+            Rademacher draw takes 16 signs from each random integer and is
+            cheaper than the Gaussian one on TensorFlow and JAX. The
+            measured figures, per backend, are in the measured figures page
+            (`docs/measured.md`, "Step time and memory"), written by
+            `experiments/benchmarks/noise_cost.py`. No accuracy difference
+            was shown on MNIST-1D (split S-SGD at level 0.2, 5 seeds). The
+            two give different noise streams from the same
             seed; either is a function of `(seed, step)`. Read-only after
             construction. Defaults to `"gaussian"`.
         split_batch: bool. `False`: full S-SGD, both points measured on the

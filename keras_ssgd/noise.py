@@ -4,6 +4,16 @@ S-SGD (Sung et al., Eq. 3) perturbs each selected variable `W` by a random
 vector `n` of fixed length, `||n||_2 = noise_level * ||W||_2`, and measures the
 gradient at `W + n` and at `W - n`. The functions here know nothing about
 models or training loops; they map tensors to tensors.
+
+The norm is taken per variable: each tensor of `weights` gets its own
+direction, scaled to its own norm. The paper takes it per layer (Section
+3.1: "the L2 norm of the weights for each layer"). For a Dense or Conv
+layer under the default filter (`keras_ssgd.filters.kernels`) the two are
+the same, the kernel being the layer's one perturbed variable. They differ
+for a layer with several perturbed variables: an LSTM's `kernel` and
+`recurrent_kernel` each get noise of `noise_level` times their own norm,
+where a per-layer rule would scale one vector over both to `noise_level`
+times their joint norm. There is no per-layer option.
 """
 
 import math
@@ -66,11 +76,11 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
       identity, as for the Gaussian direction, but it is not rotation
       invariant: every element of `n` has the same magnitude. It takes 16
       signs from each random 16-bit integer drawn (one draw of about
-      `size / 16` integers for all weights). On one CPU core, for the
-      784-512-512-10 MLP, it was 4.3 (TensorFlow), 32 (JAX) and 2.1
-      (PyTorch) times cheaper than the Gaussian draw, and took under 10%
-      of a split S-SGD step on each backend (the median share of the
-      step; `experiments/benchmarks/noise_cost.py`).
+      `size / 16` integers for all weights), and is cheaper to draw than
+      the Gaussian direction on TensorFlow and JAX. The measured figures,
+      per backend, are in the measured figures page (`docs/measured.md`,
+      "Step time and memory"), written by
+      `experiments/benchmarks/noise_cost.py`.
 
     The two distributions give different noise streams for the same seed.
     The maths runs in float32 and the result is cast back to each weight's

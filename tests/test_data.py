@@ -10,14 +10,42 @@ def epoch_labels(dataset):
 
 def test_mnist1d_standard_split_offline():
     data = data_lib.load("mnist1d", batch_size=100, seed=0)
-    assert (data.train_size, data.input_shape, data.num_classes) == (4000, (40, 1), 10)
-    assert data.steps_per_epoch == 40
+    # 500 of the 4000 training signals held out for validation.
+    assert (data.train_size, data.input_shape, data.num_classes) == (3500, (40, 1), 10)
+    assert data.steps_per_epoch == 35
     x, y = next(iter(data.test))
     assert x.shape == (100, 40, 1) and x.dtype == "float32"
     assert y.dtype == "int32"
     labels = epoch_labels(data.train)
-    assert len(labels) == 4000
+    assert len(labels) == 3500
     assert set(np.unique(labels)) == set(range(10))
+    assert len(epoch_labels(data.validation)) == 500
+
+
+def test_mnist1d_validation_is_one_fixed_draw_for_every_run_seed():
+    from keras_ssgd.tasks.mnist1d.data import _generate
+
+    x_all = _generate(42)[0]
+    held = [np.concatenate([np.asarray(x) for x, _ in
+                            data_lib.load("mnist1d", seed=seed).validation])
+            for seed in (0, 1, 7)]
+    assert all(np.array_equal(held[0], h) for h in held[1:])
+    # Disjoint from the training signals, and together they are all 4000.
+    train = np.concatenate([np.asarray(x) for x, _ in
+                            data_lib.load("mnist1d", seed=0).train_eval])
+    both = np.concatenate([train, held[0]])
+    assert len(both) == 4000
+    assert len(np.unique(both.reshape(4000, -1), axis=0)) == len(
+        np.unique(x_all.reshape(4000, -1), axis=0))
+    # The draw is a function of the data seed: a permutation's first 500.
+    from keras_ssgd.tasks.mnist1d.data import validation_indices
+
+    expected = x_all[validation_indices(4000, 500, 42)]
+    assert np.array_equal(held[0], expected)
+    # All 4000 on request; a bad size is refused by name.
+    assert data_lib.load("mnist1d", validation_size=0).train_size == 4000
+    with pytest.raises(ValueError, match="validation_size=4000"):
+        data_lib.load("mnist1d", validation_size=4000)
 
 
 def test_order_changes_every_epoch_and_repeats_per_seed():

@@ -143,8 +143,9 @@ def test_the_demo_concludes_from_the_verdicts_it_computed():
                 "epochs": epochs, "passes_per_step": 2 if level else 1,
             })
     text = _demo().conclusion(verdict.verdicts(records))
-    assert text == ("ssgd 0.2: better than sgd at equal epochs; no "
-                    "difference shown at equal passes")
+    # The primary line (equal epochs) unadjusted, the other adjusted.
+    assert text == ("ssgd: better than sgd at equal epochs; no "
+                    "difference shown at equal passes (adjusted)")
     assert _demo().conclusion([]).startswith("no verdict")
 
 
@@ -158,12 +159,14 @@ def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "== mnist1d-cnn: the CNN without BatchNorm, equal epochs and " \
         "equal passes" in out
-    assert "== mnist1d-cnn, the CNN without BatchNorm: ssgd 0.2: " in out
+    assert "== mnist1d-cnn, the CNN without BatchNorm: ssgd: " in out
     assert "at equal passes" in out
     records = json.loads((tmp_path / "mnist1d-cnn" / "results.json")
                          .read_text())["runs"]
+    # K = 2 configurations each: SGD's two rates, S-SGD's two levels.
     assert sorted(r["key"] for r in records) == [
-        "sgd-2ep-seed0", "sgd-seed0", "ssgd-0.2-seed0"]
+        "sgd-lr0.05-2ep-seed0", "sgd-lr0.05-seed0", "sgd-lr0.1-2ep-seed0",
+        "sgd-lr0.1-seed0", "ssgd-0.1-lr0.05-seed0", "ssgd-0.2-lr0.05-seed0"]
 
 
 @pytest.mark.slow
@@ -179,4 +182,4 @@ def test_equal_compute_smoke_runs_both_budgets_on_both_models(tmp_path, capsys):
         budgets = {tuple(r["budgets"]) for r in results["runs"]}
         assert budgets == {("epochs",), ("passes",), ("epochs", "passes")}
         assert recipe(tmp_path / model)["budget"] == "both"
-    assert "best 2-pass method" in out
+    assert "best 2-pass pick" in out

@@ -3,12 +3,14 @@ over the same five levels, SAM over five radii, and SGD, on the 1-D CNN with
 and without BatchNorm, 5 seeds, 60 epochs (batch 100, SGD momentum 0.9,
 cosine learning rate from 0.05, data reshuffled every epoch).
 
-Every method gets the same tuning effort (five levels) and, per seed, the
-same initial weights and data order. Runs go to `ssgd-train` folders under
-`--output` (resumable; rerun to continue); `--report-only` just rebuilds
-`mnist1d_sweep.md` (per model: SGD, every S-SGD level, and for each other
-method its best level by mean test accuracy, with its whole sweep listed)
-and `mnist1d_sweep_<model>.png` (test accuracy against level, every
+Every method other than SGD gets five levels at the recipe's learning rate
+(SGD gets none: for a comparison with equal tuning effort, SGD included,
+use `equal_compute.py`) and, per seed, the same initial weights and data
+order. Runs go to `ssgd-train` folders under `--output` (resumable; rerun
+to continue); `--report-only` just rebuilds `mnist1d_sweep.md` (per model:
+SGD, every S-SGD level, and for each other method its pick, the level with
+the best mean validation accuracy, with its whole sweep's test accuracies
+listed) and `mnist1d_sweep_<model>.png` (test accuracy against level, every
 method, SGD as the reference line).
 
     python experiments/benchmarks/mnist1d_sweep.py                  # about 3 h on 2 CPU cores
@@ -82,8 +84,9 @@ def report(model, rows):
         tried = ", ".join(
             f"{r['level']:g}: {r['test_accuracy_mean']:.2f}" if r["test_accuracy_mean"] is not None
             else f"{r['level']:g}: diverged" for r in group if r["level"] is not None)
+        # The pick ssgd-train made on validation accuracy, never on test.
         shown = group if method == "ssgd" else [
-            max(group, key=lambda r: r["test_accuracy_mean"] or -1)]
+            r for r in group if r.get("picked")]
         for row in shown:
             level = "-" if row["level"] is None else f"{row['level_name']} {row['level']:g}"
             loss = "-" if row["train_loss_mean"] is None else f"{row['train_loss_mean']:.4f}"

@@ -74,19 +74,32 @@ def _stop_reason(stop):
 
 
 def _method_arg(text):
-    """`NAME` or `NAME:LEVEL,LEVEL,...` -> (name, levels or None)."""
+    """`NAME[:LEVEL,LEVEL,...][@LR,LR,...]` -> (name, levels or None, lrs
+    or None)."""
     from keras_ssgd.train.registry import METHODS
 
-    name, _, levels = text.partition(":")
+    head, at, rates = text.partition("@")
+    name, _, levels = head.partition(":")
     if name not in METHODS:
         raise argparse.ArgumentTypeError(
             f"unknown method {name!r}; valid methods: {', '.join(METHODS)}"
         )
+    lrs = None
+    if at:
+        if not rates:
+            raise argparse.ArgumentTypeError(
+                f"--method {name}@ needs learning rates (NAME@0.05,0.1). "
+                f"Received: {text!r}"
+            )
+        lrs = tuple(_number(x, float, positive=True, flag=f"--method {name}@")
+                    for x in rates.split(","))
     if not levels:
-        return name, None
+        return name, None, lrs
     if name == "sgd":
         raise argparse.ArgumentTypeError("method 'sgd' takes no level")
-    return name, tuple(_level(x, f"--method {name}") for x in levels.split(","))
+    return (name,
+            tuple(_level(x, f"--method {name}") for x in levels.split(",")),
+            lrs)
 
 
 def _number(text, convert, positive, flag=""):
@@ -109,6 +122,10 @@ def _number(text, convert, positive, flag=""):
 
 def _level(text, flag="--noise-level"):
     return _number(text, float, positive=False, flag=flag)
+
+
+def _decay(text):
+    return _number(text, float, positive=False, flag="--weight-decay")
 
 
 def _positive_int(text):
@@ -195,9 +212,15 @@ def build_parser(raise_errors=False):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
-        "--method", action="append", type=_method_arg, metavar="NAME[:LEVELS]",
+        "--method", action="append", type=_method_arg,
+        metavar="NAME[:LEVELS][@LRS]",
         help="A method to train; repeat for several. NAME:0.1,0.2 gives the "
-        "method its own levels. Methods: " + methods_help
+        "method its own levels, NAME@0.05,0.1 its own learning rates (in "
+        "place of --lr's). A method with several configurations (levels "
+        "times learning rates) is run at each, and the one with the best "
+        "mean validation accuracy is its pick, whose test accuracy the "
+        "verdict reports. The first method other than sgd is the primary "
+        "comparison (--primary). Methods: " + methods_help
         + ". Default: sgd and ssgd.",
     )
     parser.add_argument(
@@ -264,9 +287,26 @@ def build_parser(raise_errors=False):
     parser.add_argument("--batch-size", type=_positive_int, default=None,
                         help="Batch size (default: 100 for mnist1d, 128 for "
                         "CIFAR).")
-    parser.add_argument("--lr", type=_positive_float, default=None,
-                        help="Initial learning rate (default: 0.05 for "
-                        "mnist1d, 0.1 for CIFAR).")
+    parser.add_argument("--lr", type=_positive_float, nargs="+",
+                        default=None, metavar="LR",
+                        help="Initial learning rates, searched for every "
+                        "method without its own (NAME@LRS): each is a "
+                        "configuration, chosen on validation accuracy "
+                        "(default: 0.05 for mnist1d, 0.1 for CIFAR).")
+    parser.add_argument(
+        "--weight-decay", type=_decay, default=0.0, metavar="WD",
+        help="Decoupled weight decay of the optimizer (Keras's "
+        "weight_decay: each step scales the weights by 1 - lr * WD). "
+        "Refused for a model that adds its own L2 penalty (resnet18, "
+        "resnet50).",
+    )
+    parser.add_argument(
+        "--primary", default=None, metavar="NAME",
+        help="The method of the primary comparison, against sgd at equal "
+        "epochs, reported without correction; every other line of the "
+        "folder is adjusted for multiple comparisons (Holm). Default: the "
+        "first --method other than sgd.",
+    )
     parser.add_argument("--optimizer", choices=["sgd", "adam"], default="sgd",
                         help="Optimizer; sgd uses --momentum.")
     parser.add_argument("--momentum", type=float, default=0.9,
@@ -403,6 +443,10 @@ def parse(argv=None, raise_errors=False):
         parser.error(error.cli())
     except ValueError as error:  # DataError, ModelMismatch, UserCodeError
         parser.error(str(error))
+    try:
+        plan.check_primary(args.primary, specs)
+    except plan.ArgumentError as error:
+        parser.error(error.cli())
     return config, specs, args
 
 
@@ -423,7 +467,7 @@ def plan_arguments(args):
         distributed=args.distributed, shared_noise=args.shared_noise,
         sync_batchnorm=args.sync_batchnorm, scale_lr=not args.no_scale_lr,
         warmup_epochs=args.warmup_epochs, budget=args.budget,
-        every=args.every,
+        every=args.every, weight_decay=args.weight_decay,
     )
 
 
@@ -502,6 +546,7 @@ def _run(config, specs, args):
             distribution=dist, log=lambda text: print(text, flush=True),
             required=report.RECORD_FIELDS,
             progress=None if args.quiet else sys.stdout,
+            primary=args.primary,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {_worded(error)}", file=sys.stderr)

@@ -63,7 +63,8 @@ def default_output():
 
 
 def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
-          builder=None, arrays=None, log=print, required=(), progress=None):
+          builder=None, arrays=None, log=print, required=(), progress=None,
+          primary=None):
     """Trains the runs of `specs` not already in `output`; a `Comparison`.
 
     The run folder holds one record per finished run (see `store`); the
@@ -88,6 +89,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         progress: a file for the progress line of each run
             (`progress.SweepProgress`: rewritten in place on a terminal,
             one line per finished run elsewhere), or None for none.
+        primary: the method of the primary comparison (`verdict.verdicts`),
+            or None for the first method other than SGD in `specs`.
 
     Raises:
         store.StoreError: the folder cannot be used.
@@ -105,6 +108,17 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                      defaults=runner.Config.defaults(), required=required)
     done = store.done()
     todo = [spec for spec in specs if spec.key not in done]
+    # The plan's order (ties between configurations go to the first): the
+    # runs of this invocation, then those of earlier ones in the folder.
+    order = list(store.config.get("runs", []))
+    if primary is None:
+        primary = next((s.method for s in specs
+                        if s.method != verdict_lib.REFERENCE), None)
+
+    def summarize(records):
+        return (report.summarize(records, METHODS, order),
+                verdict_lib.verdicts(records, primary=primary, order=order))
+
     log(
         f"ssgd-train: {config.dataset}, {config.model}, {config.epochs} "
         f"epochs, batch {config.batch_size}, {config.optimizer} lr "
@@ -115,9 +129,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     )
 
     def finish():
-        records = store.records()
-        rows = report.summarize(records, METHODS)
-        verdicts = verdict_lib.verdicts(records)
+        rows, verdicts = summarize(store.records())
         store.write_results(rows, verdicts)
         atomic_write_text(
             store.folder / "summary.md",
@@ -158,9 +170,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
             )
             record["finished"] = time.time()
             store.save(record)
-            records = store.records()
-            store.write_results(report.summarize(records, METHODS),
-                                verdict_lib.verdicts(records))
+            store.write_results(*summarize(store.records()))
             if bar is not None:
                 bar.finish(i, record)
     except Exception:
@@ -177,16 +187,20 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             momentum=0.9, lr_schedule=None, lr_drops=None, phases=None,
             steps_per_execution=None, noise_filter=None,
             eval_every_epoch=False, hessian_iterations=20, data_dir=None,
-            validation_split=0.0, budget="epochs", every=5):
+            validation_split=0.0, budget="epochs", every=5, weight_decay=0.0,
+            primary=None):
     """Trains methods on a model and data, several seeds each; compares them.
 
     Every method starts, per seed, from the same initial weights and sees
     the same data order (reshuffled each epoch from the seed). The result
-    holds the table (mean and spread of test accuracy per method and
-    level) and, for each method and level, the verdict against SGD: the
-    per-seed paired difference, its mean, a 95% Student t interval with
-    n - 1 degrees of freedom, and the seeds on which it was better; "no
-    difference shown" when the interval contains 0 or only one seed ran.
+    holds the table (mean and spread of validation and test accuracy per
+    configuration) and, for each method's pick (its configuration with
+    the best mean validation accuracy), the verdict against SGD's pick:
+    the per-seed paired difference of test accuracy, its mean, a Student t
+    interval with n - 1 degrees of freedom, and the seeds on which it was
+    better; the first method's line is primary (95%, unadjusted), the
+    others are adjusted together (Holm); "no difference shown" when the
+    interval contains 0 or only one seed ran.
     The run folder gets `results.json`, `summary.md`, `accuracy.png` and
     one record and model per run, as with `ssgd-train`.
 
@@ -204,9 +218,16 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             instead (`keras_ssgd.data.objects`: `PyDataset`s, or
             `tf.data.Dataset`s on TensorFlow); it is called again for each
             run, and their order is the user's (`data_order: "user"`).
-        methods: method names, `"name:level,level"` strings or
-            `(name, levels)` pairs (see `ssgd-train --help`). Defaults to
-            SGD and S-SGD.
+        methods: method names, `"name:level,level@lr,lr"` strings (levels
+            and learning rates of the method's own), `(name, levels)`
+            pairs or `(name, levels, lrs)` triples (see `ssgd-train
+            --help`). Defaults to SGD and S-SGD. A method given several
+            configurations (levels times learning rates) is run at each;
+            its pick, the one with the best mean validation accuracy, is
+            what the verdicts compare, so several configurations need a
+            validation set (built into MNIST-1D; the user's arrays need
+            `validation_split`; CIFAR and ImageNet hold none out yet and
+            take one configuration per method).
         seeds: int N (seeds 0 .. N-1), a range string `"10-14"`, or an
             iterable of seeds. Defaults to `3`.
         epochs: int, or None for the data's recipe.
@@ -221,8 +242,9 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             progress bars too. Defaults to `0`.
         batch_size: int > 0, or None for the data's recipe (100 for
             MNIST-1D, 128 for CIFAR and the user's arrays).
-        lr: float > 0, the initial learning rate, or None for the
-            recipe's.
+        lr: float > 0, the initial learning rate, or a list of them (a
+            grid every method without rates of its own is run at: see
+            `methods`), or None for the recipe's.
         optimizer: `"sgd"` (with `momentum`) or `"adam"`. Defaults to
             `"sgd"`.
         momentum: float in [0, 1). Defaults to `0.9`.
@@ -253,6 +275,13 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             a verdict at each). Not with `phases`.
         every: int > 0, the `k` of the every-k methods (`"ssgd-every"`,
             `"sam-every"`: the method on one step in `k`). Defaults to `5`.
+        weight_decay: float >= 0, Keras's decoupled weight decay of the
+            optimizer (0: none). Refused for a model that adds its own
+            penalty (the ImageNet ResNets). Defaults to `0.0`.
+        primary: the method of the primary comparison, read unadjusted
+            against SGD at equal epochs; every other verdict line is
+            adjusted for multiple comparisons (Holm). Defaults to the
+            first method other than SGD.
             (`ssgd-train`'s options are these arguments, with dashes.)
 
     Returns:
@@ -321,7 +350,9 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
         eval_every_epoch=eval_every_epoch,
         hessian_iterations=hessian_iterations, data_dir=data_dir,
         validation_split=validation_split, budget=budget, every=every,
+        weight_decay=weight_decay,
     )
+    primary = plan.check_primary(primary, specs)
     if output is None:
         output = default_output()
     log = print if verbose else (lambda text: None)
@@ -330,7 +361,7 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             config, specs, output, resume=resume, verbose=max(verbose - 1, 0),
             builder=builder, arrays=arrays, log=log,
             required=report.RECORD_FIELDS,
-            progress=sys.stdout if verbose else None,
+            progress=sys.stdout if verbose else None, primary=primary,
         )
     except StoreError as error:
         # A run folder's error in this function's arguments.

@@ -191,38 +191,46 @@ def seeds_of(seeds):
 
 
 def methods_of(methods):
-    """`methods` (names, `"name:level,level"` strings or `(name, levels)`
-    pairs) as a list of `(name, levels or None)`."""
+    """`methods` (names, `"name:level,level@lr,lr"` strings, `(name,
+    levels)` pairs or `(name, levels, lrs)` triples) as a list of
+    `(name, levels or None, lrs or None)`.
+
+    `@lr,lr` gives the method learning rates of its own, in place of the
+    `lr` list (`sgd@0.025,0.05,0.1,0.2`, `ssgd:0.1,0.2@0.05,0.1`).
+    """
     from keras_ssgd.train.registry import METHODS
 
     if isinstance(methods, str) or not methods:
         raise ArgumentError(
             "methods", "must be a non-empty list of method names (or "
-            "'name:level,level' strings or (name, levels) pairs)", methods,
+            "'name:level,level@lr,lr' strings, (name, levels) pairs or "
+            "(name, levels, lrs) triples)", methods,
         )
     chosen = []
     for method in methods:
+        lrs = None
         if isinstance(method, str):
-            name, _, text = method.partition(":")
+            head, at, lr_text = method.partition("@")
+            name, _, text = head.partition(":")
             levels = None
             if text:
-                try:
-                    levels = tuple(float(x) for x in text.split(","))
-                except ValueError:
-                    raise ArgumentError(
-                        "methods", f"has bad levels in {method!r}: each "
-                        "must be a finite number >= 0", methods,
-                        cli_message=f"--method {name} must be a finite "
-                        "number >= 0", cli_value=repr(method),
-                    ) from None
-        elif isinstance(method, (tuple, list)) and len(method) == 2:
-            name, levels = method
+                levels = _numbers(text, "methods", method, methods,
+                                  f"--method {name} must be a finite number "
+                                  ">= 0", "levels", ">= 0")
+            if at:
+                lrs = _numbers(lr_text, "methods", method, methods,
+                               f"--method {name}@LR must be a finite number "
+                               "> 0", "learning rates", "> 0")
+        elif isinstance(method, (tuple, list)) and len(method) in (2, 3):
+            name, levels = method[0], method[1]
             levels = None if levels is None else tuple(levels)
+            if len(method) == 3 and method[2] is not None:
+                lrs = tuple(method[2])
         else:
             raise ArgumentError(
-                "methods", "must hold method names, 'name:level,level' "
-                f"strings or (name, levels) pairs; {method!r} is none",
-                methods,
+                "methods", "must hold method names, 'name:level,level@lr,lr' "
+                "strings, (name, levels) pairs or (name, levels, lrs) "
+                f"triples; {method!r} is none", methods,
             )
         if name not in METHODS:
             raise ArgumentError(
@@ -237,8 +245,45 @@ def methods_of(methods):
                                 cli_message="method 'sgd' takes no level")
         for level in levels or ():
             _level(level, "methods", name, methods)
-        chosen.append((name, levels or None))
+        if lrs is not None:
+            if not lrs:
+                raise ArgumentError(
+                    "methods", f"has no learning rate after '@' for {name}",
+                    methods, cli_message=f"--method {name}@ needs learning "
+                    "rates", cli_value=name,
+                )
+            lrs = tuple(dict.fromkeys(
+                _float(x, "lr", positive=True) for x in lrs))
+        chosen.append((name, levels or None, lrs))
     return chosen
+
+
+def _numbers(text, argument, method, received, cli_message, what, bound):
+    try:
+        values = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        values = None
+    if not values:
+        raise ArgumentError(
+            argument, f"has bad {what} in {method!r}: each must be a finite "
+            f"number {bound}", received, cli_message=cli_message,
+            cli_value=repr(method),
+        )
+    return values
+
+
+def learning_rates(lr):
+    """`lr` (None, a number > 0 or a non-empty list of them) as a tuple of
+    distinct rates in the order given (None: `()`)."""
+    if lr is None:
+        return ()
+    if isinstance(lr, (list, tuple)):
+        if not lr:
+            raise ArgumentError("lr", "must be a number > 0 or a non-empty "
+                                "list of them", lr)
+        return tuple(dict.fromkeys(
+            _float(x, "lr", positive=True) for x in lr))
+    return (_float(lr, "lr", positive=True),)
 
 
 def _level(level, argument, name, received):
@@ -263,7 +308,8 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
               noise_filter=None, eval_every_epoch=False,
               hessian_iterations=20, data_dir=None, validation_split=0.0,
               distributed="none", shared_noise=False, sync_batchnorm=False,
-              scale_lr=True, warmup_epochs=5, budget="epochs", every=5):
+              scale_lr=True, warmup_epochs=5, budget="epochs", every=5,
+              weight_decay=0.0):
     """Checks a comparison's arguments; returns `(config, specs, builder,
     arrays)`.
 
@@ -328,7 +374,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
 
     # Each argument alone.
     chosen = methods_of(methods) if methods is not None else [
-        ("sgd", None), ("ssgd", None)]
+        ("sgd", None, None), ("ssgd", None, None)]
     seeds = seeds_of(seeds)
     epochs = _int(epochs, "epochs", 1, allow_none=True)
     if noise_levels is not None:
@@ -339,7 +385,8 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         noise_levels = tuple(_level(x, "noise_levels", None, noise_levels)
                              for x in noise_levels)
     batch_size = _int(batch_size, "batch_size", 1, allow_none=True)
-    lr = _float(lr, "lr", positive=True, allow_none=True)
+    lrs = learning_rates(lr)
+    weight_decay = _float(weight_decay, "weight_decay", positive=False)
     optimizer = _choice(optimizer, "optimizer", ("sgd", "adam"))
     momentum = _float(momentum, "momentum", positive=False, below=1)
     lr_schedule = _choice(lr_schedule, "lr_schedule",
@@ -457,7 +504,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         model=model or recipe.model,
         epochs=total,
         batch_size=batch_size or recipe.batch_size,
-        lr=lr or recipe.lr,
+        lr=lrs[0] if lrs else recipe.lr,
         optimizer=optimizer,
         momentum=momentum if optimizer == "sgd" else 0.0,
         lr_schedule=schedule,
@@ -472,8 +519,18 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         validation_split=validation_split,
         every=every,
         budget=budget,
+        weight_decay=weight_decay,
     )
     _check_builder(config.model, chosen, builder)
+    if weight_decay and _own_l2(config.model, builder):
+        raise ArgumentError(
+            "weight_decay", f"must be 0 for the model {config.model}, which "
+            "adds its own L2 penalty to the loss (its layers' "
+            "kernel_regularizer): the two would add up", weight_decay,
+            cli_message=f"must be 0 for --model {config.model}, which adds "
+            "its own L2 penalty to the loss (its layers' "
+            "kernel_regularizer): the two would add up",
+        )
 
     config = preflight(config, arrays=arrays, builder=builder)
     if config.data_order == "user":  # the user's dataset objects
@@ -497,7 +554,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
             )
     if phases and PhasePlan.parse(phases).has_split:
         refused = [
-            name for name, _ in chosen
+            name for name, _, _ in chosen
             if METHODS[name].model_class is not None
             and not METHODS[name].has_split_form
         ]
@@ -507,12 +564,13 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                 f"the methods ssgd and ssgd-split have, not "
                 f"{', '.join(dict.fromkeys(refused))}", phases,
             )
-    runs = []  # (method name, level, seed)
+    runs = []  # (method name, level, lr, seed)
     for seed in seeds:
-        for name, levels in chosen:
+        for name, levels, own_lrs in chosen:
             method = METHODS[name]
+            rates = own_lrs or lrs or (config.lr,)
             if method.level_name is None:
-                runs.append((name, None, seed))
+                runs += [(name, None, rate, seed) for rate in rates]
                 continue
             for level in levels or noise_levels or method.default_levels:
                 try:
@@ -524,15 +582,20 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
                         cli_message=f"--method {name}: {error}",
                         cli_value=name,
                     ) from None
-                runs.append((name, level, seed))
-    # Each (method, level, seed) once, in the order given; each at the
+                runs += [(name, level, rate, seed) for rate in rates]
+    _check_validation(config, runs, user_data)
+    # Each (method, level, lr, seed) once, in the order given; each at the
     # epochs of each budget.
     specs = {}
-    for name, level, seed in dict.fromkeys(runs):
+    for name, level, rate, seed in dict.fromkeys(runs):
         for kind, epochs in budget_epochs(config, METHODS[name],
-                                          [n for n, _ in chosen]):
+                                          [n for n, _, _ in chosen]):
+            # The key names the learning rate where it is not the
+            # recipe's (`config.lr`, the first of `lr`).
             spec = RunSpec(name, level, seed,
-                           None if epochs == config.epochs else epochs)
+                           None if epochs == config.epochs else epochs,
+                           lr=None if rate == config.lr else rate,
+                           weight_decay=weight_decay or None)
             known = specs.get(spec)
             specs[spec] = dataclasses.replace(
                 spec, budgets=(known.budgets if known else ()) + (kind,)
@@ -541,6 +604,17 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
 
 
 BUDGETS = ("epochs", "passes", "both")
+
+
+def check_primary(primary, specs):
+    """`primary` (a method name of `specs` other than SGD, or None)."""
+    names = list(dict.fromkeys(s.method for s in specs if s.method != "sgd"))
+    if primary is not None and primary not in names:
+        raise ArgumentError(
+            "primary", f"must be one of the methods compared other than "
+            f"sgd ({', '.join(names) or 'none'})", primary,
+        )
+    return primary
 
 
 def budget_epochs(config, method, names):
@@ -578,6 +652,66 @@ def budget_epochs(config, method, names):
     return out
 
 
+def configurations(runs):
+    """`{method: [(level, lr), ...]}`: each method's configurations, in the
+    order given (`runs`: `(method, level, lr, seed)` tuples)."""
+    out = {}
+    for name, level, rate, _ in runs:
+        out.setdefault(name, [])
+        if (level, rate) not in out[name]:
+            out[name].append((level, rate))
+    return out
+
+
+def _check_validation(config, runs, user_data):
+    """More than one configuration of a method needs a validation set to
+    choose on: the built-in MNIST-1D holds one out; the user's data needs
+    `validation_split`; CIFAR and ImageNet hold none out yet, so their
+    methods get one configuration each."""
+    from keras_ssgd.data import TENSORFLOW_DATASETS
+
+    several = [name for name, found in configurations(runs).items()
+               if len(found) > 1]
+    if several and config.dataset in TENSORFLOW_DATASETS:
+        raise ArgumentError(
+            "methods", f"must give each method one configuration on "
+            f"{config.dataset!r} (here {', '.join(several)} have several): "
+            "its loader holds out no validation set yet, and a pick is "
+            "never made on the test set", config.dataset,
+            cli_message=f"--dataset {config.dataset} holds out no "
+            "validation set yet, and a pick is never made on the test set: "
+            "give each method one configuration (one level, one --lr)",
+            cli_value=", ".join(several),
+        )
+    if not user_data or config.validation_split:
+        return
+    if several:
+        raise ArgumentError(
+            "validation_split", f"must be > 0 when a method has more than "
+            f"one configuration (here {', '.join(several)}): the pick among "
+            "them is made on validation data, never on the test set, and "
+            f"the data {config.dataset!r} has none of its own",
+            config.validation_split,
+            cli_message=f"must be > 0 when a method has more than one "
+            f"configuration (levels or learning rates; here "
+            f"{', '.join(several)}): the pick is made on validation data, "
+            f"never on the test set, and --dataset {config.dataset} has "
+            "none of its own",
+        )
+
+
+def _own_l2(name, builder=None):
+    """Whether the model adds an L2 penalty of its own: a built-in model
+    known to (`registry.OWN_L2`), or a user's builder whose model has a
+    layer with a weight regularizer."""
+    from keras_ssgd.train.registry import MODELS
+    from keras_ssgd.train.registry import OWN_L2
+
+    if builder is None and name in MODELS:
+        return name in OWN_L2
+    return False  # checked on the built model, in `check_model`
+
+
 def _check_builder(name, chosen, builder=None):
     """A user's builder takes (input_shape, num_classes[, dropout])."""
     from keras_ssgd import user_code as user
@@ -596,7 +730,7 @@ def _check_builder(name, chosen, builder=None):
             "the built-in builders: build(input_shape, num_classes, "
             "dropout=0.0)", cli_value=f"--model {name}",
         )
-    if any(method == "dropout" for method, _ in chosen) and not user.accepts(
+    if any(c[0] == "dropout" for c in chosen) and not user.accepts(
         builder, (1,), 2, 0.5
     ):
         raise ArgumentError(
@@ -671,12 +805,27 @@ def _check_model(config, builder, x_sample, input_shape, num_classes):
     from keras_ssgd.train.registry import model_builder
 
     try:
-        check_model(builder or model_builder(config.model),
-                    config.model, x_sample, input_shape, num_classes)
+        model = check_model(builder or model_builder(config.model),
+                            config.model, x_sample, input_shape, num_classes)
     except ModelMismatch as error:
         raise ModelMismatch(
             f"{error} (--dataset {config.dataset})"
         ) from error
+    if config.weight_decay and regularized(model):
+        raise ArgumentError(
+            "weight_decay", f"must be 0 for the model {config.model}, which "
+            "adds its own penalty to the loss (a weight regularizer or "
+            "add_loss): the two would add up", config.weight_decay,
+            cli_message=f"must be 0 for --model {config.model}, which adds "
+            "its own penalty to the loss (a weight regularizer or "
+            "add_loss): the two would add up",
+        )
+
+
+def regularized(model):
+    """Whether `model` adds a penalty of its own to the loss (a weight
+    regularizer, or `add_loss`): Keras's `model.losses` after a call."""
+    return bool(model.losses)
 
 
 class ModelMismatch(ValueError):

@@ -87,6 +87,10 @@ MODELS = {
     "resnet50": _imagenet_resnet(50),
 }
 
+# The built-in models that add an L2 penalty of their own (their layers'
+# kernel_regularizer): `--weight-decay` is refused for them.
+OWN_L2 = frozenset({"resnet18", "resnet50"})
+
 DATASETS = data_lib.DATASETS
 
 

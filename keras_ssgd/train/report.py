@@ -23,43 +23,66 @@ RECORD_FIELDS = ("key", "method", "level", "level_name", "seed", "status",
                  "seconds", "test_accuracy", "train_loss")
 
 
-def summarize(records, methods):
-    """One row per (method, level): mean and spread over seeds.
+def summarize(records, methods, order=None):
+    """One row per configuration: mean and spread over seeds.
 
     Args:
         records: run records (see `runner.train`).
         methods: the `registry.METHODS` mapping, for passes per step.
+        order: the run keys in the plan's order (ties between
+            configurations go to the first), or None.
 
     Returns:
-        A list of dicts with `method`, `level`, `level_name`, `epochs`,
-        `budgets`, `runs`, `diverged`, `test_accuracy_mean`,
+        A list of dicts with `method`, `level`, `level_name`, `lr`,
+        `epochs`, `budgets`, `runs`, `diverged`, `validation_accuracy_mean`
+        and `_std` (None without a validation set), `test_accuracy_mean`,
         `test_accuracy_std`, `train_loss_mean`, `seconds_mean`,
-        `time_vs_sgd` and `passes_vs_sgd`, one per (method, level, epochs)
-        (an equal-passes run of a one-pass method trains more epochs), in
-        the order the methods first appear. `time_vs_sgd` is against SGD at
-        the recipe's epochs.
+        `time_vs_sgd`, `passes_vs_sgd`, `picked` (the budgets for which
+        this configuration is its method's pick, chosen on validation:
+        `selection`) and `candidates` (the configurations of its method
+        in its budget), one per (method, level, lr, epochs) (an
+        equal-passes run of a one-pass method trains more epochs), sorted
+        by method, level, learning rate and epochs. `time_vs_sgd` is
+        against SGD at the recipe's epochs.
     """
+    from keras_ssgd.train import selection
+
+    chosen = {}
+    for budget in selection.BUDGETS:
+        for pick in selection.picks(records, budget, order):
+            chosen.setdefault(
+                (pick.method, pick.level, pick.lr,
+                 pick.records[0].get("epochs")), []
+            ).append((budget, pick.candidates))
     groups = {}
     for r in records:
         groups.setdefault(
-            (r["method"], r["level"], r.get("epochs")), []
+            (r["method"], r["level"], r.get("lr"), r.get("epochs")), []
         ).append(r)
+    order = list(methods)
     sgd_seconds = [
-        r["seconds"] for (method, _, _), runs in groups.items()
+        r["seconds"] for (method, _, _, _), runs in groups.items()
         if method == "sgd" for r in runs
         if r["status"] == "ok" and "epochs" in r.get("budgets", ["epochs"])
     ]
     sgd_time = statistics.mean(sgd_seconds) if sgd_seconds else None
     rows = []
-    for (method, level, epochs), runs in groups.items():
+    for (method, level, lr, epochs), runs in groups.items():
         ok = [r for r in runs if r["status"] == "ok"]
         accuracies = [r["test_accuracy"] for r in ok]
+        validation = [r.get("validation_accuracy") for r in ok]
         seconds = statistics.mean(r["seconds"] for r in runs)
+        picked = chosen.get((method, level, lr, epochs), [])
         rows.append({
             "method": method,
             "level_name": runs[0]["level_name"],
             "level": level,
+            "lr": lr,
             "epochs": epochs,
+            "picked": [budget for budget, _ in picked],
+            "candidates": max([k for _, k in picked], default=None),
+            "validation_accuracy_mean": _mean(validation),
+            "validation_accuracy_std": _std(validation),
             "budgets": sorted({b for r in runs
                                for b in r.get("budgets", ["epochs"])}),
             "runs": len(runs),
@@ -79,9 +102,8 @@ def summarize(records, methods):
                 for r in runs
             ]),
         })
-    order = list(methods)
     rows.sort(key=lambda row: (order.index(row["method"]), row["level"] or 0,
-                               row["epochs"] or 0))
+                               row["lr"] or 0, row["epochs"] or 0))
     return rows
 
 
@@ -90,18 +112,26 @@ def table(rows):
 
     Where the runs differ in their budget (an equal-passes comparison),
     the table says each row's epochs and budget: `equal epochs`, `equal
-    passes` or both.
+    passes` or both. Where they have learning rates of their own, a column
+    says each row's; where a validation set was held out, a column gives
+    its accuracy, and `pick` marks each method's configuration chosen on
+    it (per budget).
     """
     budgets = any(row.get("budgets", ["epochs"]) != ["epochs"]
                   for row in rows)
-    lines = [
-        "| method | level |" + (" epochs | budget |" if budgets else "")
-        + " test accuracy (%) | seeds | train loss "
-        "(clean W) | top Hessian eigenvalue | time / run (s) | time vs SGD "
-        "| passes vs SGD |",
-        "|---|---|" + ("---|---|" if budgets else "")
-        + "---|---|---|---|---|---|---|",
-    ]
+    rates = len({row.get("lr") for row in rows} - {None}) > 1
+    validation = any(row.get("validation_accuracy_mean") is not None
+                     for row in rows)
+    picks = any(row.get("candidates") and row["candidates"] > 1
+                for row in rows)
+    head = "| method | level |" + (" lr |" if rates else "") + (
+        " epochs | budget |" if budgets else "") + (
+        " validation accuracy (%) |" if validation else "") + (
+        " test accuracy (%) | seeds |") + (" pick |" if picks else "") + (
+        " train loss (clean W) | top Hessian eigenvalue | time / run (s) | "
+        "time vs SGD | passes vs SGD |")
+    lines = [head, "|" + "---|" * head.count(" |")]
+    words = {"epochs": "equal epochs", "passes": "equal passes"}
     for row in rows:
         level = (
             "-" if row["level"] is None
@@ -116,20 +146,60 @@ def table(rows):
             )
         if row["diverged"]:
             accuracy += f" ({row['diverged']}/{row['runs']} diverged)"
-        budget = ""
+        cells = [row["method"], level]
+        if rates:
+            cells.append(_fmt(row.get("lr"), "g"))
         if budgets:
-            words = {"epochs": "equal epochs", "passes": "equal passes"}
-            budget = (f" {_fmt(row.get('epochs'), 'd')} | "
-                      + ", ".join(words[b] for b in row["budgets"]) + " |")
-        lines.append(
-            f"| {row['method']} | {level} |{budget} {accuracy} | "
-            f"{row['runs']} | "
-            f"{_fmt(row['train_loss_mean'], '.4f')} | "
-            f"{_pm(row['hessian_top_mean'], row['hessian_top_std'])} | "
-            f"{row['seconds_mean']:.1f} | {_fmt(row['time_vs_sgd'], '.2f')} |"
-            f" {row['passes_vs_sgd']:.3g} |"
-        )
+            cells += [_fmt(row.get("epochs"), "d"),
+                      ", ".join(words[b] for b in row["budgets"])]
+        if validation:
+            cells.append(_pm2(row.get("validation_accuracy_mean"),
+                              row.get("validation_accuracy_std")))
+        cells += [accuracy, str(row["runs"])]
+        if picks:
+            cells.append(
+                "pick of " + str(row["candidates"]) + (
+                    " (" + ", ".join(words[b] for b in row["picked"]) + ")"
+                    if budgets else "")
+                if row.get("picked") else "")
+        cells += [
+            _fmt(row["train_loss_mean"], ".4f"),
+            _pm(row["hessian_top_mean"], row["hessian_top_std"]),
+            f"{row['seconds_mean']:.1f}", _fmt(row["time_vs_sgd"], ".2f"),
+            f"{row['passes_vs_sgd']:.3g}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def picks_table(verdicts):
+    """The picks the verdict lines compare, as Markdown table lines: per
+    budget, each method's chosen configuration, how many it was chosen
+    from, its validation and test accuracy (empty without picks)."""
+    seen, lines = set(), []
+    for v in verdicts:
+        if v.get("kind") == "best":
+            continue
+        for side in ("against", "method"):
+            prefix = "against_" if side == "against" else ""
+            key = (v[side], v.get(prefix + "level"), v.get(prefix + "lr"),
+                   v.get("budget"))
+            if key in seen:
+                continue
+            seen.add(key)
+            lines.append(key + (v.get(prefix + "candidates"),))
+    if not lines:
+        return []
+    out = ["| budget | method | pick | chosen from |",
+           "|---|---|---|---|"]
+    for method, level, lr, budget, candidates in lines:
+        pick = " ".join(
+            part for part in (
+                "" if level is None else f"level {level:g}",
+                "" if lr is None else f"lr {lr:g}") if part) or "-"
+        out.append(f"| {'equal ' + budget if budget else 'epochs'} | "
+                   f"{method} | {pick} | {candidates or 1} |")
+    return out
 
 
 # What summary.md says of runs on the user's dataset objects.
@@ -171,14 +241,17 @@ def summary_markdown(config, rows, verdicts=None):
     return "\n".join(
         ["# ssgd-train results", "", f"Recipe: {recipe}.", "",
          budget_line(config), "",
-         "Test accuracy: mean +- sample standard deviation over seeds; "
-         "train loss: cross-entropy of the final clean weights on the "
-         "training set, without augmentation.", ""]
+         "Validation and test accuracy: mean +- sample standard deviation "
+         "over seeds; train loss: cross-entropy of the final clean weights "
+         "on the training set, without augmentation. Each method's pick "
+         "is its configuration with the best mean validation accuracy; "
+         "the test set is read only to report.", ""]
         + ([USER_ORDER_NOTE, ""] if config.get("data_order") == "user"
            else [])
         + table(rows)
         + (["", "## Verdict against SGD", "",
             verdict_lib.explanation(), ""]
+           + picks_table(verdicts) + [""]
            + [f"- {v['text']}" for v in verdicts]
            if verdicts else [])
     ) + "\n"
@@ -262,6 +335,12 @@ def _std(values):
     return statistics.stdev(values) if len(values) > 1 else 0.0 if values else None
 
 
+def _pm2(mean, std):
+    if mean is None:
+        return "-"
+    return f"{mean:.2f} +- {std:.2f}"
+
+
 def _pm(mean, std):
     if mean is None:
         return "-"
@@ -287,12 +366,15 @@ def duration(seconds):
     return f"{hours} h {minutes} min"
 
 
-def run_label(spec):
-    """`sgd seed 0`, `ssgd 0.2 seed 1`."""
+def run_label(spec, lr=False):
+    """`sgd seed 0`, `ssgd 0.2 seed 1`; with `lr`, `ssgd 0.2 lr 0.05 seed
+    1` (a sweep over learning rates)."""
     level = "" if spec.level is None else f" {spec.level:g}"
+    lr = ("" if not lr or getattr(spec, "lr", None) is None
+          else f" lr {spec.lr:g}")
     epochs = ("" if getattr(spec, "epochs", None) is None
               else f" ({spec.epochs} epochs)")
-    return f"{spec.method}{level}{epochs} seed {spec.seed}"
+    return f"{spec.method}{level}{lr}{epochs} seed {spec.seed}"
 
 
 class SweepProgress:
@@ -325,6 +407,8 @@ class SweepProgress:
         self.costs = [1.0] * len(self.specs) if costs is None else [
             float(c) for c in costs
         ]
+        # A sweep over learning rates names each run's.
+        self.show_lr = len({getattr(s, "lr", None) for s in self.specs}) > 1
         self.stream = sys.stdout if stream is None else stream
         if in_place is None:
             isatty = getattr(self.stream, "isatty", None)
@@ -391,7 +475,8 @@ class SweepProgress:
     def _line(self, tail=None):
         index = self._index
         spec = self.specs[index]
-        parts = [f"[{index + 1}/{len(self.specs)}] {run_label(spec)}"]
+        parts = [f"[{index + 1}/{len(self.specs)}] "
+                 f"{run_label(spec, self.show_lr)}"]
         parts.append(f"epoch {self._epoch}/{self.epochs}")
         loss = self._logs.get("loss")
         accuracy = self._logs.get("accuracy")

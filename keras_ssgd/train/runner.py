@@ -65,6 +65,9 @@ class Config:
     # method trains twice the epochs of a two-pass one, its learning-rate
     # schedule stretched); "both": the runs of both.
     budget: str = "epochs"
+    # Keras's decoupled weight decay (the optimizers' `weight_decay`): each
+    # step multiplies the weights by `1 - lr * weight_decay`. 0: none.
+    weight_decay: float = 0.0
 
     def __post_init__(self):
         if self.data_order is None and (
@@ -91,9 +94,17 @@ class RunSpec:
     """One run: `method` at `level` (None for SGD) from `seed`.
 
     `epochs`, if set, replaces the recipe's (an equal-passes run, its
-    schedule stretched: `learning_rate`); `budgets` says which comparisons
-    the run belongs to (`"epochs"`, `"passes"`; it does not tell runs
-    apart).
+    schedule stretched: `learning_rate`); `lr`, if set, the recipe's
+    initial learning rate (a point of the `--lr` grid other than the
+    recipe's own, `Config.lr`), and
+    `weight_decay` names the recipe's weight decay in the key where it is
+    not 0; `budgets` says which comparisons the run belongs to
+    (`"epochs"`, `"passes"`; it does not tell runs apart).
+
+    The key names each of them, so that no two points of a grid share a
+    record: `ssgd-0.2-lr0.1-seed3`, `sgd-lr0.1-120ep-seed0`; a run at the
+    recipe's learning rate (`Config.lr`, the first of `--lr`) has none in
+    its key: `ssgd-0.2-seed3`.
     """
 
     method: str
@@ -101,16 +112,32 @@ class RunSpec:
     seed: int
     epochs: int = None
     budgets: tuple = dataclasses.field(default=("epochs",), compare=False)
+    lr: float = None
+    weight_decay: float = None
 
     @property
     def key(self):
         level = "" if self.level is None else f"-{self.level:g}"
+        lr = "" if self.lr is None else f"-lr{self.lr:g}"
+        decay = "" if not self.weight_decay else f"-wd{self.weight_decay:g}"
         epochs = "" if self.epochs is None else f"-{self.epochs}ep"
-        return f"{self.method}{level}{epochs}-seed{self.seed}"
+        return f"{self.method}{level}{lr}{decay}{epochs}-seed{self.seed}"
+
+    @property
+    def configuration(self):
+        """What a method's configuration is, the seed and budget aside:
+        `(level, lr)`."""
+        return (self.level, self.lr)
 
     def epochs_of(self, config):
         """The epochs this run trains."""
         return config.epochs if self.epochs is None else self.epochs
+
+    def config_of(self, config):
+        """`config` with this run's learning rate."""
+        if self.lr is None or self.lr == config.lr:
+            return config
+        return dataclasses.replace(config, lr=self.lr)
 
 
 def learning_rate(config, steps_per_epoch, epochs=None):
@@ -193,6 +220,23 @@ def build_model(config, spec, data, transform=None, builder=None):
     return wrap(model, method=method.model_class, **kwargs)
 
 
+def make_optimizer(config, spec, schedule):
+    """The Keras optimizer of a run: SGD with momentum or Adam, with
+    Keras's decoupled `weight_decay` where the recipe has one, and
+    Keras's EMA of the weights for `ema` (its level the momentum)."""
+    options = (
+        {"use_ema": True, "ema_momentum": spec.level}
+        if spec.method == "ema" else {}
+    )
+    if config.weight_decay:
+        options["weight_decay"] = config.weight_decay
+    if config.optimizer == "sgd":
+        return keras.optimizers.SGD(
+            schedule, momentum=config.momentum, **options
+        )
+    return keras.optimizers.Adam(schedule, **options)
+
+
 def passes_per_step(method, phases=None, every=1):
     """Forward and backward passes per step over the batch, averaged over
     the epochs of a phase plan: plain epochs cost 1, `H` (split) epochs 1,
@@ -255,6 +299,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     `status: "diverged"`; it does not raise.
     """
     dist = distribution or Single()
+    config = spec.config_of(config)
     # Every method of a seed sees the same data order and initial weights.
     keras.utils.set_random_seed(spec.seed)
     data = load_data(config, spec.seed, dist.drop_remainder, arrays=arrays)
@@ -273,16 +318,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         )
         # `ema`: Keras's optimizer weight averaging; `fit()` ends with the
         # averages in the weights, so the evaluation below reads them.
-        ema = (
-            {"use_ema": True, "ema_momentum": spec.level}
-            if spec.method == "ema" else {}
-        )
-        if config.optimizer == "sgd":
-            optimizer = keras.optimizers.SGD(
-                schedule, momentum=config.momentum, **ema
-            )
-        else:
-            optimizer = keras.optimizers.Adam(schedule, **ema)
+        optimizer = make_optimizer(config, spec, schedule)
         model.compile(
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -335,6 +371,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         "level_name": method.level_name,
         "level": spec.level,
         "seed": spec.seed,
+        # The configuration's learning rate and weight decay.
+        "lr": config.lr,
+        "weight_decay": config.weight_decay,
         "epochs_run": len(losses),
         "epochs": epochs,
         # The comparisons the run belongs to: equal epochs, equal passes.
@@ -357,6 +396,8 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     if diverged:
         record.update(status="diverged", test_accuracy=None, test_loss=None,
                       train_loss=None, train_accuracy=None)
+        if validation is not None:
+            record.update(validation_accuracy=None, validation_loss=None)
         return record
     test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
     if validation is not None:

@@ -1,0 +1,260 @@
+"""`make figures`: the measured figures of README.md and docs/measured.md,
+generated from the committed records under `experiments/results/`.
+
+A generated figure sits in a block of its Markdown file:
+
+    <!-- figures: NAME -->
+    ...what `render(NAME)` gives, rewritten by `make figures`...
+    <!-- /figures -->
+
+`python experiments/figures.py` rewrites every block from the records;
+`--check` rewrites nothing and exits 1 naming each block that differs, and
+each decimal figure of README.md and docs/measured.md that sits outside a
+block, outside a code block and outside the historical appendix
+(`<!-- historical -->` ... `<!-- /historical -->`, figures whose records
+were not kept, which the appendix says), unless `ALLOWED` lists its kind
+with a reason (a version, a hyperparameter, a figure of the paper). The
+test suite runs the same check.
+
+Only complete seeds count: a seed is in the figures once every run the
+folder planned for it has finished, so a run still in progress (or stopped
+and resumed) never shows half a seed.
+
+    python experiments/figures.py          # rewrite the blocks
+    python experiments/figures.py --check  # what the tests check
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "experiments" / "results"
+FILES = ("README.md", "docs/measured.md")
+
+BLOCK = re.compile(
+    r"(?P<open><!-- figures: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
+    r"(?P<close><!-- /figures -->)", re.S)
+HISTORICAL = re.compile(r"<!-- historical -->.*?<!-- /historical -->", re.S)
+FENCE = re.compile(r"^(```|~~~).*?^(```|~~~)[^\n]*$", re.S | re.M)
+DECIMAL = re.compile(r"(?<![\w.])[-+]?\d+\.\d+")
+
+# Decimals that are not measured figures, each kind with its reason. A
+# decimal is allowed when one of these matches around it on its line.
+ALLOWED = (
+    (r"(TensorFlow|Keras|keras|Python|Horovod|horovod|JAX|jax|PyTorch|torch"
+     r"|keras-cv|KerasHub|keras-hub|tensorflow-datasets|hadolint|CUDA|NCCL"
+     r"|mkdocs|scipy|SciPy|numpy|version|release|builds|[<>=]=?)[^|]{0,12}?"
+     r"\d+\.\d+(\.\d+)*", "a version"),
+    (r"(noise[ _]level|level|levels|lr|learning rate|rate|rates|rho|radius"
+     r"|momentum|ema_momentum|decay|weight_decay|start|fraction|from|split"
+     r"|--[\w-]+|=)[ :=]*\(?[-+]?\d+\.\d+([, ]+(and |or )?\d+\.\d+)*",
+     "a setting (a level, a learning rate, an option's value), not a "
+     "measurement"),
+    (r"\d+\.\d+(,\s*\d+\.\d+)*\s*(?:\)|,)?\s*(?:to|and|or)\s*\d+\.\d+",
+     "a range of settings"),
+)
+
+
+# Lines on which every decimal is allowed, with the reason.
+LINE_ALLOWED = (
+    (r"\b(the paper|paper's|[Tt]he paper reports|Table \d|Fig\. ?\d"
+     r"|Sung et al)", "a figure quoted from the paper"),
+)
+
+
+def _records(folder):
+    """The records of `folder` (its `results.json`) restricted to its
+    complete seeds, and those seeds."""
+    results = json.loads((folder / "results.json").read_text())
+    planned = results["config"]["runs"]
+    runs = results["runs"]
+    done = {r["key"] for r in runs}
+    seeds = sorted({r["seed"] for r in runs})
+    complete = [
+        s for s in seeds
+        if all(key in done for key in planned
+               if key.endswith(f"-seed{s}"))
+    ]
+    return [r for r in runs if r["seed"] in complete], complete, results
+
+
+def _seeds_text(seeds, planned):
+    if not seeds:
+        return "no seed finished yet"
+    if len(seeds) == 1:
+        span = f"seed {seeds[0]}"
+    elif seeds == list(range(seeds[0], seeds[-1] + 1)):
+        span = f"seeds {seeds[0]}-{seeds[-1]}"
+    else:
+        span = "seeds " + ", ".join(map(str, seeds))
+    if len(seeds) == planned:
+        return f"{span} ({planned} seeds)"
+    return (f"{span}: {len(seeds)} of the {planned} seeds planned; the run "
+            "continues with `--resume` and the figures grow with it")
+
+
+def comparison(folder, title):
+    """A comparison folder as Markdown: the picks at each budget (chosen on
+    validation, with K), their validation and test accuracy, and the
+    verdict lines, recomputed from the records by the current code."""
+    from keras_ssgd.train import selection
+    from keras_ssgd.train import verdict
+
+    folder = RESULTS / folder
+    records, seeds, results = _records(folder)
+    planned = len({int(k.rsplit("-seed", 1)[1])
+                   for k in results["config"]["runs"]})
+    recipe = results["config"]["recipe"]
+    order = results["config"]["runs"]
+    lines = [
+        f"{title}: {recipe['model']}, {recipe['epochs']} epochs, batch "
+        f"{recipe['batch_size']}, SGD momentum {recipe['momentum']:g}, "
+        f"{recipe['lr_schedule']} learning rate, weight decay "
+        f"{recipe.get('weight_decay', 0):g}; "
+        f"{_seeds_text(seeds, planned)}. Record: "
+        f"`experiments/results/{folder.name}/`.",
+        "",
+    ]
+    if not records:
+        return "\n".join(lines) + "\n"
+    primary = next((v["method"] for v in results.get("verdicts", [])
+                    if v.get("role") == "primary"), None)
+    lines += [
+        "| budget | method | passes per step | pick (of K) | validation "
+        "accuracy (%) | test accuracy (%) |",
+        "|---|---|---|---|---|---|",
+    ]
+    budgets = verdict.budgets_of(records)
+    for budget in budgets:
+        for pick in selection.picks(records, budget, order):
+            ok = [r for r in pick.records if r.get("status", "ok") == "ok"]
+            val = [r["validation_accuracy"] for r in ok]
+            test = [r["test_accuracy"] for r in ok]
+            setting = " ".join(p for p in (
+                "" if pick.level is None else f"level {pick.level:g}",
+                "" if pick.lr is None else f"lr {pick.lr:g}") if p)
+            diverged = len(pick.records) - len(ok)
+            note = f" ({diverged} diverged)" if diverged else ""
+            lines.append(
+                f"| equal {budget} | {pick.method} | {pick.passes:g} | "
+                f"{setting} (of {pick.candidates}) | {_pm(val)} | "
+                f"{_pm(test)}{note} |")
+    lines += ["", "Verdicts, paired by seed (the first line is the primary "
+              "comparison; every other line is adjusted, Holm):", ""]
+    lines += [f"- {v['text']}" for v in verdict.verdicts(
+        records, primary=primary, order=order)]
+    return "\n".join(lines) + "\n"
+
+
+def _pm(values):
+    import statistics
+
+    if not values:
+        return "-"
+    spread = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{statistics.mean(values):.2f} +- {spread:.2f}"
+
+
+# name -> function of no arguments returning the block's Markdown.
+GENERATORS = {
+    "headline": lambda: comparison(
+        "mnist1d-cnn-headline",
+        "MNIST-1D (3500 training, 500 validation, 1000 test signals), the "
+        "CNN without BatchNorm, every method with K = 4 configurations at "
+        "both budgets"),
+}
+
+
+def render(name):
+    """The Markdown of block `name`."""
+    if name not in GENERATORS:
+        raise KeyError(
+            f"Unknown figures block {name!r}; known: {', '.join(GENERATORS)}")
+    return GENERATORS[name]()
+
+
+def update(path, check=False):
+    """Rewrites (or, with `check`, compares) the blocks of `path`; returns
+    the names of the blocks that differed."""
+    text = path.read_text()
+    differ = []
+
+    def replace(match):
+        body = render(match["name"])
+        if body != match["body"]:
+            differ.append(match["name"])
+        return match["open"] + body + match["close"]
+
+    new = BLOCK.sub(replace, text)
+    if not check and new != text:
+        path.write_text(new)
+    return differ
+
+
+def untracked(text):
+    """`(line number, decimal, line)` of each decimal figure of `text`
+    outside generated blocks, code blocks and the historical appendix that
+    `ALLOWED` does not explain."""
+    def blank(match):
+        return re.sub(r"[^\n]", " ", match.group(0))
+
+    masked = BLOCK.sub(blank, text)
+    masked = HISTORICAL.sub(blank, masked)
+    masked = FENCE.sub(blank, masked)
+    masked = re.sub(r"`[^`\n]*`", blank, masked)  # inline code
+    out = []
+    for number, line in enumerate(masked.splitlines(), start=1):
+        for match in DECIMAL.finditer(line):
+            if not _allowed(line, match):
+                out.append((number, match.group(0), line.strip()))
+    return out
+
+
+def _allowed(line, match):
+    if any(re.search(pattern, line) for pattern, _ in LINE_ALLOWED):
+        return True
+    return any(
+        found.start() <= match.start() and match.end() <= found.end()
+        for pattern, _ in ALLOWED for found in re.finditer(pattern, line)
+    )
+
+
+def check_all():
+    """The problems `--check` reports, as lines (empty: all good)."""
+    problems = []
+    for name in FILES:
+        path = ROOT / name
+        for block in update(path, check=True):
+            problems.append(f"{name}: the block {block!r} differs from what "
+                            "the records give (run `make figures`)")
+        for number, value, line in untracked(path.read_text()):
+            problems.append(f"{name}:{number}: the figure {value} has no "
+                            f"record (generate it, or move it to the "
+                            f"historical appendix): {line}")
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true",
+                        help="Rewrite nothing; exit 1 if a block differs "
+                        "or a figure has no record.")
+    args = parser.parse_args(argv)
+    if args.check:
+        problems = check_all()
+        print("\n".join(problems) or "figures: every block matches its "
+              "records, and no figure lacks one")
+        return 1 if problems else 0
+    for name in FILES:
+        changed = update(ROOT / name)
+        print(f"{name}: {', '.join(changed) or 'no block'} rewritten"
+              if changed else f"{name}: up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT))
+    sys.exit(main())
