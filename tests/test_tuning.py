@@ -72,13 +72,6 @@ def test_several_configurations_need_a_validation_set():
     _plan(build_model="mlp", data=data, methods=["sgd", "ssgd:0.1"])
 
 
-def test_cifar_takes_one_configuration_per_method():
-    pytest.importorskip("tensorflow_datasets")
-    with pytest.raises(plan.ArgumentError, match="no validation set"):
-        plan.make_plan("resnet20", "cifar10", methods=["sgd@0.05,0.1"],
-                       seeds=1)
-
-
 def test_weight_decay_is_keras_decoupled_decay_by_hand():
     import keras
 
