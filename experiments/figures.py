@@ -44,17 +44,13 @@ DECIMAL = re.compile(r"(?<![\w.])[-+]?\d+\.\d+")
 # Decimals that are not measured figures, each kind with its reason. A
 # decimal is allowed when one of these matches around it on its line.
 ALLOWED = (
-    (r"(TensorFlow|Keras|keras|Python|Horovod|horovod|JAX|jax|PyTorch|torch"
-     r"|keras-cv|KerasHub|keras-hub|tensorflow-datasets|hadolint|CUDA|NCCL"
-     r"|mkdocs|scipy|SciPy|numpy|version|release|builds|[<>=]=?)[^|]{0,12}?"
-     r"\d+\.\d+(\.\d+)*", "a version"),
-    (r"(noise[ _]level|level|levels|lr|learning rate|rate|rates|rho|radius"
-     r"|momentum|ema_momentum|decay|weight_decay|start|fraction|from|split"
-     r"|--[\w-]+|=)[ :=]*\(?[-+]?\d+\.\d+([, ]+(and |or )?\d+\.\d+)*",
-     "a setting (a level, a learning rate, an option's value), not a "
-     "measurement"),
-    (r"\d+\.\d+(,\s*\d+\.\d+)*\s*(?:\)|,)?\s*(?:to|and|or)\s*\d+\.\d+",
-     "a range of settings"),
+    (r"\b(TensorFlow|Keras|Python|Horovod|JAX|jax|PyTorch|torch|keras-cv"
+     r"|KerasHub|tensorflow-datasets|hadolint|builds)\s+\d+\.\d+(\.\d+)*",
+     "a version"),
+    (r"[<>=]=\s*\d+\.\d+(\.\d+)*", "a version bound"),
+    (r"\b(noise level|level|levels|lr|learning rate|rho|momentum"
+     r"|weight decay)\s+\d+\.\d+(,\s*\d+\.\d+)*",
+     "a setting (a level, a learning rate), not a measurement"),
 )
 
 

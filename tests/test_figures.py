@@ -43,6 +43,7 @@ def test_a_stale_block_and_an_untracked_figure_are_caught(tmp_path,
     page.write_text(
         "Intro.\n\n<!-- figures: demo -->\n92.00 +- 0.50\n<!-- /figures -->\n"
         "\nS-SGD gains 3.1 points at noise level 0.2 with TensorFlow 2.21.0."
+        "\nSGD went from 91.36 to 95.00 at lr 0.2."
         "\n\n```\nx = 0.5\n```\n\n<!-- historical -->\nold 91.36\n"
         "<!-- /historical -->\n"
     )
@@ -51,7 +52,7 @@ def test_a_stale_block_and_an_untracked_figure_are_caught(tmp_path,
     # Only the measured figure is flagged: not the level, the version, the
     # code block or the historical appendix.
     assert [value for _, value, _ in figures.untracked(page.read_text())] \
-        == ["3.1"]
+        == ["3.1", "91.36", "95.00"]
     assert figures.update(page) == ["demo"]
     assert "93.10 +- 0.50" in page.read_text()
     assert figures.update(page, check=True) == []

@@ -522,7 +522,11 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
         weight_decay=weight_decay,
     )
     _check_builder(config.model, chosen, builder)
-    if weight_decay and _own_l2(config.model, builder):
+    # A built-in model's own L2 is known here; a user's model is checked
+    # once built (`_check_model`).
+    from keras_ssgd.train.registry import OWN_L2
+
+    if weight_decay and builder is None and config.model in OWN_L2:
         raise ArgumentError(
             "weight_decay", f"must be 0 for the model {config.model}, which "
             "adds its own L2 penalty to the loss (its layers' "
@@ -686,18 +690,6 @@ def _check_validation(config, runs, user_data):
             f"never on the test set, and --dataset {config.dataset} has "
             "none of its own",
         )
-
-
-def _own_l2(name, builder=None):
-    """Whether the model adds an L2 penalty of its own: a built-in model
-    known to (`registry.OWN_L2`), or a user's builder whose model has a
-    layer with a weight regularizer."""
-    from keras_ssgd.train.registry import MODELS
-    from keras_ssgd.train.registry import OWN_L2
-
-    if builder is None and name in MODELS:
-        return name in OWN_L2
-    return False  # checked on the built model, in `check_model`
 
 
 def _check_builder(name, chosen, builder=None):

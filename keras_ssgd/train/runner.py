@@ -123,12 +123,6 @@ class RunSpec:
         epochs = "" if self.epochs is None else f"-{self.epochs}ep"
         return f"{self.method}{level}{lr}{decay}{epochs}-seed{self.seed}"
 
-    @property
-    def configuration(self):
-        """What a method's configuration is, the seed and budget aside:
-        `(level, lr)`."""
-        return (self.level, self.lr)
-
     def epochs_of(self, config):
         """The epochs this run trains."""
         return config.epochs if self.epochs is None else self.epochs
