@@ -163,11 +163,10 @@ def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
     assert "at equal passes" in out
     records = json.loads((tmp_path / "mnist1d-cnn" / "results.json")
                          .read_text())["runs"]
-    # K = 2 configurations each: SGD's two rates, S-SGD's two levels.
-    # (The recipe's rate, 0.05, is the plain key.)
+    # K = 2 configurations each: two learning rates.
     assert sorted(r["key"] for r in records) == [
-        "sgd-2ep-seed0", "sgd-lr0.1-2ep-seed0", "sgd-lr0.1-seed0",
-        "sgd-seed0", "ssgd-0.1-seed0", "ssgd-0.2-seed0"]
+        "sgd-lr0.1-2ep-seed0", "sgd-lr0.1-seed0", "sgd-lr0.2-2ep-seed0",
+        "sgd-lr0.2-seed0", "ssgd-0.1-lr0.1-seed0", "ssgd-0.1-lr0.2-seed0"]
 
 
 @pytest.mark.slow
