@@ -286,3 +286,17 @@ def test_resume_accepts_a_recipe_saved_before_new_default_fields(tmp_path, monke
     assert run_cli(["--method", "sgd", "--seeds", "2", "--resume"], out) == 0
     assert {r["key"] for r in json.loads((out / "results.json").read_text())["runs"]} == {
         "sgd-seed0", "sgd-seed1"}
+
+
+def test_cifar_sweeps_choose_on_its_held_out_images(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    out = tmp_path / "run"
+    with tfds.testing.mock_data(num_examples=16):
+        code = cli.main(["--model", "mlp", "--epochs", "1", "--seeds", "1",
+                         "--quiet", "--hessian-iterations", "0",
+                         "--dataset", "cifar10", "--batch-size", "8",
+                         "--method", "ssgd:0.1,0.2", "--output", str(out)])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert all(r["validation_accuracy"] is not None for r in results["runs"])
+    assert "pick of 2" in (out / "summary.md").read_text()

@@ -128,3 +128,69 @@ def test_cifar_bad_arguments():
         data_lib.load_cifar("cifar20")
     with pytest.raises(ValueError, match="batch_size=0"):
         data_lib.load_cifar("cifar10", batch_size=0)
+
+
+# Validation sets held out of the tfds training splits (CIFAR, ImageNet).
+# tfds mock data serves `num_examples` for any split string, slices
+# included, so the tests check the split strings asked for, and the
+# slicing itself is tensorflow-datasets'.
+
+
+def test_train_splits_hold_out_the_last_percent():
+    from keras_ssgd.data.held_out import train_splits
+
+    assert train_splits(10) == ("train[:90%]", "train[90%:]")
+    assert train_splits(1) == ("train[:99%]", "train[99%:]")
+    assert train_splits(0) == ("train", None)
+    for bad in (-1, 100, 2.5, True, "10"):
+        with pytest.raises(ValueError, match=(
+                rf"Argument `validation_percent` must be an int in \[0, 100\).*"
+                rf"Received: validation_percent={bad!r}")):
+            train_splits(bad)
+
+
+def recording_tfds_load(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    asked = []
+    load = tfds.load
+
+    def record(name, split, **kwargs):
+        asked.append(list(split))
+        return load(name, split=split, **kwargs)
+
+    monkeypatch.setattr(tfds, "load", record)
+    return asked
+
+
+def test_cifar_holds_out_the_last_5000_training_images(monkeypatch):
+    asked = recording_tfds_load(monkeypatch)
+    data = cifar()
+    assert asked == [["train[:90%]", "test", "train[90%:]"]]
+    assert data.validation is not None
+    x, y = next(iter(data.validation))
+    assert x.shape == (16, 32, 32, 3) and y.dtype == "int32"
+    # Validation images are normalised, never augmented: two reads agree.
+    np.testing.assert_array_equal(epoch_images(data.validation),
+                                  epoch_images(data.validation))
+
+
+def test_cifar_without_validation(monkeypatch):
+    asked = recording_tfds_load(monkeypatch)
+    data = cifar(validation_percent=0)
+    assert asked == [["train", "test"]] and data.validation is None
+    with pytest.raises(ValueError, match="validation_percent=100"):
+        data_lib.load_cifar("cifar10", validation_percent=100)
+
+
+def test_an_empty_validation_set_is_refused():
+    from keras_ssgd.data.held_out import check_not_empty
+
+    with pytest.raises(ValueError, match=(
+            r"Argument `validation_percent` leaves the validation set empty "
+            r"\(12 training examples, 0 held out\): raise it.*"
+            r"Received: validation_percent=1")):
+        check_not_empty(0, 1, 12)
+    with pytest.raises(ValueError, match="leaves the training set empty"):
+        check_not_empty(5, 99, 0)
+    check_not_empty(1, 10, 9)

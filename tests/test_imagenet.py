@@ -119,6 +119,33 @@ def test_loader_on_mock_data_gives_normalised_batches(tmp_path, manual_dir):
         assert np.all(channels <= (1 - mean) / std + 1e-5)
 
 
+def test_loader_holds_out_the_last_percent_of_training(tmp_path, manual_dir,
+                                                       monkeypatch):
+    import tensorflow_datasets as tfds
+
+    asked = []
+    as_dataset = tfds.core.DatasetBuilder.as_dataset
+
+    def record(self, split, **kwargs):
+        asked.append(split)
+        return as_dataset(self, split=split, **kwargs)
+
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "as_dataset", record)
+    with mock_imagenet(12):
+        data = data_lib.load(
+            "imagenet2012", batch_size=4, seed=0, data_dir=str(tmp_path),
+            manual_dir=str(manual_dir), image_size=32,
+        )
+        x, y = next(iter(data.validation))
+        plain = data_lib.load(
+            "imagenet2012", batch_size=4, seed=0, data_dir=str(tmp_path),
+            manual_dir=str(manual_dir), image_size=32, validation_percent=0,
+        )
+    assert sorted(set(asked)) == ["train", "train[99%:]", "train[:99%]",
+                                  "validation"]
+    assert x.shape == (4, 32, 32, 3) and plain.validation is None
+
+
 def encode(image):
     return tf.io.encode_jpeg(tf.constant(image, tf.uint8), quality=100)
 

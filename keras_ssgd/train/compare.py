@@ -225,10 +225,8 @@ def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
             configurations (levels times learning rates) is run at each;
             its pick, the one with the best mean validation accuracy, is
             what the verdicts compare, so several configurations need a
-            validation set (built into MNIST-1D; the user's arrays need
-            `validation_split`; CIFAR and ImageNet hold none out yet: there
-            a method with several configurations gets no pick and no
-            verdict line).
+            validation set (built into MNIST-1D, CIFAR and ImageNet; the
+            user's arrays need `validation_split`).
         seeds: int N (seeds 0 .. N-1), a range string `"10-14"`, or an
             iterable of seeds. Defaults to `3`.
         epochs: int, or None for the data's recipe.

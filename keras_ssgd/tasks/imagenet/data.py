@@ -6,7 +6,9 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_ssgd.data.pipeline import Data
+from keras_ssgd.data.held_out import HeldOutData
+from keras_ssgd.data.held_out import check_not_empty
+from keras_ssgd.data.held_out import train_splits
 from keras_ssgd.validation import check_positive_int
 from keras_ssgd.validation import check_seed
 
@@ -20,11 +22,15 @@ MEAN_RGB = (0.485, 0.456, 0.406)
 STDDEV_RGB = (0.229, 0.224, 0.225)
 # Evaluation resizes the shorter side to 256 for a 224 crop.
 CROP_FRACTION = 224 / 256
+# The percent of the training images held out for validation (12,812 of
+# 1,281,167): ImageNet's own validation set is the papers' test set.
+VALIDATION_PERCENT = 1
 
 
 def load_imagenet(
     batch_size=1024, seed=None, data_dir=None, manual_dir=None,
     image_size=224, augment=True, drop_remainder=False, shuffle_buffer=10_000,
+    validation_percent=VALIDATION_PERCENT,
 ):
     """ImageNet from tensorflow-datasets' `imagenet2012`, preprocessed as for
     the ResNets.
@@ -46,6 +52,10 @@ def load_imagenet(
     to [0, 1] and normalised per channel with the ImageNet mean and
     standard deviation (`keras.layers.Normalization`). The test split is
     ImageNet's validation set (50,000 images), as in the papers. The
+    validation set, on which a configuration is chosen, is held out of the
+    training split instead: its last `validation_percent` % (`train[99%:]`,
+    12,812 images; tensorflow-datasets shuffled the split when it wrote
+    it), the same for every seed, preprocessed as for evaluation. The
     training order is reshuffled every epoch: the files are shuffled and
     the examples go through a shuffle buffer of `shuffle_buffer`.
 
@@ -66,9 +76,13 @@ def load_imagenet(
             sharding global batches across workers). Defaults to `False`.
         shuffle_buffer: int > 0. Examples in the shuffle buffer. Defaults
             to `10_000`.
+        validation_percent: int in [0, 100). The percent of the training
+            split held out for validation. Defaults to `1`; `0` trains on
+            every training image (`validation` is then `None`).
 
     Returns:
-        A `keras_ssgd.data.Data`.
+        A `keras_ssgd.data.held_out.HeldOutData` (`validation`: the
+        held-out training images, in order).
 
     Raises:
         FileNotFoundError: `data_dir` holds no prepared `imagenet2012` and
@@ -82,7 +96,7 @@ def load_imagenet(
 
     >>> data = load_imagenet(batch_size=1024, seed=0,
     ...                      manual_dir="/data/imagenet")
-    >>> model.fit(data.train, epochs=90, validation_data=data.test)
+    >>> model.fit(data.train, epochs=90, validation_data=data.validation)
 
     Reference:
     - [Russakovsky et al., ImageNet Large Scale Visual Recognition
@@ -97,6 +111,7 @@ def load_imagenet(
     check_positive_int(image_size, "image_size")
     check_positive_int(shuffle_buffer, "shuffle_buffer")
     seed = check_seed(seed)
+    train_split, validation_split = train_splits(validation_percent)
     builder = prepared_builder(data_dir=data_dir, manual_dir=manual_dir)
 
     def read(split, shuffle):
@@ -108,8 +123,12 @@ def load_imagenet(
             ),
         )
 
-    raw_train = read("train", shuffle=True)
+    raw_train = read(train_split, shuffle=True)
     train_size = int(raw_train.cardinality())
+    held = read(validation_split, shuffle=False) if validation_split else None
+    if held is not None:
+        check_not_empty(int(held.cardinality()), validation_percent,
+                        train_size)
     crop = train_crop(image_size, seed=seed)
     central = eval_crop(image_size)
     flip = keras.layers.RandomFlip("horizontal", seed=seed)
@@ -143,13 +162,14 @@ def load_imagenet(
             .prefetch(tf.data.AUTOTUNE)
         )
 
-    return Data(
+    return HeldOutData(
         train=train,
         test=in_order(read("validation", shuffle=False)),
-        train_eval=in_order(read("train", shuffle=False)),
+        train_eval=in_order(read(train_split, shuffle=False)),
         train_size=train_size,
         input_shape=(image_size, image_size, 3),
         num_classes=NUM_CLASSES,
+        validation=in_order(held) if held is not None else None,
     )
 
 
