@@ -1,5 +1,6 @@
-"""`make figures`: the measured figures of README.md and docs/measured.md,
-generated from the committed records under `experiments/results/`.
+"""`make figures`: the measured figures of README.md, the docs and
+experiments/README.md, generated from the committed records under
+`experiments/results/`.
 
 A generated figure sits in a block of its Markdown file:
 
@@ -9,12 +10,13 @@ A generated figure sits in a block of its Markdown file:
 
 `python experiments/figures.py` rewrites every block from the records;
 `--check` rewrites nothing and exits 1 naming each block that differs, and
-each decimal figure of README.md and docs/measured.md that sits outside a
-block, outside a code block and outside the historical appendix
-(`<!-- historical -->` ... `<!-- /historical -->`, figures whose records
-were not kept, which the appendix says), unless `ALLOWED` lists its kind
-with a reason (a version, a hyperparameter, a figure of the paper). The
-test suite runs the same check.
+each decimal figure of those files (`FILES`) that sits outside a block,
+outside a code block, outside a historical part (`<!-- historical -->` ...
+`<!-- /historical -->`, figures whose records were not kept, which the
+text there says) and outside a part quoted from the paper (`<!-- paper
+-->` ... `<!-- /paper -->`), unless `ALLOWED` lists its kind with a reason
+(a version, a hyperparameter, a figure of the paper). The test suite runs
+the same check.
 
 Only complete seeds count: a seed is in the figures once every run the
 folder planned for it has finished, so a run still in progress (or stopped
@@ -32,12 +34,19 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "experiments" / "results"
-FILES = ("README.md", "docs/measured.md")
+# The pages checked: the README, every page of the docs, and the paper
+# reproduction's README (which docs/guides/paper.md includes).
+FILES = tuple(
+    ["README.md"]
+    + sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md"))
+    + ["experiments/README.md"]
+)
 
 BLOCK = re.compile(
     r"(?P<open><!-- figures: (?P<name>[\w-]+) -->\n)(?P<body>.*?)"
     r"(?P<close><!-- /figures -->)", re.S)
 HISTORICAL = re.compile(r"<!-- historical -->.*?<!-- /historical -->", re.S)
+PAPER = re.compile(r"<!-- paper -->.*?<!-- /paper -->", re.S)
 FENCE = re.compile(r"^(```|~~~).*?^(```|~~~)[^\n]*$", re.S | re.M)
 DECIMAL = re.compile(r"(?<![\w.])[-+]?\d+\.\d+")
 
@@ -145,6 +154,43 @@ def comparison(folder, title):
     return "\n".join(lines) + "\n"
 
 
+def configurations(folder, method):
+    """Every configuration of `method` in a comparison folder, at each
+    budget: its validation and test accuracy over the complete seeds, the
+    pick marked. (The full table of every method is the folder's
+    `summary.md`.)"""
+    from keras_ssgd.train import selection
+    from keras_ssgd.train import verdict
+
+    records, seeds, results = _records(RESULTS / folder)
+    order = results["config"]["runs"]
+    lines = [
+        f"{method} at each of its configurations, seeds "
+        f"{seeds[0]}-{seeds[-1]} (the pick, chosen on validation, in bold):",
+        "",
+        "| budget | configuration | validation accuracy (%) | test "
+        "accuracy (%) |",
+        "|---|---|---|---|",
+    ] if records else ["No seed finished yet.", ""]
+    for budget in verdict.budgets_of(records):
+        found = selection.groups(records, budget, order).get(method, {})
+        chosen = next((p.configuration for p in
+                       selection.picks(records, budget, order)
+                       if p.method == method), None)
+        for (level, lr), runs in found.items():
+            ok = [r for r in runs if r.get("status", "ok") == "ok"]
+            setting = " ".join(p for p in (
+                "" if level is None else f"level {level:g}",
+                "" if lr is None else f"lr {lr:g}") if p)
+            if (level, lr) == chosen:
+                setting = f"**{setting}**"
+            lines.append(
+                f"| equal {budget} | {setting} | "
+                f"{_pm([r['validation_accuracy'] for r in ok])} | "
+                f"{_pm([r['test_accuracy'] for r in ok])} |")
+    return "\n".join(lines) + "\n"
+
+
 def _pm(values):
     import statistics
 
@@ -161,6 +207,7 @@ GENERATORS = {
         "MNIST-1D (3500 training, 500 validation, 1000 test signals), the "
         "CNN without BatchNorm, every method with K = 4 configurations at "
         "both budgets"),
+    "headline-sgd": lambda: configurations("mnist1d-cnn-headline", "sgd"),
 }
 
 
@@ -192,13 +239,14 @@ def update(path, check=False):
 
 def untracked(text):
     """`(line number, decimal, line)` of each decimal figure of `text`
-    outside generated blocks, code blocks and the historical appendix that
-    `ALLOWED` does not explain."""
+    outside generated blocks, code blocks, historical parts and parts quoted
+    from the paper that `ALLOWED` does not explain."""
     def blank(match):
         return re.sub(r"[^\n]", " ", match.group(0))
 
     masked = BLOCK.sub(blank, text)
     masked = HISTORICAL.sub(blank, masked)
+    masked = PAPER.sub(blank, masked)
     masked = FENCE.sub(blank, masked)
     masked = re.sub(r"`[^`\n]*`", blank, masked)  # inline code
     out = []

@@ -1,4 +1,4 @@
-"""The figures of README.md and docs/measured.md against their committed
+"""The figures of README.md, the docs and experiments/README.md against their committed
 records (`make figures`, experiments/figures.py). Fast tier, TensorFlow
 only (it reads JSON; about 2 s)."""
 
@@ -45,12 +45,13 @@ def test_a_stale_block_and_an_untracked_figure_are_caught(tmp_path,
         "\nS-SGD gains 3.1 points at noise level 0.2 with TensorFlow 2.21.0."
         "\nSGD went from 91.36 to 95.00 at lr 0.2."
         "\n\n```\nx = 0.5\n```\n\n<!-- historical -->\nold 91.36\n"
-        "<!-- /historical -->\n"
+        "<!-- /historical -->\n\n<!-- paper -->\n| ResNet20 | 92.17 |\n"
+        "<!-- /paper -->\n"
     )
     assert figures.update(page, check=True) == ["demo"]
     assert "92.00" in page.read_text()  # --check rewrites nothing
     # Only the measured figure is flagged: not the level, the version, the
-    # code block or the historical appendix.
+    # code block, the historical appendix or the paper's table.
     assert [value for _, value, _ in figures.untracked(page.read_text())] \
         == ["3.1", "91.36", "95.00"]
     assert figures.update(page) == ["demo"]
