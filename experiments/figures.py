@@ -47,7 +47,10 @@ BLOCK = re.compile(
     r"(?P<close><!-- /figures -->)", re.S)
 HISTORICAL = re.compile(r"<!-- historical -->.*?<!-- /historical -->", re.S)
 PAPER = re.compile(r"<!-- paper -->.*?<!-- /paper -->", re.S)
-FENCE = re.compile(r"^(```|~~~).*?^(```|~~~)[^\n]*$", re.S | re.M)
+# A fenced code block, also indented in a list item.
+FENCE = re.compile(r"^[ \t]*(```|~~~).*?^[ \t]*(```|~~~)[^\n]*$", re.S | re.M)
+# The doc examples' hidden setup code (`<!-- example: setup ... -->`).
+EXAMPLE = re.compile(r"<!--\s*example:.*?-->", re.S)
 DECIMAL = re.compile(r"(?<![\w.])[-+]?\d+\.\d+")
 
 # Decimals that are not measured figures, each kind with its reason. A
@@ -200,6 +203,110 @@ def _pm(values):
     return f"{statistics.mean(values):.2f} +- {spread:.2f}"
 
 
+BENCHMARKS = RESULTS / "benchmarks"
+
+
+def _machine(info):
+    """A record's machine in words: processor, cores, device, versions."""
+    versions = ", ".join(
+        f"{name} {info[key]}" for name, key in (
+            ("TensorFlow", "tensorflow"), ("JAX", "jax"),
+            ("PyTorch", "torch"), ("Keras", "keras"), ("Python", "python"))
+        if info.get(key))
+    return (f"{info.get('processor') or 'unknown processor'}, "
+            f"{info.get('cpus')} cores, device {info.get('device', 'cpu')}; "
+            f"{versions}")
+
+
+def _benchmark_records(prefix):
+    """`(name, record)` of each committed benchmark record `prefix*.json`."""
+    return [(path.name, json.loads(path.read_text()))
+            for path in sorted(BENCHMARKS.glob(f"{prefix}*.json"))]
+
+
+def _spread(values, digits=2):
+    """`median (min - max)` of per-round values."""
+    import statistics
+
+    return (f"{statistics.median(values):.{digits}f} "
+            f"({min(values):.{digits}f} - {max(values):.{digits}f})")
+
+
+def step_time():
+    """Step time of S-SGD's forms against the plain Keras step, from every
+    `step-time-*.json` record: the median over rounds of the per-round
+    ratios (min - max), and the plain step's throughput."""
+    lines = []
+    for name, record in _benchmark_records("step-time-"):
+        config, info = record["config"], record["machine"]
+        lines += [
+            f"`{name}`: backend {info['backend']}, {config['rounds']} "
+            f"alternating rounds of {config['steps']} steps; "
+            f"{_machine(info)}.",
+            "",
+            "| model | batch | Keras (images/s) | S-SGD / Keras | split / "
+            "Keras | level 0 / Keras |",
+            "|---|---|---|---|---|---|",
+        ]
+        for run in record["runs"]:
+            rounds = run["ratio_rounds"]
+            cells = [_spread(rounds[m]) if m in rounds else "-"
+                     for m in ("ssgd", "ssgd_split", "ssgd_level0")]
+            lines.append(
+                f"| {run['model']} | {run['batch_size']} | "
+                f"{run['images_per_second']['keras']:.0f} | "
+                + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines) or "No record yet.\n"
+
+
+def noise_cost():
+    """The cost of drawing the noise, from every `noise-cost-*.json`
+    record: the per-round ratios' medians (min - max)."""
+    lines = []
+    for name, record in _benchmark_records("noise-cost-"):
+        args, info = record["arguments"], record["machine"]
+        lines += [
+            f"`{name}`: the MLP 784-512-512-10, batch {args['batch_size']}, "
+            f"backend {info['backend']}, {args['rounds']} rounds; "
+            f"{_machine(info)}.",
+            "",
+            "| ratio | median (min - max over rounds) |",
+            "|---|---|",
+        ]
+        lines += [f"| {ratio} | {_spread(values, 3)} |"
+                  for ratio, values in record["ratios"].items()]
+        lines.append("")
+    return "\n".join(lines) or "No record yet.\n"
+
+
+def hessian_cost():
+    """What curvature costs, from every `hessian-cost*.json` record."""
+    lines = []
+    for name, record in _benchmark_records("hessian-cost"):
+        rounds = record["hvp_over_gradient_rounds"]
+        model = ("the CNN with BatchNorm" if record["batchnorm"]
+                 else "the CNN without BatchNorm")
+        lines += [
+            f"`{name}`: MNIST-1D, {model}, {record['parameters']} "
+            f"parameters, {record['examples']} training signals; "
+            f"{_machine(record['machine'])}.",
+            "",
+            "| measure | value |",
+            "|---|---|",
+        ]
+        lines += [f"| one Hessian-vector product / one gradient, {method} "
+                  f"| {_spread(values)} |" for method, values in rounds.items()]
+        lines += [
+            f"| top eigenvalue (Lanczos, 20 steps) | "
+            f"{record['top_eigenvalue']:.2f} |",
+            f"| its time, end to end (s) | "
+            f"{record['top_eigenvalue_seconds']:.1f} |",
+            "",
+        ]
+    return "\n".join(lines) or "No record yet.\n"
+
+
 # name -> function of no arguments returning the block's Markdown.
 GENERATORS = {
     "headline": lambda: comparison(
@@ -208,6 +315,24 @@ GENERATORS = {
         "CNN without BatchNorm, every method with K = 4 configurations at "
         "both budgets"),
     "headline-sgd": lambda: configurations("mnist1d-cnn-headline", "sgd"),
+    "cnn-bn": lambda: comparison(
+        "mnist1d-cnn-bn",
+        "MNIST-1D, the CNN with BatchNorm, K = 2 configurations per method "
+        "(SGD two learning rates; S-SGD and weight noise two levels at the "
+        "recipe's rate)"),
+    "lstm": lambda: comparison(
+        "mnist1d-lstm",
+        "MNIST-1D, the LSTM classifier, K = 2 configurations per method "
+        "(SGD two learning rates; S-SGD and weight noise two levels at the "
+        "recipe's rate)"),
+    "mlp": lambda: comparison(
+        "mnist1d-mlp",
+        "MNIST-1D, the MLP, K = 2 configurations per method (SGD two "
+        "learning rates; S-SGD and weight noise two levels at the recipe's "
+        "rate)"),
+    "step-time": step_time,
+    "noise-cost": noise_cost,
+    "hessian-cost": hessian_cost,
 }
 
 
@@ -247,6 +372,7 @@ def untracked(text):
     masked = BLOCK.sub(blank, text)
     masked = HISTORICAL.sub(blank, masked)
     masked = PAPER.sub(blank, masked)
+    masked = EXAMPLE.sub(blank, masked)
     masked = FENCE.sub(blank, masked)
     masked = re.sub(r"`[^`\n]*`", blank, masked)  # inline code
     out = []

@@ -76,3 +76,30 @@ def test_only_complete_seeds_are_shown(tmp_path, monkeypatch):
 def test_an_unknown_block_is_refused_by_name():
     with pytest.raises(KeyError, match="'nope'"):
         _figures().render("nope")
+
+
+def test_benchmark_records_carry_the_machine_into_the_figures(tmp_path,
+                                                              monkeypatch):
+    figures = _figures()
+    monkeypatch.setattr(figures, "BENCHMARKS", tmp_path)
+    assert figures.step_time() == "No record yet.\n"
+    machine = {"processor": "x86_64", "cpus": 2, "device": "cpu",
+               "backend": "jax", "jax": "0.7.1", "keras": "3.15.1",
+               "python": "3.11.7"}
+    (tmp_path / "step-time-mlp-jax.json").write_text(json.dumps({
+        "machine": machine, "config": {"rounds": 3, "steps": 10},
+        "runs": [{"model": "mlp", "batch_size": 128,
+                  "images_per_second": {"keras": 5000.4},
+                  "ratio_rounds": {"ssgd": [2.5, 2.1, 2.3],
+                                   "ssgd_split": [1.4, 1.2, 1.3]}}],
+    }))
+    text = figures.step_time()
+    assert "x86_64, 2 cores, device cpu; JAX 0.7.1, Keras 3.15.1" in text
+    assert "| mlp | 128 | 5000 | 2.30 (2.10 - 2.50) | 1.30 (1.20 - 1.40) | - |" \
+        in text
+
+
+def test_code_in_list_items_and_example_setup_is_not_a_figure():
+    text = ("- A step:\n\n    ```python\n    model.fit(x, lr=0.25)\n    ```\n"
+            "\n<!-- example: setup\nlevel = 0.75\n-->\n\nIt gained 1.5 points.\n")
+    assert [v for _, v, _ in _figures().untracked(text)] == ["1.5"]

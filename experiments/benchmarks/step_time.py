@@ -48,6 +48,8 @@ import subprocess
 import sys
 import time
 
+# The committed benchmark records (`make figures` reads them).
+RECORDS = pathlib.Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 BACKENDS = ("tensorflow", "jax", "torch")
 
 
@@ -281,8 +283,10 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--output", default=None,
-        help="Where to write the JSON results (default "
-        "results/step_time_<backend>.json).",
+        help="Where to write the JSON record, with the machine and the "
+        "versions (default experiments/results/benchmarks/"
+        "step-time-<model>-<backend>.json, committed; `make figures` "
+        "reads it).",
     )
     parser.add_argument(
         "--inter-op-threads", type=int, default=None,
@@ -378,7 +382,8 @@ def main(argv=None):
             report["runs"].append(entry)
             print_summary(entry, args)
 
-    path = pathlib.Path(args.output or f"results/step_time_{backend}.json")
+    path = pathlib.Path(args.output or RECORDS / (
+        f"step-time-{args.model}-{backend}.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     print(f"\nWrote {path}")
