@@ -284,16 +284,16 @@ def timing(args):
     for name, values in table.items():
         print(f"| {name} | **{statistics.median(values):.3f}** | "
               f"{min(values):.3f} - {max(values):.3f} |")
-    if args.output:
-        path = pathlib.Path(args.output)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({
-            "machine": step_time.machine(),
-            "arguments": vars(args),
-            "seconds": times,
-            "ratios": table,
-        }, indent=2))
-        print(f"\nwrote {path}")
+    path = pathlib.Path(args.output or step_time.RECORDS / (
+        f"noise-cost-{backend}.json"))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "machine": step_time.machine(),
+        "arguments": vars(args),
+        "seconds": times,
+        "ratios": table,
+    }, indent=2))
+    print(f"\nwrote {path}")
     return 0
 
 
@@ -302,15 +302,16 @@ def accuracy(args):
     import _common
     import split_sweep
 
-    from keras_ssgd.train import registry
+    import dataclasses
+
+    from keras_ssgd import methods
 
     name = "ssgd-split-rademacher"
-    base = registry.METHODS["ssgd-split"]
-    registry.METHODS[name] = registry.Method(
-        name, base.model_class, base.level_name, base.default_levels,
-        base.passes, "split S-SGD with Rademacher directions",
+    base = methods.METHODS["ssgd-split"]
+    methods.register(dataclasses.replace(
+        base, name=name, description="split S-SGD with Rademacher directions",
         options={**base.options, "noise_distribution": "rademacher"},
-    )
+    ), replace=True)
     folder = pathlib.Path(args.accuracy_output)
     results = _common.run(folder, [
         "--model", "mnist1d-cnn", "--seeds", str(args.seeds),
@@ -371,7 +372,11 @@ def main(argv=None):
                         help="Noise draws per timed item and round.")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--output", default=None,
-                        help="Write the per-round times and ratios as JSON.")
+                        help="The JSON record of the per-round times and "
+                        "ratios, with the machine and the versions (default "
+                        "experiments/results/benchmarks/noise-cost-"
+                        "<backend>.json, committed; `make figures` reads "
+                        "it).")
     parser.add_argument("--accuracy", action="store_true",
                         help="Train and compare the distributions instead.")
     parser.add_argument("--levels", default="0.2",

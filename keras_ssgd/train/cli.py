@@ -95,8 +95,8 @@ def _method_arg(text):
                     for x in rates.split(","))
     if not levels:
         return name, None, lrs
-    if name == "sgd":
-        raise argparse.ArgumentTypeError("method 'sgd' takes no level")
+    if METHODS[name].level_name is None:
+        raise argparse.ArgumentTypeError(f"method {name!r} takes no level")
     return (name,
             tuple(_level(x, f"--method {name}") for x in levels.split(",")),
             lrs)

@@ -181,7 +181,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     return finish()
 
 
-def compare(build_model, data, methods=("sgd", "ssgd"), seeds=3,
+def compare(build_model, data, methods=None, seeds=3,
             epochs=None, noise_levels=None, output=None, resume=False,
             verbose=0, *, batch_size=None, lr=None, optimizer="sgd",
             momentum=0.9, lr_schedule=None, lr_drops=None, phases=None,

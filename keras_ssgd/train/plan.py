@@ -23,6 +23,9 @@ import numbers
 
 import numpy as np
 
+from keras_ssgd.methods import DEFAULT_METHODS
+from keras_ssgd.methods import REFERENCE
+
 
 # The command's option for each argument whose name differs.
 FLAGS = {
@@ -239,10 +242,11 @@ def methods_of(methods):
                 cli_message=f"unknown method {name!r}; valid methods: "
                 f"{', '.join(METHODS)}", cli_value=name,
             )
-        if levels is not None and name == "sgd":
-            raise ArgumentError("methods", "has levels for 'sgd', which "
-                                "takes none", methods,
-                                cli_message="method 'sgd' takes no level")
+        if levels is not None and METHODS[name].level_name is None:
+            raise ArgumentError("methods", f"has levels for {name!r}, "
+                                "which takes none", methods,
+                                cli_message=f"method {name!r} takes no "
+                                "level")
         for level in levels or ():
             _level(level, "methods", name, methods)
         if lrs is not None:
@@ -374,7 +378,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
 
     # Each argument alone.
     chosen = methods_of(methods) if methods is not None else [
-        ("sgd", None, None), ("ssgd", None, None)]
+        (name, None, None) for name in DEFAULT_METHODS]
     seeds = seeds_of(seeds)
     epochs = _int(epochs, "epochs", 1, allow_none=True)
     if noise_levels is not None:
@@ -612,7 +616,8 @@ BUDGETS = ("epochs", "passes", "both")
 
 def check_primary(primary, specs):
     """`primary` (a method name of `specs` other than SGD, or None)."""
-    names = list(dict.fromkeys(s.method for s in specs if s.method != "sgd"))
+    names = list(dict.fromkeys(s.method for s in specs
+                               if s.method != REFERENCE))
     if primary is not None and primary not in names:
         raise ArgumentError(
             "primary", f"must be one of the methods compared other than "
@@ -694,6 +699,7 @@ def _check_validation(config, runs, user_data):
 def _check_builder(name, chosen, builder=None):
     """A user's builder takes (input_shape, num_classes[, dropout])."""
     from keras_ssgd import user_code as user
+    from keras_ssgd.train.registry import METHODS
     from keras_ssgd.train.registry import MODELS
     from keras_ssgd.train.registry import model_builder
 
@@ -709,16 +715,15 @@ def _check_builder(name, chosen, builder=None):
             "the built-in builders: build(input_shape, num_classes, "
             "dropout=0.0)", cli_value=f"--model {name}",
         )
-    if any(c[0] == "dropout" for c in chosen) and not user.accepts(
-        builder, (1,), 2, 0.5
-    ):
+    needing = [c[0] for c in chosen if METHODS[c[0]].uses_dropout]
+    if needing and not user.accepts(builder, (1,), 2, 0.5):
         raise ArgumentError(
             "build_model", "takes no dropout rate (a third argument, "
             "build(input_shape, num_classes, dropout=0.0)), which method "
-            "'dropout' needs", name,
+            f"{needing[0]!r} needs", name,
             cli_message=f"the model {name} takes no dropout rate (a third "
             "argument, build(input_shape, num_classes, dropout=0.0)), which "
-            "--method dropout needs", cli_value=f"--model {name}",
+            f"--method {needing[0]} needs", cli_value=f"--model {name}",
         )
 
 

@@ -6,6 +6,7 @@ from keras_ssgd import data as data_lib
 from keras_ssgd import models
 from keras_ssgd.methods import METHODS  # noqa: F401  (ssgd-train's methods)
 from keras_ssgd.methods import Method  # noqa: F401
+from keras_ssgd.methods import register  # noqa: F401
 
 
 def _mnist1d_cnn(batchnorm):
@@ -92,6 +93,23 @@ MODELS = {
 OWN_L2 = frozenset({"resnet18", "resnet50"})
 
 DATASETS = data_lib.DATASETS
+
+
+def _sgd(schedule, config, options):
+    import keras
+
+    return keras.optimizers.SGD(schedule, momentum=config.momentum, **options)
+
+
+def _adam(schedule, config, options):
+    import keras
+
+    return keras.optimizers.Adam(schedule, **options)
+
+
+# `--optimizer` name -> build(schedule, config, options) -> a Keras
+# optimizer (`options`: the method's and the recipe's keyword arguments).
+OPTIMIZERS = {"sgd": _sgd, "adam": _adam}
 
 
 def model_builder(name):

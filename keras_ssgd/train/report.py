@@ -16,6 +16,8 @@ import time
 
 import keras
 
+from keras_ssgd.methods import REFERENCE
+
 
 # What `summarize` reads from each record; a record without them (from
 # another tool) is refused on resume.
@@ -62,7 +64,7 @@ def summarize(records, methods, order=None):
     order = list(methods)
     sgd_seconds = [
         r["seconds"] for (method, _, _, _), runs in groups.items()
-        if method == "sgd" for r in runs
+        if method == REFERENCE for r in runs
         if r["status"] == "ok" and "epochs" in r.get("budgets", ["epochs"])
     ]
     sgd_time = statistics.mean(sgd_seconds) if sgd_seconds else None

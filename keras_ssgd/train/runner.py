@@ -9,16 +9,14 @@ import keras
 from keras_ssgd import data as data_lib
 from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
-from keras_ssgd.batchnorm import recompute_batchnorm
-from keras_ssgd.callbacks import StochasticWeightAveraging
 from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.distributed.engines import Single
 from keras_ssgd.train.registry import METHODS
+from keras_ssgd.train.registry import OPTIMIZERS
 from keras_ssgd.train.registry import model_builder
 from keras_ssgd.store import atomic_path
-from keras_ssgd.wrap import wrap
 
 
 # Examples per batch of the Hessian-vector products (`_hessian_batches`).
@@ -199,36 +197,25 @@ def build_model(config, spec, data, transform=None, builder=None):
     method = METHODS[spec.method]
     keras.utils.set_random_seed(spec.seed)
     model = build(data.input_shape, data.num_classes)
-    if spec.method == "dropout":
-        with_dropout = build(data.input_shape, data.num_classes, spec.level)
-        with_dropout.set_weights(model.get_weights())
-        return with_dropout
-    if method.model_class is None:
-        return model
-    kwargs = {method.level_name: spec.level, **method.options}
-    if method.every:
-        kwargs["every"] = config.every
-    kwargs["seed"] = spec.seed  # SAM and ASAM draw nothing: they drop it
+    options = {"seed": spec.seed}  # SAM and ASAM draw nothing: they drop it
     if config.noise_filter:
-        kwargs["noise_filter"] = config.noise_filter
-    return wrap(model, method=method.model_class, **kwargs)
+        options["noise_filter"] = config.noise_filter
+    return method.build_model(
+        model, spec.level,
+        lambda dropout: build(data.input_shape, data.num_classes, dropout),
+        every=config.every, **options,
+    )
 
 
 def make_optimizer(config, spec, schedule):
-    """The Keras optimizer of a run: SGD with momentum or Adam, with
-    Keras's decoupled `weight_decay` where the recipe has one, and
-    Keras's EMA of the weights for `ema` (its level the momentum)."""
-    options = (
-        {"use_ema": True, "ema_momentum": spec.level}
-        if spec.method == "ema" else {}
-    )
+    """The Keras optimizer of a run (`OPTIMIZERS[config.optimizer]`), with
+    Keras's decoupled `weight_decay` where the recipe has one, and the
+    method's own options (`ema`: Keras's EMA of the weights, its level the
+    momentum)."""
+    options = METHODS[spec.method].optimizer_options(spec.level)
     if config.weight_decay:
         options["weight_decay"] = config.weight_decay
-    if config.optimizer == "sgd":
-        return keras.optimizers.SGD(
-            schedule, momentum=config.momentum, **options
-        )
-    return keras.optimizers.Adam(schedule, **options)
+    return OPTIMIZERS[config.optimizer](schedule, config, options)
 
 
 def passes_per_step(method, phases=None, every=1):
@@ -310,8 +297,6 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         schedule = dist.learning_rate(
             learning_rate(config, steps, epochs), steps
         )
-        # `ema`: Keras's optimizer weight averaging; `fit()` ends with the
-        # averages in the weights, so the evaluation below reads them.
         optimizer = make_optimizer(config, spec, schedule)
         model.compile(
             optimizer=optimizer,
@@ -329,13 +314,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     callbacks = dist.callbacks() or [keras.callbacks.TerminateOnNaN()]
     if config.phases and method.model_class is not None:
         callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
-    if spec.method == "ema" and config.epoch_eval:
-        # Each epoch's evaluation on the averages too, as the final one.
-        callbacks.append(keras.callbacks.SwapEMAWeights(swap_on_epoch=True))
-    if spec.method == "swa":
-        callbacks.append(StochasticWeightAveraging(
-            start=spec.level, batchnorm_data=data.train_eval,
-        ))
+    callbacks += method.callbacks(spec.level, data, config.epoch_eval)
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
@@ -347,16 +326,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         shuffle=False,  # the pipeline reshuffles per epoch
     )
     seconds = time.perf_counter() - start
-    if spec.method == "ema":
-        # Keras's `fit()` ends by assigning the optimizer's averages to the
-        # weights; on JAX a weight then shares its buffer with the average,
-        # and `evaluate()` frees that buffer (the save after it fails:
-        # "Array has been deleted"). A copy of its own for each weight.
-        for variable in model.trainable_variables:
-            variable.assign(keras.ops.copy(variable.value))
-        # Keras averages the trainable weights only: the BatchNorm
-        # statistics are recomputed for the average, as SWA's are.
-        recompute_batchnorm(model, data.train_eval)
+    method.after_fit(model, data)
     losses = history.history.get("loss", [])
     diverged = not losses or not all(math.isfinite(x) for x in losses)
     record = {

@@ -44,11 +44,11 @@ import math
 
 from scipy import stats
 
+from keras_ssgd.methods import REFERENCE
 from keras_ssgd.train import multiple
 from keras_ssgd.train import selection
 
 CONFIDENCE = 0.95
-REFERENCE = "sgd"
 
 # The verdict's words.
 BETTER = "better"
