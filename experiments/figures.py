@@ -418,10 +418,14 @@ def main(argv=None):
         print("\n".join(problems) or "figures: every block matches its "
               "records, and no figure lacks one")
         return 1 if problems else 0
+    current = 0
     for name in FILES:
         changed = update(ROOT / name)
-        print(f"{name}: {', '.join(changed) or 'no block'} rewritten"
-              if changed else f"{name}: up to date")
+        if changed:
+            print(f"{name}: {', '.join(changed)} rewritten")
+        else:
+            current += 1
+    print(f"{current} of {len(FILES)} files up to date")
     return 0
 
 

@@ -41,6 +41,7 @@ from keras_ssgd import phases  # noqa: E402
 from keras_ssgd import schedules  # noqa: E402
 from keras_ssgd import sharing  # noqa: E402
 from keras_ssgd.baselines import AdaptiveSharpnessAwareModel  # noqa: E402
+from keras_ssgd.baselines import MomentumSAMModel  # noqa: E402
 from keras_ssgd.baselines import DropConnectModel  # noqa: E402
 from keras_ssgd.baselines import SharpnessAwareModel  # noqa: E402
 from keras_ssgd.baselines import SmoothOutModel  # noqa: E402
@@ -77,6 +78,7 @@ def __getattr__(name):
 __all__ = [
     "METHODS",
     "AdaptiveSharpnessAwareModel",
+    "MomentumSAMModel",
     "DropConnectModel",
     "PerturbedModel",
     "SharpnessAwareModel",

@@ -108,9 +108,45 @@ def jax_initialize_rng():
     return initialize_rng()
 
 
+def first_moment(optimizer, variable):
+    """The optimizer's first-moment (momentum) variable of `variable`, and
+    its orientation: `(moment, sign)` with `sign * moment` pointing where
+    the optimizer has been moving the weights (a descent direction), or
+    `None` for an optimizer that keeps no momentum.
+
+    Keras's `SGD` keeps `m = momentum * m - lr * g` in its public
+    `momentums` (a descent direction: sign +1); `Adam` and `AdamW` keep
+    `m = beta_1 * m + (1 - beta_1) * g` in the private `_momentums`, the
+    gradient's direction (sign -1). Each is found by the optimizer's
+    private `_get_variable_index`. A `LossScaleOptimizer` (mixed precision)
+    is read through its inner optimizer.
+    """
+    import keras
+
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(inner, keras.optimizers.SGD):
+        if not inner.momentum:
+            return None
+        return inner.momentums[inner._get_variable_index(variable)], 1.0
+    if isinstance(inner, keras.optimizers.Adam):  # AdamW is an Adam
+        return inner._momentums[inner._get_variable_index(variable)], -1.0
+    return None
+
+
+def keeps_first_moment(optimizer):
+    """Whether `first_moment` can read `optimizer`'s momentum."""
+    import keras
+
+    inner = getattr(optimizer, "inner_optimizer", optimizer)
+    if isinstance(inner, keras.optimizers.SGD):
+        return bool(inner.momentum)
+    return isinstance(inner, keras.optimizers.Adam)
+
+
 # (name, kind, how to find it): what tests/test_keras_compat.py checks. The
 # kind says where: this module ("module"), a compiled model ("model"; on JAX
-# only, "jax-model"), a BatchNormalization layer, or "module:attribute" of
+# only, "jax-model"), a BatchNormalization layer, a built SGD optimizer
+# ("optimizer") or Adam ("adam"), or "module:attribute" of
 # JAX or TensorFlow, looked up when that library is installed.
 MEMBERS = (
     ("keras.src.models.functional.Functional", "module",
@@ -125,6 +161,8 @@ MEMBERS = (
     ("Model._loss_tracker", "model", "_loss_tracker"),
     ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
     ("BatchNormalization._moments", "batchnorm", "_moments"),
+    ("Optimizer._get_variable_index", "optimizer", "_get_variable_index"),
+    ("Adam._momentums", "adam", "_momentums"),
     ("keras.src.backend.jax.trainer._distribute_data", "jax",
      "keras.src.backend.jax.trainer:_distribute_data"),
     ("keras.src.backend.jax.distribution_lib.initialize_rng", "jax",
@@ -139,6 +177,7 @@ MEMBERS = (
 __all__ = [
     "Functional", "GLOBAL_CUSTOM_NAMES", "MEMBERS", "Trainer",
     "batchnorm_moments_as", "call_has_training_arg", "compute_loss",
+    "first_moment", "keeps_first_moment",
     "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",
     "loss_tracker", "state_sharding_spec", "state_sharding_spec_as",
     "tf_strategy_reduce_to_as", "tf_strategy_supports_no_merge_call",

@@ -16,7 +16,7 @@ Example:
 >>> METHODS["ssgd"].level_name, METHODS["ssgd"].passes
 ('noise_level', 2)
 >>> sorted(name for name, m in METHODS.items() if m.wrappable)
-['asam', 'dropconnect', 'sam', 'smoothout', 'ssgd', 'weight-noise']
+['asam', 'dropconnect', 'msam', 'sam', 'smoothout', 'ssgd', 'weight-noise']
 """
 
 import dataclasses
@@ -65,6 +65,8 @@ class Method:
         uses_dropout: whether the method builds its model with the
             builder's `dropout` argument (`dropout`): a user's builder
             must take one.
+        needs_momentum: whether the method reads the optimizer's momentum
+            (`msam`): SGD without momentum is refused for it.
 
     Subclasses override the hooks (`build_model`, `optimizer_options`,
     `callbacks`, `after_fit`) where a model class is not all the method
@@ -89,6 +91,7 @@ class Method:
     hint: str = ""
     level_range: str = "nonnegative"
     uses_dropout: bool = False
+    needs_momentum: bool = False
 
     def __post_init__(self):
         if self.level_range not in LEVEL_RANGES:
@@ -227,8 +230,9 @@ class SwaMethod(Method):
 
 
 def register(method, *, replace=False):
-    """Adds `method` to `METHODS`, so `ssgd-train`, `compare` and `wrap`
-    (where it is wrappable) know it by its name.
+    """Adds `method` to `METHODS`, so `ssgd-train`, `compare` and
+    `keras_ssgd.wrap` (where it is wrappable: a model class and no options)
+    know it by its name.
 
     Args:
         method: a `Method` (or a subclass with its hooks).
@@ -264,6 +268,10 @@ def register(method, *, replace=False):
             f"Received: method.name={method.name!r}"
         )
     METHODS[method.name] = method
+    if method.wrappable:
+        from keras_ssgd.wrap import add_method
+
+        add_method(method.name, method.model_class)
     return method
 
 METHODS = {
@@ -300,6 +308,12 @@ METHODS = {
         Method(
             "asam", baselines.AdaptiveSharpnessAwareModel, "rho", (0.5,), 2,
             "ASAM: gradient at W + rho * T^2 g / ||T g||, T = |W| + eta",
+        ),
+        Method(
+            "msam", baselines.MomentumSAMModel, "rho", (0.3,), 1,
+            "Momentum-SAM: gradient at W - rho * v / ||v||, v the "
+            "optimizer's momentum (one pass)",
+            needs_momentum=True,
         ),
         Method(
             "ssgd-split",

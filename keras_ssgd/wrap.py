@@ -309,9 +309,19 @@ def wrapper_class(cls, own_loss=False):
 
 
 _WRAPPERS = {(SymmetricSGDModel, False): SymmetricSGDWrapper}
-for _cls in METHODS.values():
-    wrapper_class(_cls)
-    wrapper_class(_cls, own_loss=True)
+
+
+def add_method(name, model_class):
+    """Lets `wrap()` build `model_class` by `name` (what
+    `keras_ssgd.methods.register` calls for a wrappable method): its
+    wrapper classes are made and registered for saving."""
+    METHODS[name] = model_class
+    wrapper_class(model_class)
+    wrapper_class(model_class, own_loss=True)
+
+
+for _name, _cls in list(METHODS.items()):
+    add_method(_name, _cls)
 
 
 def _method_class(method):

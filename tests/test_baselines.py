@@ -28,6 +28,7 @@ BASELINES = {
     "dropconnect": keras_ssgd.DropConnectModel,
     "sam": keras_ssgd.SharpnessAwareModel,
     "asam": keras_ssgd.AdaptiveSharpnessAwareModel,
+    "msam": keras_ssgd.MomentumSAMModel,
 }
 LEVEL_ARGUMENT = {
     "weight-noise": "noise_level",
@@ -35,10 +36,11 @@ LEVEL_ARGUMENT = {
     "dropconnect": "rate",
     "sam": "rho",
     "asam": "rho",
+    "msam": "rho",
 }
 RANDOM = ("weight-noise", "smoothout", "dropconnect")
 # The methods that draw nothing at random, and so take no seed.
-SEEDLESS = ("sam", "asam")
+SEEDLESS = ("sam", "asam", "msam")
 
 
 def tensors(shapes, seed=0):

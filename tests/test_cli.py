@@ -300,3 +300,22 @@ def test_cifar_sweeps_choose_on_its_held_out_images(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert all(r["validation_accuracy"] is not None for r in results["runs"])
     assert "pick of 2" in (out / "summary.md").read_text()
+
+
+def test_msam_runs_at_one_pass_and_needs_a_momentum(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert cli.main([*TINY, "--method", "sgd", "--method", "msam:0.3",
+                     "--budget", "passes", "--hessian-iterations", "0",
+                     "--output", str(out)]) == 0
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    msam = next(r for r in runs if r["method"] == "msam")
+    assert msam["passes_per_step"] == 1 and msam["status"] == "ok"
+    assert msam["epochs"] == next(r for r in runs
+                                  if r["method"] == "sgd")["epochs"]
+    with pytest.raises(SystemExit) as stop:
+        cli.main([*TINY, "--method", "msam", "--momentum", "0",
+                  "--output", str(tmp_path / "refused")])
+    assert stop.value.code == 2
+    assert ("argument --momentum: must be > 0 for --method msam, which "
+            "perturbs along the optimizer's momentum") in capsys.readouterr().err
+    assert not (tmp_path / "refused").exists()

@@ -28,6 +28,11 @@ def _lookup(kind, where):
         return getattr(_model(), where)
     if kind == "batchnorm":
         return getattr(keras.layers.BatchNormalization(), where)
+    if kind in ("optimizer", "adam"):
+        optimizer = (keras.optimizers.Adam() if kind == "adam"
+                     else keras.optimizers.SGD(momentum=0.9))
+        optimizer.build([keras.Variable(np.zeros(2))])
+        return getattr(optimizer, where)
     pytest.importorskip(kind)
     module, _, path = where.partition(":")
     value = importlib.import_module(module)
@@ -58,3 +63,33 @@ def test_no_keras_src_outside_the_compat_module():
         and re.search(r"^\s*(from|import) keras\.src\b", path.read_text(),
                       re.M))
     assert users == []
+
+
+@pytest.mark.parametrize("optimizer, sign", [
+    (lambda: keras.optimizers.SGD(0.1, momentum=0.9), 1.0),
+    (lambda: keras.optimizers.Adam(0.1), -1.0),
+    (lambda: keras.optimizers.AdamW(0.1), -1.0),
+    (lambda: keras.optimizers.LossScaleOptimizer(
+        keras.optimizers.SGD(0.1, momentum=0.9)), 1.0),
+])
+def test_first_moment_is_the_momentum_and_points_downhill(optimizer, sign):
+    # One step on the loss w . [1, -2]: the gradient is [1, -2], so the
+    # weights move along [-1, 2], and sign * moment points that way.
+    optimizer = optimizer()
+    w = keras.Variable(np.zeros(2, "float32"))
+    optimizer.build([w])
+    optimizer.apply([keras.ops.convert_to_tensor([1.0, -2.0])], [w])
+    moment, found = compat.first_moment(optimizer, w)
+    assert found == sign and compat.keeps_first_moment(optimizer)
+    direction = sign * keras.ops.convert_to_numpy(moment.value)
+    assert direction[0] < 0 < direction[1]
+    np.testing.assert_allclose(direction / np.abs(direction).max(),
+                               [-0.5, 1.0], rtol=1e-5)
+
+
+def test_no_first_moment_without_momentum():
+    for optimizer in (keras.optimizers.SGD(0.1), keras.optimizers.RMSprop()):
+        w = keras.Variable(np.zeros(2, "float32"))
+        optimizer.build([w])
+        assert compat.first_moment(optimizer, w) is None
+        assert not compat.keeps_first_moment(optimizer)

@@ -67,8 +67,16 @@ def data(n=16, seed=0):
     return x, y
 
 
-def one_step(model, lr=0.1, loss="mse"):
-    model.compile(optimizer=keras.optimizers.SGD(lr), loss=loss)
+def sgd(lr=0.01, method=None):
+    """Keras's SGD; with momentum for a method that perturbs along it
+    (MSAM), whose first step is then SGD's."""
+    needs = method is not None and keras_ssgd.methods.METHODS[
+        method].needs_momentum
+    return keras.optimizers.SGD(lr, momentum=0.9 if needs else 0.0)
+
+
+def one_step(model, lr=0.1, loss="mse", method=None):
+    model.compile(optimizer=sgd(lr, method), loss=loss)
     x, y = data()
     history = model.fit(x, y, batch_size=16, shuffle=False, verbose=0)
     return numpy_weights(model), history.history["loss"][0]
@@ -81,7 +89,7 @@ def test_layer_losses_are_in_the_perturbed_loss(method):
     reported = {}
     for scale in (0.0, 1.0):
         model = regularized_net(method, scale, **{argument: level})
-        model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        model.compile(optimizer=sgd(0.0, method), loss="mse")
         history = model.fit(x, y, batch_size=16, verbose=0)
         reported[scale] = history.history["loss"][0]
     clean = model.evaluate(x, y, verbose=0)
@@ -98,7 +106,8 @@ def test_layer_losses_are_in_the_perturbed_loss(method):
 def test_layer_losses_are_in_the_perturbed_gradient(method):
     argument, _ = METHODS[method]
     plain_weights, plain_loss = one_step(regularized_net())
-    weights, loss = one_step(regularized_net(method, **{argument: TINY[argument]}))
+    weights, loss = one_step(
+        regularized_net(method, **{argument: TINY[argument]}), method=method)
     np.testing.assert_allclose(loss, plain_loss, rtol=1e-4)
     for w, p in zip(weights, plain_weights):
         np.testing.assert_allclose(w, p, rtol=1e-4, atol=1e-6)
@@ -241,7 +250,7 @@ def test_several_outputs(method, structure):
     if structure == "dict":
         targets = dict(zip(["first", "second"], targets))
     model.compile(
-        optimizer="sgd",
+        optimizer=sgd(method=method),
         loss=["mse", "mse"] if structure == "list" else {
             "first": "mse", "second": "mse"
         },

@@ -98,11 +98,20 @@ def test_levels_are_checked_by_range_with_the_same_messages():
 
 
 def test_register_adds_a_method_and_refuses_a_taken_name(monkeypatch):
+    import sys
+
+    import keras_ssgd
+
+    wrap = sys.modules["keras_ssgd.wrap"]
     monkeypatch.setattr(methods, "METHODS", dict(METHODS))
+    monkeypatch.setattr(wrap, "METHODS", dict(wrap.METHODS))
     noisy = methods.Method("noisy", baselines.WeightNoiseModel,
                            "noise_level", (0.1,), 1, "weight noise")
     assert methods.register(noisy) is noisy
     assert methods.METHODS["noisy"] is noisy
+    base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model = keras_ssgd.wrap(base, method="noisy", noise_level=0.1)
+    assert isinstance(model, baselines.WeightNoiseModel)
     with pytest.raises(ValueError, match=(
             "names a method that exists: 'ssgd'.*replace=True")):
         methods.register(dataclasses.replace(noisy, name="ssgd"))

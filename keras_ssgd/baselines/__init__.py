@@ -13,6 +13,7 @@ noise from `(seed, step)`) and differ in where the gradient is measured:
 | `DropConnectModel` | `W * mask / (1 - rate)` on dense kernels | 1 | `rate` |
 | `SharpnessAwareModel` | `W + rho * g / ||g||` (SAM) | 2 | `rho` |
 | `AdaptiveSharpnessAwareModel` | `W + rho * T^2 g / ||T g||`, `T = |W| + eta` (ASAM) | 2 | `rho` |
+| `MomentumSAMModel` | `W - rho * v / ||v||`, `v` the optimizer's momentum (MSAM) | 1 | `rho` |
 
 Dropout needs no model class: put `keras.layers.Dropout` in the model (the
 builders in `keras_ssgd.models` take a `dropout` rate for their dense head).
@@ -20,6 +21,7 @@ builders in `keras_ssgd.models` take a `dropout` rate for their dense head).
 
 from keras_ssgd.baselines.asam import AdaptiveSharpnessAwareModel
 from keras_ssgd.baselines.dropconnect import DropConnectModel
+from keras_ssgd.baselines.msam import MomentumSAMModel
 from keras_ssgd.baselines.sam import SharpnessAwareModel
 from keras_ssgd.baselines.smoothout import SmoothOutModel
 from keras_ssgd.baselines.weight_noise import WeightNoiseModel
@@ -27,6 +29,7 @@ from keras_ssgd.baselines.weight_noise import WeightNoiseModel
 __all__ = [
     "AdaptiveSharpnessAwareModel",
     "DropConnectModel",
+    "MomentumSAMModel",
     "SharpnessAwareModel",
     "SmoothOutModel",
     "WeightNoiseModel",

@@ -393,6 +393,7 @@ def make_plan(build_model=None, data="mnist1d", methods=None, seeds=3,
     weight_decay = _float(weight_decay, "weight_decay", positive=False)
     optimizer = _choice(optimizer, "optimizer", ("sgd", "adam"))
     momentum = _float(momentum, "momentum", positive=False, below=1)
+    _check_momentum(chosen, optimizer, momentum)
     lr_schedule = _choice(lr_schedule, "lr_schedule",
                           ("cosine", "step", "sgdr", "constant"),
                           allow_none=True)
@@ -693,6 +694,23 @@ def _check_validation(config, runs, user_data):
             f"{', '.join(several)}): the pick is made on validation data, "
             f"never on the test set, and --dataset {config.dataset} has "
             "none of its own",
+        )
+
+
+def _check_momentum(chosen, optimizer, momentum):
+    """A method that perturbs along the optimizer's momentum (`msam`)
+    needs one: SGD with momentum > 0, or Adam."""
+    from keras_ssgd.train.registry import METHODS
+
+    needing = [c[0] for c in chosen if METHODS[c[0]].needs_momentum]
+    if needing and optimizer == "sgd" and momentum == 0:  # the optimizer's
+        raise ArgumentError(
+            "momentum", f"must be > 0 for method {needing[0]!r}, which "
+            "perturbs along the optimizer's momentum (or use optimizer "
+            "'adam')", momentum,
+            cli_message=f"must be > 0 for --method {needing[0]}, which "
+            "perturbs along the optimizer's momentum (or use --optimizer "
+            "adam)",
         )
 
 
