@@ -137,12 +137,14 @@ def case_equivalence(out):
 
 def case_noise(out):
     """(b) Noise on: one noise for the global batch, as one process; and
-    two baselines."""
+    three baselines."""
     fit_both(out, "ssgd", mlp, ssgd(0.3))
     fit_both(out, "wni", mlp, lambda m: keras_ssgd.wrap(
         m, method="weight-noise", noise_level=0.05, seed=7))
     fit_both(out, "sam", mlp, lambda m: keras_ssgd.wrap(
         m, method="sam", rho=0.05))
+    fit_both(out, "msam", mlp, lambda m: keras_ssgd.wrap(
+        m, method="msam", rho=0.3))
 
 
 def case_pairs(out):

@@ -61,6 +61,7 @@ cases = {
     "ssgd": ("ssgd", dict(noise_level=0.3)),
     "split": ("ssgd", dict(noise_level=0.3, split_batch=True)),
     "weight-noise": ("weight-noise", dict(noise_level=0.3)),
+    "msam": ("msam", dict(rho=0.3)),
 }
 out = {}
 for name, (method, kwargs) in cases.items():
@@ -95,7 +96,8 @@ def results():
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@pytest.mark.parametrize("case", ["plain", "ssgd", "split", "weight-noise"])
+@pytest.mark.parametrize("case",
+                         ["plain", "ssgd", "split", "weight-noise", "msam"])
 def test_data_parallel_on_two_devices_is_the_single_device_algorithm(
     results, case
 ):

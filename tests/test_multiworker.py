@@ -105,14 +105,16 @@ def test_two_workers_at_half_batch_equal_one_process_at_noise_zero(tmp_path):
 def test_noise_is_shared_so_two_workers_equal_one_process(tmp_path):
     # (b) Every worker draws the same n: S-SGD and weight noise equal the
     # single-process run. SAM's ascent step is each replica's own (its
-    # shard's gradient), so it only agrees across workers.
+    # shard's gradient), so it only agrees across workers. MSAM's is the
+    # optimizer's momentum, which the all-reduced gradients keep the same
+    # everywhere: it equals one process too.
     results, _ = run_case("noise", tmp_path)
     check(results)
-    for name in ("ssgd", "wni", "sam"):
+    for name in ("ssgd", "wni", "sam", "msam"):
         first = load(tmp_path / f"{name}0.npz")
         for a, b in zip(first, load(tmp_path / f"{name}1.npz")):
             np.testing.assert_array_equal(a, b)
-    for name in ("ssgd", "wni"):
+    for name in ("ssgd", "wni", "msam"):
         assert_close(load(tmp_path / f"{name}0.npz"),
                      load(tmp_path / f"{name}-reference.npz"), 1e-6)
 
