@@ -40,7 +40,9 @@ from keras_ssgd import noise  # noqa: E402
 from keras_ssgd import phases  # noqa: E402
 from keras_ssgd import schedules  # noqa: E402
 from keras_ssgd import sharing  # noqa: E402
+from keras_ssgd.baselines import AdaptiveRandomPerturbationModel  # noqa: E402
 from keras_ssgd.baselines import AdaptiveSharpnessAwareModel  # noqa: E402
+from keras_ssgd.baselines import MixedAdaptiveRandomPerturbationModel  # noqa: E402
 from keras_ssgd.baselines import MomentumSAMModel  # noqa: E402
 from keras_ssgd.baselines import DropConnectModel  # noqa: E402
 from keras_ssgd.baselines import SharpnessAwareModel  # noqa: E402
@@ -77,7 +79,9 @@ def __getattr__(name):
 
 __all__ = [
     "METHODS",
+    "AdaptiveRandomPerturbationModel",
     "AdaptiveSharpnessAwareModel",
+    "MixedAdaptiveRandomPerturbationModel",
     "MomentumSAMModel",
     "DropConnectModel",
     "PerturbedModel",

@@ -16,7 +16,7 @@ Example:
 >>> METHODS["ssgd"].level_name, METHODS["ssgd"].passes
 ('noise_level', 2)
 >>> sorted(name for name, m in METHODS.items() if m.wrappable)
-['asam', 'dropconnect', 'msam', 'sam', 'smoothout', 'ssgd', 'weight-noise']
+['arwp', 'asam', 'dropconnect', 'marwp', 'msam', 'sam', 'smoothout', 'ssgd', 'weight-noise']
 """
 
 import dataclasses
@@ -314,6 +314,19 @@ METHODS = {
             "Momentum-SAM: gradient at W - rho * v / ||v||, v the "
             "optimizer's momentum (one pass)",
             needs_momentum=True,
+        ),
+        Method(
+            "arwp", baselines.AdaptiveRandomPerturbationModel, "sigma",
+            (0.01,), 1,
+            "adaptive random weight perturbation: gradient at W + e, e "
+            "Gaussian, std sigma * ||W_f|| per filter, damped by the "
+            "gradient history",
+        ),
+        Method(
+            "marwp", baselines.MixedAdaptiveRandomPerturbationModel,
+            "sigma", (0.01,), 2,
+            "mixed ARWP: mean of the gradients at W and at W + e (ARWP's "
+            "e), weights mix and 1 - mix",
         ),
         Method(
             "ssgd-split",

@@ -419,3 +419,67 @@ def adaptive_sharpness_aware_perturbation(gradients, weights, rho, eta=0.01):
         e = ops.where(usable, t * tg * scale, 0.0)
         steps.append(ops.cast(e, g.dtype))
     return steps
+
+
+def filter_sums(x):
+    """`x` summed per filter and broadcast back: over every axis but the
+    last for a tensor of 2 or more dimensions (a Keras Dense or Conv
+    kernel keeps its output filters on the last axis), elementwise for a
+    vector or scalar (a bias, a BatchNorm scale)."""
+    if len(x.shape) < 2:
+        return x
+    return ops.sum(x, axis=tuple(range(len(x.shape) - 1)), keepdims=True)
+
+
+def adaptive_random_perturbation(weights, histories, std, eta, seed):
+    """ARWP's noise: Gaussian, its scale set per filter by the weights and
+    damped where the gradient history is large.
+
+    For a tensor of 2 or more dimensions each element of filter `f` (the
+    last axis) gets the standard deviation `std * ||W_f||`; a vector (a
+    bias, a BatchNorm scale) gets `std * ||W||` for every element. Each
+    element is then divided by `sqrt(1 + eta * F)`, `F` the gradient
+    history `histories` summed per filter (elementwise for a vector): a
+    direction along which the loss has been steep gets less noise.
+    Without history (`F = 0`) it is random weight perturbation with the
+    filter-wise scale (RWP).
+
+    Args:
+        weights: list of tensors, the current values `W`.
+        histories: list of tensors (the decayed sums of squared
+            gradients, shaped as the weights), or `None` for none yet.
+        std: float or scalar tensor >= 0, the noise scale relative to each
+            filter's norm (the authors' `std`, this package's `sigma`).
+        eta: float >= 0, how strongly the history damps the noise.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors `e`, one per weight.
+
+    Example:
+
+    >>> w = [keras.ops.ones((2, 3))]
+    >>> e = adaptive_random_perturbation(w, None, 0.01, 1.0, seed=1)
+    >>> tuple(e[0].shape)
+    (2, 3)
+
+    Reference:
+    - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for
+      Efficiently Improving Generalization", TMLR 2024, Section 4
+      (adaptive RWP); the authors' code, nblt/mARWP.
+    """
+    if histories is None:
+        histories = [None] * len(weights)
+    std = ops.cast(std, "float32")
+    out = []
+    for w, history in zip(weights, histories):
+        w32 = ops.cast(w, "float32")
+        scale = ops.sqrt(filter_sums(ops.square(w32)))
+        if len(w.shape) < 2:
+            scale = ops.sqrt(ops.sum(ops.square(w32)))
+        e = random.normal(ops.shape(w), seed=seed) * std * scale
+        if history is not None:
+            e = e / ops.sqrt(1.0 + eta * filter_sums(
+                ops.cast(history, "float32")))
+        out.append(ops.cast(e, w.dtype))
+    return out

@@ -137,7 +137,7 @@ def case_equivalence(out):
 
 def case_noise(out):
     """(b) Noise on: one noise for the global batch, as one process; and
-    three baselines."""
+    four baselines."""
     fit_both(out, "ssgd", mlp, ssgd(0.3))
     fit_both(out, "wni", mlp, lambda m: keras_ssgd.wrap(
         m, method="weight-noise", noise_level=0.05, seed=7))
@@ -145,6 +145,8 @@ def case_noise(out):
         m, method="sam", rho=0.05))
     fit_both(out, "msam", mlp, lambda m: keras_ssgd.wrap(
         m, method="msam", rho=0.3))
+    fit_both(out, "arwp", mlp, lambda m: keras_ssgd.wrap(
+        m, method="arwp", sigma=0.02, seed=7))
 
 
 def case_pairs(out):

@@ -24,7 +24,7 @@ def test_ssgd_train_in_process(tmp_path, capsys):
 def test_the_cheap_baselines_at_equal_passes_in_process(tmp_path):
     import json
 
-    methods = ["sgd", "ema", "swa", "asam", "msam"]
+    methods = ["sgd", "ema", "swa", "asam", "msam", "arwp", "marwp"]
     # The MLP: the BatchNorm pass of EMA and SWA is tested on every
     # backend in tests/test_weight_averaging.py.
     args = ["--model", "mlp", "--epochs", "1", "--seeds", "1",
@@ -43,6 +43,8 @@ def test_the_cheap_baselines_at_equal_passes_in_process(tmp_path):
     # ASAM's 1 epoch at 2 passes: the one-pass methods train 2 epochs
     # (every-k's rounding: tests/test_budget.py).
     assert {m: r["epochs"] for m, r in runs.items()} == {
-        "sgd": 2, "ema": 2, "swa": 2, "asam": 1, "msam": 2}
-    assert runs["msam"]["passes_per_step"] == 1
+        "sgd": 2, "ema": 2, "swa": 2, "asam": 1, "msam": 2, "arwp": 2,
+        "marwp": 1}
+    assert {m: runs[m]["passes_per_step"] for m in ("msam", "arwp", "marwp")} \
+        == {"msam": 1, "arwp": 1, "marwp": 2}
     assert {v["budget"] for v in results["verdicts"]} == {"passes"}

@@ -20,12 +20,13 @@ BACKEND = keras.backend.backend()
 # Every method `wrap()` builds (the table of keras_ssgd.methods), its level
 # argument and a level that perturbs.
 METHODS = {
-    name: (method.level_name, 0.05 if method.level_name == "rho" else 0.3)
+    name: (method.level_name,
+           {"rho": 0.05, "sigma": 0.02}.get(method.level_name, 0.3))
     for name, method in keras_ssgd.methods.METHODS.items() if method.wrappable
 }
 # Levels so small that a perturbed step matches the plain one to float
 # tolerance (DropConnect's rate 1e-7 drops nothing in these sizes).
-TINY = {"noise_level": 1e-7, "rate": 1e-7, "rho": 1e-7}
+TINY = {"noise_level": 1e-7, "rate": 1e-7, "rho": 1e-7, "sigma": 1e-7}
 
 
 def numpy_weights(model):

@@ -62,6 +62,8 @@ cases = {
     "split": ("ssgd", dict(noise_level=0.3, split_batch=True)),
     "weight-noise": ("weight-noise", dict(noise_level=0.3)),
     "msam": ("msam", dict(rho=0.3)),
+    "arwp": ("arwp", dict(sigma=0.02)),
+    "marwp": ("marwp", dict(sigma=0.02)),
 }
 out = {}
 for name, (method, kwargs) in cases.items():
@@ -96,8 +98,8 @@ def results():
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@pytest.mark.parametrize("case",
-                         ["plain", "ssgd", "split", "weight-noise", "msam"])
+@pytest.mark.parametrize("case", ["plain", "ssgd", "split", "weight-noise",
+                                  "msam", "arwp", "marwp"])
 def test_data_parallel_on_two_devices_is_the_single_device_algorithm(
     results, case
 ):

@@ -107,10 +107,12 @@ def test_noise_is_shared_so_two_workers_equal_one_process(tmp_path):
     # single-process run. SAM's ascent step is each replica's own (its
     # shard's gradient), so it only agrees across workers. MSAM's is the
     # optimizer's momentum, which the all-reduced gradients keep the same
-    # everywhere: it equals one process too.
+    # everywhere: it equals one process too. ARWP's gradient history is the
+    # mean over the workers of their own squared gradients, the same on
+    # both (not the square of the global gradient, as one process has).
     results, _ = run_case("noise", tmp_path)
     check(results)
-    for name in ("ssgd", "wni", "sam", "msam"):
+    for name in ("ssgd", "wni", "sam", "msam", "arwp"):
         first = load(tmp_path / f"{name}0.npz")
         for a, b in zip(first, load(tmp_path / f"{name}1.npz")):
             np.testing.assert_array_equal(a, b)

@@ -13,12 +13,16 @@ noise from `(seed, step)`) and differ in where the gradient is measured:
 | `DropConnectModel` | `W * mask / (1 - rate)` on dense kernels | 1 | `rate` |
 | `SharpnessAwareModel` | `W + rho * g / ||g||` (SAM) | 2 | `rho` |
 | `AdaptiveSharpnessAwareModel` | `W + rho * T^2 g / ||T g||`, `T = |W| + eta` (ASAM) | 2 | `rho` |
+| `AdaptiveRandomPerturbationModel` | `W + e`, `e` Gaussian, per-filter scale `sigma * ||W_f||`, damped by the gradient history (ARWP) | 1 | `sigma` |
+| `MixedAdaptiveRandomPerturbationModel` | `W` and `W + e` (ARWP's `e`), mixed `mix * g(W) + (1 - mix) * g(W + e)` (m-ARWP) | 2 | `sigma` |
 | `MomentumSAMModel` | `W - rho * v / ||v||`, `v` the optimizer's momentum (MSAM) | 1 | `rho` |
 
 Dropout needs no model class: put `keras.layers.Dropout` in the model (the
 builders in `keras_ssgd.models` take a `dropout` rate for their dense head).
 """
 
+from keras_ssgd.baselines.arwp import AdaptiveRandomPerturbationModel
+from keras_ssgd.baselines.arwp import MixedAdaptiveRandomPerturbationModel
 from keras_ssgd.baselines.asam import AdaptiveSharpnessAwareModel
 from keras_ssgd.baselines.dropconnect import DropConnectModel
 from keras_ssgd.baselines.msam import MomentumSAMModel
@@ -27,6 +31,8 @@ from keras_ssgd.baselines.smoothout import SmoothOutModel
 from keras_ssgd.baselines.weight_noise import WeightNoiseModel
 
 __all__ = [
+    "AdaptiveRandomPerturbationModel",
+    "MixedAdaptiveRandomPerturbationModel",
     "AdaptiveSharpnessAwareModel",
     "DropConnectModel",
     "MomentumSAMModel",
