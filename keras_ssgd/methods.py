@@ -344,8 +344,8 @@ METHODS = {
         ),
         Method(
             "sam-every", baselines.SharpnessAwareModel, "rho", (0.05,), 2,
-            "SAM on one step in k (--every), plain steps between (as "
-            "LookSAM): 1 + 1/k passes",
+            "SAM on one step in k (--every), plain steps between (the "
+            "naive interval baseline, not LookSAM): 1 + 1/k passes",
             every=True, hint="keras_ssgd.wrap(model, 'sam', every=k)",
         ),
         EmaMethod(

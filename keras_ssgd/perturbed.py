@@ -67,8 +67,10 @@ class PerturbedModel(keras.Model):
       counter, so a checkpointed run resumes the same sequence.
     - With `every=k`, only one step in `k` perturbs (the steps whose index,
       the optimizer's step counter, is a multiple of `k`); the others are
-      Keras's own step, at the cost of one pass. This is the cheap variant
-      the SAM literature uses (SAM every k steps, as in LookSAM): it costs
+      Keras's own step, at the cost of one pass. This is the naive
+      interval baseline of the SAM literature (SAM every k steps, which
+      LookSAM's paper compares with and shows to degrade; LookSAM itself
+      also reuses the gradient component its full steps found): it costs
       `1 + (passes - 1) / k` passes per step. `every=1` perturbs every
       step; `every=math.inf` never does, which trains exactly as
       `keras.Model`.
@@ -97,8 +99,8 @@ class PerturbedModel(keras.Model):
 
     Reference:
     - Liu, Mai, Chen, Hsieh and You, "Towards Efficient and Scalable
-      Sharpness-Aware Minimization" (LookSAM), CVPR 2022: the sharpness
-      step every k steps.
+      Sharpness-Aware Minimization" (LookSAM), CVPR 2022: SAM every k
+      steps as its naive baseline.
     """
 
     default_noise_filter = staticmethod(filters.kernels)

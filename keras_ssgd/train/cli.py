@@ -345,8 +345,10 @@ def build_parser(raise_errors=False):
     parser.add_argument(
         "--every", type=_positive_int, default=5, metavar="K",
         help="ssgd-every and sam-every run their method on one step in K, "
-        "plain steps between (1 + 1/K passes per step; LookSAM's interval "
-        "is 5). They run one step per execution.",
+        "plain steps between (1 + 1/K passes per step), the naive interval "
+        "baseline (not LookSAM, which also reuses the full step's gradient "
+        "component between them; its interval is 5). They run one step "
+        "per execution.",
     )
     parser.add_argument(
         "--steps-per-execution", type=_positive_int, default=None,
