@@ -14,8 +14,9 @@ adjusted for multiple comparisons (Holm).
 
 - The headline, `mnist1d-cnn` (the CNN without BatchNorm): 10 seeds, K = 4.
   SGD four learning rates (0.05, 0.1, 0.2, 0.4); S-SGD, its split form,
-  one-sided weight noise (the control at S-SGD's noise cost) and SAM two
-  levels times two learning rates (0.1, 0.2). (A pilot of 2 seeds with
+  one-sided weight noise (the control at S-SGD's noise cost), SAM, and
+  the one-pass peers Momentum-SAM and ARWP two levels times two learning
+  rates (0.1, 0.2). (A pilot of 2 seeds with
   the grids one step lower put every pick, chosen on validation, at the top
   of its grid.) About 31,000 single-pass epochs: 1.5 to 3 hours on 2 CPU
   cores.
@@ -54,6 +55,13 @@ MODELS = {
         "ssgd-split:0.1,0.2@0.1,0.2",
         "weight-noise:0.1,0.2@0.1,0.2",
         "sam:0.05,0.1@0.1,0.2",
+        # The strongest one-pass peers, added later by `--resume` (the runs
+        # above are kept). A 2-seed pilot on validation accuracy
+        # (mnist1d-cnn-peers-pilot: MSAM rho 0.1, 0.3, 1; ARWP sigma
+        # 0.005, 0.01, 0.02; lr 0.1 and 0.2) picked MSAM 0.3 (1 diverged)
+        # and ARWP 0.02, the top of its grid, which moved up one step.
+        "msam:0.1,0.3@0.1,0.2",
+        "arwp:0.02,0.04@0.1,0.2",
     ]),
     "mnist1d-cnn-bn": ("mnist1d-cnn-bn", 30, 3, [
         "sgd@0.05,0.1", "ssgd:0.1,0.2@0.05", "weight-noise:0.1,0.2@0.05",
