@@ -43,6 +43,7 @@ def test_end_to_end_writes_json_summary_plot_and_models(tmp_path, capsys):
     assert rows[("ssgd", 0.2)]["passes_vs_sgd"] == 2
     assert rows[("sgd", None)]["time_vs_sgd"] == pytest.approx(1.0)
     assert (out / "accuracy.png").stat().st_size > 1000
+    assert (out / "curves.png").stat().st_size > 1000
     summary = (out / "summary.md").read_text()
     assert "| ssgd | noise_level 0.4 |" in summary
     assert "top Hessian eigenvalue" in summary
@@ -319,3 +320,29 @@ def test_msam_runs_at_one_pass_and_needs_a_momentum(tmp_path, capsys):
     assert ("argument --momentum: must be > 0 for --method msam, which "
             "perturbs along the optimizer's momentum") in capsys.readouterr().err
     assert not (tmp_path / "refused").exists()
+
+
+def test_curves_are_drawn_from_the_records_of_each_pick(tmp_path):
+    from keras_ssgd.train import report
+
+    def record(method, level, seed, losses, val):
+        return {"key": f"{method}-{level}-seed{seed}", "method": method,
+                "level": level, "lr": 0.1, "seed": seed, "status": "ok",
+                "budgets": ["epochs"], "validation_accuracy": val[-1] * 100,
+                "test_accuracy": 90.0,
+                "history": {"loss": losses, "val_accuracy": val}}
+
+    records = [record("sgd", None, s, [1.0, 0.5, 0.3], [0.5, 0.6, 0.7])
+               for s in (0, 1)]
+    records += [record("ssgd", lv, s, [1.1, 0.6, 0.4], [0.5, 0.7, v])
+                for lv, v in ((0.1, 0.8), (0.2, 0.75)) for s in (0, 1)]
+    picks = report.curve_picks(records)
+    assert [(p.method, p.level) for p in picks] == [("sgd", None),
+                                                     ("ssgd", 0.1)]
+    assert report.plot_curves(records, tmp_path / "c.png", title="t")
+    assert (tmp_path / "c.png").stat().st_size > 1000
+    for r in records:
+        del r["history"]
+    assert report.curve_picks(records) == []
+    assert not report.plot_curves(records, tmp_path / "none.png")
+    assert not (tmp_path / "none.png").exists()

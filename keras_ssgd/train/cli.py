@@ -3,7 +3,8 @@
 With no arguments: MNIST-1D (generated offline), the 1-D CNN with
 BatchNorm, SGD against S-SGD at noise level 0.2, 3 seeds, 60 epochs; a few
 minutes on a 2-core CPU. Results go to `results/<run>/`: `results.json`,
-`summary.md` and `accuracy.png` (test accuracy against noise level).
+`summary.md`, `accuracy.png` (test accuracy against noise level) and
+`curves.png` (learning curves of each method's pick).
 
 Under the table, a verdict per method and level against SGD, paired by
 seed (`verdict`). The command is a shell over `keras_ssgd.compare`
@@ -564,7 +565,8 @@ def _run(config, specs, args):
         return code
     print()
     print(result)
-    print(f"\nWrote {result.folder / 'results.json'}, summary.md, accuracy.png")
+    print(f"\nWrote {result.folder / 'results.json'}, summary.md, "
+          "accuracy.png, curves.png")
     return 0
 
 

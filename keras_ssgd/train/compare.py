@@ -68,8 +68,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     """Trains the runs of `specs` not already in `output`; a `Comparison`.
 
     The run folder holds one record per finished run (see `store`); the
-    table, the verdicts, `results.json`, `summary.md` and `accuracy.png`
-    cover every run in it. On `KeyboardInterrupt` (or any other
+    table, the verdicts, `results.json`, `summary.md`, `accuracy.png`
+    (test accuracy against level) and `curves.png` (each method's pick's
+    learning curves, mean and band over seeds) cover every run in it. On `KeyboardInterrupt` (or any other
     `BaseException` that is not an `Exception`, such as the command's
     SIGTERM) the files are written for the finished runs, then the
     exception propagates.
@@ -143,6 +144,14 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                     rows, tmp, title=f"{config.dataset}, {config.model}",
                     verdicts=verdicts,
                 )
+            # The learning curves of each method's pick, from the records.
+            records = store.records()
+            if report.curve_picks(records, order):
+                with atomic_path(store.folder / "curves.png") as tmp:
+                    report.plot_curves(
+                        records, tmp, order=order,
+                        title=f"{config.dataset}, {config.model}",
+                    )
         results = json.loads(
             (store.folder / "results.json").read_text(encoding="utf-8")
         )

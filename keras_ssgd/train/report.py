@@ -327,6 +327,70 @@ def plot(rows, path, title="", verdicts=None):
     plt.close(fig)
 
 
+def curve_picks(records, order=None):
+    """The picks at equal epochs whose runs kept a loss history."""
+    from keras_ssgd.train import selection
+
+    return [p for p in selection.picks(records, "epochs", order)
+            if any(r.get("history", {}).get("loss") for r in p.records)]
+
+
+def plot_curves(records, path, title="", order=None):
+    """Learning curves of each method's pick at equal epochs: the training
+    loss per epoch and, where the runs evaluated every epoch
+    (`--eval-every-epoch`), the validation accuracy, as the mean over
+    seeds with a band of one standard deviation. Drawn from the records'
+    histories, so a finished folder can be drawn again; the test set is
+    not read. Returns whether anything was drawn.
+    """
+    import matplotlib
+    import numpy as np
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    picks = curve_picks(records, order)
+    if not picks:
+        return False
+    panels = [("loss", "training loss (at the perturbed weights)")]
+    if any("val_accuracy" in r.get("history", {})
+           for p in picks for r in p.records):
+        panels.append(("val_accuracy", "validation accuracy"))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8),
+                             squeeze=False)
+    for ax, (key, label) in zip(axes[0], panels):
+        for pick in picks:
+            curves = [r["history"][key] for r in pick.records
+                      if r.get("status", "ok") == "ok"
+                      and r.get("history", {}).get(key)]
+            if not curves:
+                continue
+            length = min(len(c) for c in curves)
+            values = np.array([[np.nan if v is None else v for v in c[:length]]
+                               for c in curves], dtype=float)
+            if key == "val_accuracy":
+                values = 100.0 * values
+            mean, std = np.nanmean(values, axis=0), np.nanstd(values, axis=0)
+            epochs = np.arange(1, length + 1)
+            line, = ax.plot(epochs, mean, label=f"{pick.name()} "
+                            f"({len(curves)} seeds)")
+            ax.fill_between(epochs, mean - std, mean + std,
+                            color=line.get_color(), alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label + (" (%)" if key == "val_accuracy" else ""))
+        if key == "loss":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize="x-small")
+    if title:
+        fig.suptitle(title + ": each method's pick, mean +- 1 sd over seeds",
+                     fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
 def _mean(values):
     values = [v for v in values if v is not None]
     return statistics.mean(values) if values else None
