@@ -57,7 +57,11 @@ setup(
             "tensorflow-datasets>=4.9", "keras-cv==0.9.*",
             # Holm's correction is checked against statsmodels' own.
             "statsmodels",
+            # `ssgd-train --tensorboard` (tensorflow-cpu does not bring it).
+            "tensorboard",
         ],
+        # TensorBoard logs (`ssgd-train --tensorboard`).
+        "tensorboard": ["tensorboard"],
         # The documentation site: `make docs` (mkdocs.yml).
         "docs": [
             "mkdocs==1.6.1", "mkdocs-material==9.8.2",

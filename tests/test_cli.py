@@ -346,3 +346,25 @@ def test_curves_are_drawn_from_the_records_of_each_pick(tmp_path):
     assert report.curve_picks(records) == []
     assert not report.plot_curves(records, tmp_path / "none.png")
     assert not (tmp_path / "none.png").exists()
+
+
+def test_tensorboard_logs_every_run_with_its_noise_level(tmp_path):
+    pytest.importorskip("tensorflow")
+    out = tmp_path / "run"
+    assert cli.main([*TINY, "--epochs", "2", "--method", "sgd",
+                     "--method", "ssgd:0.2", "--tensorboard",
+                     "--hessian-iterations", "0",
+                     "--output", str(out)]) == 0
+    logs = out / "tensorboard"
+    assert sorted(p.name for p in logs.iterdir()) == ["sgd-seed0",
+                                                      "ssgd-0.2-seed0"]
+    events = list((logs / "ssgd-0.2-seed0").rglob("events.out.tfevents*"))
+    assert events
+    from tensorflow.python.summary.summary_iterator import summary_iterator
+
+    tags = {v.tag for e in events for event in summary_iterator(str(e))
+            for v in event.summary.value}
+    assert {"epoch_loss", "epoch_noise_level", "epoch_passes_per_step"} <= tags
+    # The records' histories are the run's own: the scalars are not in them.
+    runs = json.loads((out / "results.json").read_text())["runs"]
+    assert all("noise_level" not in r["history"] for r in runs)

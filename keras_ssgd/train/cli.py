@@ -373,6 +373,13 @@ def build_parser(raise_errors=False):
         "val_accuracy in each run's history, for convergence curves).",
     )
     parser.add_argument(
+        "--tensorboard", action="store_true",
+        help="TensorBoard logs of every run (keras.callbacks.TensorBoard, "
+        "with the noise level in effect and the passes per step as "
+        "scalars) in OUTPUT/tensorboard/<run key>/: tensorboard --logdir "
+        "OUTPUT/tensorboard. Needs TensorFlow installed (any backend).",
+    )
+    parser.add_argument(
         "--hessian-iterations", type=int, default=20, metavar="N",
         help="Lanczos vectors (ARPACK's ncv, about one Hessian-vector "
         "product each) for the top Hessian eigenvalue of each final model "
@@ -535,6 +542,14 @@ def _run(config, specs, args):
     if not dist.is_root():
         return _follow(config, specs, args, dist)
 
+    if args.tensorboard:
+        from keras_ssgd.train import runner
+
+        try:
+            runner.require_tensorboard()
+        except ValueError as error:
+            print(f"ssgd-train: error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     output = args.output
     if output is None:
         if args.resume:
@@ -549,7 +564,7 @@ def _run(config, specs, args):
             distribution=dist, log=lambda text: print(text, flush=True),
             required=report.RECORD_FIELDS,
             progress=None if args.quiet else sys.stdout,
-            primary=args.primary,
+            primary=args.primary, tensorboard=args.tensorboard,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {_worded(error)}", file=sys.stderr)

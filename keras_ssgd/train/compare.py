@@ -64,7 +64,7 @@ def default_output():
 
 def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
           builder=None, arrays=None, log=print, required=(), progress=None,
-          primary=None):
+          primary=None, tensorboard=False):
     """Trains the runs of `specs` not already in `output`; a `Comparison`.
 
     The run folder holds one record per finished run (see `store`); the
@@ -92,6 +92,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
             one line per finished run elsewhere), or None for none.
         primary: the method of the primary comparison (`verdict.verdicts`),
             or None for the first method other than SGD in `specs`.
+        tensorboard: bool. Write each run's TensorBoard logs to
+            `output/tensorboard/<run key>/` (`runner.tensorboard_callbacks`).
 
     Raises:
         store.StoreError: the folder cannot be used.
@@ -104,6 +106,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     from keras_ssgd.store import atomic_path
     from keras_ssgd.store import atomic_write_text
 
+    if tensorboard:
+        runner.require_tensorboard()
     plan = {"recipe": config.to_json(), "runs": [spec.key for spec in specs]}
     store = RunStore(output, plan, resume=resume,
                      defaults=runner.Config.defaults(), required=required)
@@ -175,7 +179,10 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                 config, spec, verbose=verbose,
                 model_path=store.model_path(spec.key),
                 distribution=distribution, builder=builder, arrays=arrays,
-                extra_callbacks=[bar.start(i)] if bar else [],
+                extra_callbacks=([bar.start(i)] if bar else []) + (
+                    runner.tensorboard_callbacks(
+                        store.folder / "tensorboard" / spec.key, config, spec)
+                    if tensorboard else []),
             )
             record["finished"] = time.time()
             store.save(record)
