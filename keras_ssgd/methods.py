@@ -268,10 +268,6 @@ def register(method, *, replace=False):
             f"Received: method.name={method.name!r}"
         )
     METHODS[method.name] = method
-    if method.wrappable:
-        from keras_ssgd.wrap import add_method
-
-        add_method(method.name, method.model_class)
     return method
 
 METHODS = {

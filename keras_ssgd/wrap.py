@@ -312,9 +312,10 @@ _WRAPPERS = {(SymmetricSGDModel, False): SymmetricSGDWrapper}
 
 
 def add_method(name, model_class):
-    """Lets `wrap()` build `model_class` by `name` (what
-    `keras_ssgd.methods.register` calls for a wrappable method): its
-    wrapper classes are made and registered for saving."""
+    """Lets `wrap()` build `model_class` by `name`: its wrapper classes are
+    made and registered for saving. (A method added to the table by
+    `keras_ssgd.methods.register` is added here the first time `wrap()`
+    is asked for it.)"""
     METHODS[name] = model_class
     wrapper_class(model_class)
     wrapper_class(model_class, own_loss=True)
@@ -328,6 +329,10 @@ def _method_class(method):
     if isinstance(method, type) and issubclass(method, PerturbedModel):
         return method
     if isinstance(method, str) and method in METHODS:
+        return METHODS[method]
+    found = methods.METHODS.get(method) if isinstance(method, str) else None
+    if found is not None and found.wrappable:  # registered since import
+        add_method(method, found.model_class)
         return METHODS[method]
     if isinstance(method, str) and methods.METHODS.get(method, None):
         how = methods.METHODS[method].hint or "a plain keras.Model"
