@@ -140,7 +140,7 @@ class Method:
 
     # Hooks: what a run of the method does beyond compiling and fitting.
 
-    def build_model(self, plain, level, rebuild=None, *, every=1,
+    def build_model(self, plain, level, rebuild=None, *, wrap=None, every=1,
                     **options):
         """The method's model, from the plain model built from the seed.
 
@@ -150,6 +150,8 @@ class Method:
             level: the method's level.
             rebuild: `rebuild(dropout)` builds the plain model again with
                 a dropout rate (the builder's third argument), or None.
+            wrap: the function that wraps a model in a method class,
+                `keras_ssgd.wrap` (passed in: this table sits below it).
             every: the recipe's `every`, for an every-k method.
             **options: `keras_ssgd.wrap` arguments of the run (`seed`,
                 `noise_filter`).
@@ -160,8 +162,6 @@ class Method:
         """
         if self.model_class is None:
             return plain
-        from keras_ssgd.wrap import wrap
-
         kwargs = {self.level_name: level, **self.options}
         if self.every:
             kwargs["every"] = every
@@ -186,7 +186,7 @@ class DropoutMethod(Method):
     """Dropout: the builder's model with a Dropout layer of rate `level`
     before its head, from the plain model's weights."""
 
-    def build_model(self, plain, level, rebuild=None, *, every=1,
+    def build_model(self, plain, level, rebuild=None, *, wrap=None, every=1,
                     **options):
         with_dropout = rebuild(level)
         with_dropout.set_weights(plain.get_weights())

@@ -64,6 +64,8 @@ def test_the_hooks_say_what_each_method_adds():
 
 
 def test_build_model_wraps_rebuilds_or_keeps_the_plain_model():
+    import keras_ssgd
+
     def build(dropout=0.0):
         inputs = keras.Input((3,))
         x = keras.layers.Dense(4)(inputs)
@@ -73,8 +75,8 @@ def test_build_model_wraps_rebuilds_or_keeps_the_plain_model():
 
     plain = build()
     assert METHODS["sgd"].build_model(plain, None, build) is plain
-    wrapped = METHODS["ssgd-every"].build_model(plain, 0.3, build, every=4,
-                                                seed=1)
+    wrapped = METHODS["ssgd-every"].build_model(
+        plain, 0.3, build, wrap=keras_ssgd.wrap, every=4, seed=1)
     assert wrapped.noise_level == 0.3 and wrapped.every == 4
     dropped = METHODS["dropout"].build_model(plain, 0.5, build)
     assert any(isinstance(layer, keras.layers.Dropout)

@@ -16,6 +16,7 @@ from keras_ssgd.distributed.engines import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import OPTIMIZERS
 from keras_ssgd.train.registry import model_builder
+from keras_ssgd.wrap import wrap
 from keras_ssgd.store import atomic_path
 
 
@@ -203,7 +204,7 @@ def build_model(config, spec, data, transform=None, builder=None):
     return method.build_model(
         model, spec.level,
         lambda dropout: build(data.input_shape, data.num_classes, dropout),
-        every=config.every, **options,
+        wrap=wrap, every=config.every, **options,
     )
 
 
