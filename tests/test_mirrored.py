@@ -61,6 +61,21 @@ start, after, nan_loss = train(
 )
 out["nan_first_loss"] = str(nan_loss[0])
 out["nan_moved"] = any(not np.array_equal(a, b) for a, b in zip(start, after))
+
+# The one-pass peers: MSAM reads the optimizer's (mirrored) momentum, ARWP
+# updates its gradient history in each replica (the mean is kept).
+for method, kwargs in (("msam", {"rho": 0.3}), ("arwp", {"sigma": 0.02}),
+                       ("marwp", {"sigma": 0.02})):
+    keras.utils.set_random_seed(0)
+    with strategy.scope():
+        model = keras_ssgd.wrap(mlp(batchnorm=True), method=method, seed=0,
+                                **kwargs)
+        compile_for_classification(model)
+    loss = model.fit(x, y, batch_size=64, epochs=3, shuffle=False,
+                     verbose=0).history["loss"]
+    history = [float(np.abs(np.array(h)).sum())
+               for h in getattr(model, "_histories", None) or []]
+    out[method] = {"loss": loss, "history": history}
 print("RESULT " + json.dumps(out))
 """
 
@@ -84,6 +99,11 @@ def test_mirrored_strategy_two_replicas():
     # TerminateOnNaN stops the run after that first batch.
     assert out["nan_first_loss"] == "nan"
     assert not out["nan_moved"]
+    # MSAM, ARWP and m-ARWP train under the strategy; ARWP's history grows.
+    for method in ("msam", "arwp", "marwp"):
+        loss = out[method]["loss"]
+        assert np.isfinite(loss).all() and loss[-1] < loss[0], (method, loss)
+    assert all(h > 0 for h in out["arwp"]["history"] + out["marwp"]["history"])
 
 
 PAIRS_SCRIPT = r"""
