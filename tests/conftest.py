@@ -11,7 +11,8 @@ BACKEND_NEUTRAL = {"test_backends.py", "test_cli_every_backend.py",
                    "test_keras_contract.py", "test_split.py",
                    "test_wrap_own_logic.py", "test_custom_step.py",
                    "test_weight_averaging.py",
-                   "test_every.py"}
+                   "test_every.py", "test_msam.py", "test_arwp.py",
+                   "test_precision_accumulation.py"}
 
 
 def pytest_ignore_collect(collection_path, config):
