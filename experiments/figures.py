@@ -203,6 +203,40 @@ def _pm(values):
     return f"{statistics.mean(values):.2f} +- {spread:.2f}"
 
 
+# The comparison folders, with a short name of their model.
+FOLDERS = (
+    ("mnist1d-cnn-headline", "the CNN without BatchNorm (10 seeds, K = 4)"),
+    ("mnist1d-cnn-bn", "the CNN with BatchNorm (3 seeds, K = 2)"),
+    ("mnist1d-mlp", "the MLP (3 seeds, K = 2)"),
+    ("mnist1d-lstm", "the LSTM (3 seeds, K = 2)"),
+)
+
+
+def verdict_summary():
+    """For every comparison folder: S-SGD's primary line, its line at
+    equal passes, and the best-2-pass-against-best-1-pass lines,
+    recomputed from the records."""
+    from keras_ssgd.train import verdict
+
+    lines = []
+    for folder, title in FOLDERS:
+        records, seeds, results = _records(RESULTS / folder)
+        if not records:
+            continue
+        order = results["config"]["runs"]
+        primary = next((v["method"] for v in results.get("verdicts", [])
+                        if v.get("role") == "primary"), None)
+        chosen = [
+            v for v in verdict.verdicts(records, primary=primary, order=order)
+            if v.get("role") == "primary" or v.get("kind") == "best"
+            or (v["method"] == "ssgd" and v["budget"] == "passes")
+        ]
+        lines.append(f"- MNIST-1D, {title}, record "
+                     f"`experiments/results/{folder}/`:")
+        lines += [f"    - {v['text']}" for v in chosen]
+    return "\n".join(lines) + "\n" if lines else "No record yet.\n"
+
+
 BENCHMARKS = RESULTS / "benchmarks"
 
 
@@ -330,6 +364,7 @@ GENERATORS = {
         "MNIST-1D, the MLP, K = 2 configurations per method (SGD two "
         "learning rates; S-SGD and weight noise two levels at the recipe's "
         "rate)"),
+    "verdict-summary": verdict_summary,
     "step-time": step_time,
     "noise-cost": noise_cost,
     "hessian-cost": hessian_cost,
