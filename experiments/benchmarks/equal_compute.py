@@ -18,8 +18,9 @@ adjusted for multiple comparisons (Holm).
   the one-pass peers Momentum-SAM and ARWP two levels times two learning
   rates (0.1, 0.2). (A pilot of 2 seeds with
   the grids one step lower put every pick, chosen on validation, at the top
-  of its grid.) About 31,000 single-pass epochs: 1.5 to 3 hours on 2 CPU
-  cores.
+  of its grid.) About 31,000 single-pass epochs without the two peers
+  (1.5 to 3 hours on 2 CPU cores); the peers add about 14,000 (36 minutes
+  measured, with the other runs kept by `--resume`).
 - `mnist1d-cnn-bn`, `mnist1d-lstm` and `mlp`: 3 seeds, K = 2 (SGD two
   learning rates, S-SGD and weight noise two levels at the recipe's rate).
 
