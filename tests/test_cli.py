@@ -348,6 +348,7 @@ def test_curves_are_drawn_from_the_records_of_each_pick(tmp_path):
     assert not (tmp_path / "none.png").exists()
 
 
+@pytest.mark.e2e  # real TensorBoard event files (make test-e2e), about 5 s
 def test_tensorboard_logs_every_run_with_its_noise_level(tmp_path):
     pytest.importorskip("tensorflow")
     out = tmp_path / "run"
