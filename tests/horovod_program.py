@@ -185,6 +185,29 @@ def case_dies(out):
               callbacks=[Die(), *ssgd_hvd.callbacks()])
 
 
+def case_peers(out):
+    """The one-pass peers under Horovod: MSAM's direction is the optimizer's
+    momentum, the same on every rank, so 2 ranks x B/2 equal 1 process x B;
+    ARWP and m-ARWP draw per rank and keep identical weights."""
+    x, y = data()
+    for method, kwargs in (("msam", {"rho": 0.3}), ("arwp", {"sigma": 0.02}),
+                           ("marwp", {"sigma": 0.02})):
+        keras.utils.set_random_seed(1 + ssgd_hvd.rank())
+        model = keras_ssgd.wrap(mlp(), method=method, seed=7, **kwargs)
+        ssgd_hvd.distribute(model)
+        compile_(model)
+        model.fit(ssgd_hvd.shard(global_batches(x, y, shuffle_seed=3)),
+                  epochs=3, verbose=0, callbacks=ssgd_hvd.callbacks())
+        save(out, f"{method}{ssgd_hvd.rank()}.npz", trainable(model))
+        if method == "msam" and ssgd_hvd.is_root():
+            keras.utils.set_random_seed(1)  # rank 0's initial weights
+            reference = keras_ssgd.wrap(mlp(), method=method, **kwargs)
+            compile_(reference)
+            reference.fit(global_batches(x, y, shuffle_seed=3), epochs=3,
+                          verbose=0)
+            save(out, "msam-reference.npz", trainable(reference))
+
+
 def main():
     case, out = sys.argv[1], pathlib.Path(sys.argv[2])
     out.mkdir(parents=True, exist_ok=True)
@@ -201,6 +224,8 @@ def main():
         case_resume(out)
     elif case == "dies":
         case_dies(out)
+    elif case == "peers":
+        case_peers(out)
     else:
         raise SystemExit(f"unknown case {case!r}")
     (out / f"done{ssgd_hvd.rank()}.json").write_text(json.dumps({"case": case}))

@@ -81,6 +81,21 @@ def test_ranks_hold_identical_weights_and_draw_noise_per_rank(case, tmp_path):
         assert not np.allclose(noise[0][0], noise[1][0])
 
 
+def test_the_one_pass_peers_under_two_ranks(tmp_path):
+    # MSAM perturbs along the optimizer's momentum, which the averaged
+    # gradients keep the same on every rank: 2 ranks equal one process on
+    # the global batch. ARWP and m-ARWP keep identical weights on the ranks.
+    done, _ = horovodrun("peers", tmp_path)
+    check(done)
+    for method in ("msam", "arwp", "marwp"):
+        for a, b in zip(load(tmp_path / f"{method}0.npz"),
+                        load(tmp_path / f"{method}1.npz")):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(load(tmp_path / "msam0.npz"),
+                    load(tmp_path / "msam-reference.npz")):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
 def test_rank_pairs_equal_the_split_step_on_the_global_batch(tmp_path):
     # Rank 0 measures its half of each global batch at W + n, rank 1 its
     # half at W - n, from one noise: the split step of one process.
