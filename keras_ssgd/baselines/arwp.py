@@ -71,9 +71,6 @@ class AdaptiveRandomPerturbationModel(PerturbedModel):
     default_noise_filter = staticmethod(filters.all_trainable)
     level_argument = "sigma"
     passes = 1
-    # The weight of the gradient at W (the clean point) in the applied
-    # gradient: 0 here, `mix` in the mixed form.
-    _clean_share = 0.0
 
     def __init__(self, *args, sigma=0.01, eta=1.0, beta=0.9,
                  noise_filter=None, **kwargs):
