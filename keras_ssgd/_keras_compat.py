@@ -36,6 +36,53 @@ def call_has_training_arg(model):
     return model._call_has_training_arg
 
 
+def flatten_layers(layer, include_self=True, recursive=True):
+    """The layers of `layer`, parents before their sub-layers (Keras's
+    own walk, which tracks every sub-layer however it is held)."""
+    return layer._flatten_layers(include_self=include_self,
+                                 recursive=recursive)
+
+
+def own_variables(layer):
+    """The variables `layer` created itself (not its sub-layers')."""
+    return layer._trainable_variables + layer._non_trainable_variables
+
+
+def unpickle_model():
+    """The loader `keras.Model.__reduce__` names: a model's saved bytes
+    back to a model."""
+    import keras
+
+    return keras.Model._unpickle_model
+
+
+def functional_variant(cls):
+    """`cls` with `Functional` mixed in, for construction from a layer graph.
+
+    Keras would otherwise rewrite the bases of `cls` (and of every parent
+    up to `keras.Model`) in place the first time it is built from `inputs`
+    and `outputs`, which breaks later subclassed use of the same class. The
+    variant keeps the name and registered name of `cls`, so saved models
+    name `cls` and load through it.
+    """
+    if issubclass(cls, Functional):
+        return cls
+    if cls not in _FUNCTIONAL_VARIANTS:
+        from keras.saving import get_registered_name
+
+        variant = type(
+            cls.__name__,
+            (cls, Functional),
+            {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
+        )
+        GLOBAL_CUSTOM_NAMES[variant] = get_registered_name(cls)
+        _FUNCTIONAL_VARIANTS[cls] = variant
+    return _FUNCTIONAL_VARIANTS[cls]
+
+
+_FUNCTIONAL_VARIANTS = {}
+
+
 def compute_loss(model, **kwargs):
     """Keras's wrapper around `model.compute_loss`, which accepts overrides
     without a `training` argument (as Keras's trainers call it)."""
@@ -157,6 +204,11 @@ MEMBERS = (
     ("keras.src.saving.object_registration.GLOBAL_CUSTOM_NAMES", "module",
      lambda: GLOBAL_CUSTOM_NAMES),
     ("Model._call_has_training_arg", "model", "_call_has_training_arg"),
+    ("Layer._flatten_layers", "model", "_flatten_layers"),
+    ("Layer._trainable_variables", "batchnorm", "_trainable_variables"),
+    ("Layer._non_trainable_variables", "batchnorm",
+     "_non_trainable_variables"),
+    ("Model._unpickle_model", "model", "_unpickle_model"),
     ("Model._compute_loss", "model", "_compute_loss"),
     ("Model._loss_tracker", "model", "_loss_tracker"),
     ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
@@ -177,7 +229,8 @@ MEMBERS = (
 __all__ = [
     "Functional", "GLOBAL_CUSTOM_NAMES", "MEMBERS", "Trainer",
     "batchnorm_moments_as", "call_has_training_arg", "compute_loss",
-    "first_moment", "keeps_first_moment",
+    "first_moment", "flatten_layers", "functional_variant",
+    "keeps_first_moment", "own_variables", "unpickle_model",
     "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",
     "loss_tracker", "state_sharding_spec", "state_sharding_spec_as",
     "tf_strategy_reduce_to_as", "tf_strategy_supports_no_merge_call",

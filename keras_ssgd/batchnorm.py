@@ -12,12 +12,14 @@ import contextlib
 
 import keras
 
+from keras_ssgd import _keras_compat as compat
+
 
 def batchnorm_layers(model):
     """The model's trainable `BatchNormalization` layers (a frozen one runs
     in inference mode and keeps its statistics)."""
     return [
-        layer for layer in model._flatten_layers(include_self=False)
+        layer for layer in compat.flatten_layers(model, include_self=False)
         if isinstance(layer, keras.layers.BatchNormalization)
         and layer.trainable
     ]

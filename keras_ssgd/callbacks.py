@@ -120,15 +120,15 @@ class NoiseSchedule(keras.callbacks.Callback):
         self._split = None
         if self.plan is not None and self.plan.has_split:
             # The model's own form, even after a fit stopped in an H phase.
-            self.model._set_phase_split(False)
+            self.model.phase_split = False
 
-    def split_batch(self, epoch):
+    def splits(self, epoch):
         """Whether `epoch` (0-based) is an `H` (split S-SGD) epoch."""
-        return self.plan is not None and self.plan.split_batch(epoch)
+        return self.plan is not None and self.plan.splits(epoch)
 
     def on_epoch_begin(self, epoch, logs=None):
         level = self.level(epoch)
-        split = self.split_batch(epoch)
+        split = self.splits(epoch)
         if (level, split) != (self._level, self._split) and self.verbose:
             form = " (split S-SGD)" if split else ""
             io = keras.utils.io_utils
@@ -137,12 +137,12 @@ class NoiseSchedule(keras.callbacks.Callback):
         if self.plan is not None and self.plan.has_split and level > 0:
             # Between two noisy phases the form may change; a plain phase
             # runs Keras's step whatever the form, so it keeps the last one.
-            self.model._set_phase_split(split)
+            self.model.phase_split = split
         self.model.noise_level = level
 
     def on_train_end(self, logs=None):
         if self.plan is not None and self.plan.has_split:
-            self.model._set_phase_split(False)  # the model's own form
+            self.model.phase_split = False  # the model's own form
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:

@@ -32,6 +32,8 @@ import gc
 
 import keras
 
+from keras_ssgd import _keras_compat as compat
+
 _OWNERS = contextvars.ContextVar("keras_ssgd_owners", default=None)
 
 _CONV_LAYERS = (
@@ -118,22 +120,17 @@ def owning_layer(variable):
         return owners.get(id(variable))
     for obj in gc.get_objects():
         if issubclass(type(obj), keras.layers.Layer) and any(
-            w is variable for w in _own_weights(obj)
+            w is variable for w in compat.own_variables(obj)
         ):
             return obj
     return None
-
-
-def _own_weights(layer):
-    """The variables `layer` created itself (not its sub-layers')."""
-    return layer._trainable_variables + layer._non_trainable_variables
 
 
 def select(model, noise_filter):
     """The trainable variables of `model` for which `noise_filter` is true."""
     owners = {}
     # Parents come before their sub-layers: the innermost owner is kept.
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in compat.flatten_layers(model):
         for v in layer.weights:
             owners[id(v)] = layer
     token = _OWNERS.set(owners)
@@ -143,3 +140,30 @@ def select(model, noise_filter):
         _OWNERS.reset(token)
 
 
+
+
+def resolve(noise_filter):
+    """`noise_filter` as a callable (or `None`): a shipped filter's short
+    name (`"conv_kernels"`) or a registered name becomes its function.
+
+    Raises:
+        TypeError: `noise_filter` is none of those.
+    """
+    if noise_filter is None or callable(noise_filter):
+        return noise_filter
+    if isinstance(noise_filter, str) and noise_filter in SHIPPED:
+        return SHIPPED[noise_filter]
+    if isinstance(noise_filter, (str, dict)):
+        resolved = keras.saving.deserialize_keras_object(noise_filter)
+        if callable(resolved):
+            return resolved
+    raise TypeError(
+        "Argument `noise_filter` must be None, a callable "
+        "`variable -> bool`, or the registered name of one. "
+        f"Received: noise_filter={noise_filter!r}"
+    )
+
+
+def name_of(noise_filter):
+    """A filter's name, for messages."""
+    return getattr(noise_filter, "__name__", repr(noise_filter))

@@ -11,17 +11,14 @@ master weights with them. The subclasses differ only in where they measure:
 - `SharpnessAwareModel`: at `W + rho * g / ||g||` (SAM);
 - `AdaptiveSharpnessAwareModel`: at `W + rho * T^2 g / ||T g||` (ASAM).
 
-With `every=k`, any of them perturbs one step in `k` only.
-
 Every pass is computed functionally: `keras.StatelessScope` maps the selected
 variables to their perturbed values while the variables keep holding `W`, so
-nothing has to be restored and `W` never drifts by rounding.
-
-The step is written once, in `keras.ops`; the backend-specific part (how
-gradients are taken, how a conditional keeps its variable writes, how the
-trainer passes state) is in `keras_ssgd.backends`.
+nothing has to be restored and `W` never drifts by rounding. The step is
+written once, in `keras.ops`; what differs between backends is in
+`keras_ssgd.backends`.
 """
 
+import contextlib
 import functools
 import math
 import random
@@ -32,8 +29,12 @@ from keras import ops
 
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
+from keras_ssgd import cadence
 from keras_ssgd import filters
+from keras_ssgd import recurrent
 from keras_ssgd import sharing as sharing_lib
+from keras_ssgd.distributable import Distributable
+from keras_ssgd.stream import NoiseStream
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_every
 from keras_ssgd.validation import check_noise_level
@@ -42,42 +43,32 @@ from keras_ssgd.validation import check_seed
 BATCHNORM_UPDATES = ("both", "first")
 
 
-class PerturbedModel(keras.Model):
+class PerturbedModel(Distributable, keras.Model):
     """Base class of models trained on gradients at perturbed weights.
 
     Subclasses implement `_perturbed_gradients(x, y, sample_weight,
     variables)`, returning `(loss, gradients)` for every trainable variable,
-    usually by calling `self._measure(...)` once per perturbed point. The base
-    class does the rest, identically for every method:
+    usually by calling `self._measure(...)` once per perturbed point. The
+    base class does the rest, identically for every method:
 
     - `noise_level == 0` runs Keras's own `train_step`: level 0 is
-      `keras.Model` by construction, on every backend (the compiled train
-      function holds one traced step per branch, and the plain one is the
-      graph Keras traces). The level's Python value picks the branch before
-      each call; inside the perturbed branch it is read from a variable, so
-      `NoiseSchedule` changes it without retracing.
-    - In the perturbed step the update is skipped (trainable variables and
-      optimizer state untouched) when the loss is not finite; the loss is
-      still reported. At level 0 a non-finite loss is Keras's business,
-      as in `keras.Model`.
-    - Losses that layers add during `call` (`add_loss`, activity
-      regularizers) are part of every pass's loss and gradient, and of the
-      reported loss, as in Keras.
+      `keras.Model` by construction, on every backend (the train function
+      holds one traced step per branch, and the plain one is Keras's). The
+      level's Python value picks the branch before each call; inside the
+      perturbed branch it is read from a variable, so `NoiseSchedule`
+      changes it without retracing.
+    - The perturbed step skips the update (trainable variables and
+      optimizer state untouched) when the loss is not finite, and reports
+      the loss.
     - Random perturbations are a function of `seed` and the optimizer's step
       counter, so a checkpointed run resumes the same sequence.
-    - With `every=k`, only one step in `k` perturbs (the steps whose index,
-      the optimizer's step counter, is a multiple of `k`); the others are
-      Keras's own step, at the cost of one pass. This is the naive
-      interval baseline of the SAM literature (SAM every k steps, which
-      LookSAM's paper compares with and shows to degrade; LookSAM itself
-      also reuses the gradient component its full steps found): it costs
-      `1 + (passes - 1) / k` passes per step. `every=1` perturbs every
-      step; `every=math.inf` never does, which trains exactly as
-      `keras.Model`.
+    - With `every=k`, only the steps whose index is a multiple of `k`
+      perturb (`keras_ssgd.cadence`); the others are Keras's own step. This
+      is the naive interval baseline of the SAM literature (SAM every `k`
+      steps), at `1 + (passes - 1) / k` passes per step.
     - Mixed precision, sample weights and `jit_compile` work as in
-      `keras.Model`, on the TensorFlow, JAX and PyTorch backends;
-      `tf.distribute.MirroredStrategy` and `gradient_reducer` (Horovod) on
-      TensorFlow only.
+      `keras.Model` on the TensorFlow, JAX and PyTorch backends;
+      `tf.distribute` and `gradient_reducer` (Horovod) on TensorFlow.
 
     Args:
         noise_level: float >= 0, the perturbation size (its meaning is the
@@ -104,16 +95,18 @@ class PerturbedModel(keras.Model):
     """
 
     default_noise_filter = staticmethod(filters.kernels)
-    # Forward and backward passes per step, for cost accounting.
-    passes = 1
-    # The constructor argument that holds the level (`rho` for SAM, ...).
-    level_argument = "noise_level"
+    passes = 1  # forward and backward passes per step (cost accounting)
+    level_argument = "noise_level"  # the level's argument (SAM: `rho`)
     # Whether the per-device step (`keras_ssgd.backends.jax_devices`) can
     # run this method's passes: S-SGD's.
     runs_per_device = False
+    # The form of the perturbed step (S-SGD has others), and what fixes a
+    # traced step besides its branch (`keras_ssgd.backends.per_branch`).
+    step_form = "full"
+    trace_key = None
 
     # The branch of the step being traced: True (perturbed) or False
-    # (plain); None outside a compiled step (see `_noisy`).
+    # (plain); None outside a compiled step (see `tracing_branch`).
     _static_noisy = None
 
     def __init__(
@@ -129,17 +122,16 @@ class PerturbedModel(keras.Model):
         backends.name()  # a clear error on a backend it cannot train with
         noise_level = self.check_level(noise_level, self.level_argument)
         every = check_every(every)
-        noise_filter = _resolve_filter(noise_filter)
+        noise_filter = filters.resolve(noise_filter)
         check_choice(batchnorm_update, "batchnorm_update", BATCHNORM_UPDATES)
         seed = check_seed(seed)
         if compat.functional_init_arguments(args, kwargs):
-            # Built from a layer graph (`cls(inputs, outputs)`, or a
-            # subclass's `__init__` passing them on): this instance becomes
-            # a `Functional` through a variant class of its own. Keras's
-            # `Model.__init__` would instead rewrite the bases of every
-            # class up to `keras.Model` in place, for the whole process.
+            # Built from a layer graph (`cls(inputs, outputs)`): this
+            # instance becomes a `Functional` through a variant class of its
+            # own. Keras's `Model.__init__` would instead rewrite the bases
+            # of every class up to `keras.Model` in place, for the process.
             if not isinstance(self, compat.Functional):
-                self.__class__ = _functional_variant(type(self))
+                self.__class__ = compat.functional_variant(type(self))
             compat.Trainer.__init__(self)  # the backend's trainer
             compat.Functional.__init__(self, *args, **kwargs)
         else:
@@ -148,32 +140,24 @@ class PerturbedModel(keras.Model):
         self.batchnorm_update = batchnorm_update
         self.seed = seed
         self._every = every
-        # The index of the next step, counted between executions of the
-        # compiled step (`_perturbs_next`); `None`: read it from the
-        # optimizer first.
-        self._clock = _StepClock()
-        self._noise = _NoiseState(
+        self._clock = cadence.StepClock()
+        self._noise = NoiseStream(
             noise_level, seed if seed is not None else random.randrange(2**31)
         )
         self._level_value = noise_level  # the Python float, for get_config
-        self._gradient_reducer = None
-        self._sharing = sharing_lib.StepSharing()
-        # While the passes are traced on one device: that device, and the
-        # predictions kept for the global metrics (`_device_passes`).
-        self._trace = None
-        self._carry = _RecurrentCarry()
+        self._init_sharing()
+        self._carry = recurrent.Carry()
 
     def __reduce__(self):
-        # Keras pickles a model as its saved bytes, loaded back by
-        # `_unpickle_model`; the functional variant class is not importable
-        # by name, so the loader is taken from `keras.Model`.
+        # Keras pickles a model as its saved bytes; the functional variant
+        # class is not importable by name, so the loader is keras.Model's.
         _, args = super().__reduce__()
-        return keras.Model._unpickle_model, args
+        return compat.unpickle_model(), args
 
     @classmethod
     def _refuse_noise_level(cls, kwargs):
-        """A clear error for `noise_level=` where the level has its own name
-        (`rate`, `rho`): subclasses call it before passing theirs on."""
+        """A `TypeError` for `noise_level=` where the level has its own
+        name (`rate`, `rho`)."""
         if "noise_level" in kwargs:
             raise TypeError(
                 f"{cls.__name__} takes its level as `{cls.level_argument}`, "
@@ -216,67 +200,17 @@ class PerturbedModel(keras.Model):
         return 1 + (self.passes - 1) / self._every
 
     @property
-    def noise_seed(self):
-        """The seed the noise stream uses (set it before training).
-
-        Defaults to `seed` (or the drawn seed); Horovod training offsets it by
-        the rank so that ranks draw different directions.
-        """
-        return self._noise.seed
-
-    @noise_seed.setter
-    def noise_seed(self, value):
-        self._noise.seed = check_seed(value, "noise_seed")
+    def runs_own_step(self):
+        """Whether the model's class writes its own `train_step` (with
+        `symmetric_gradients` or `symmetric_value_and_grad` inside)."""
+        return type(self).train_step is not PerturbedModel.train_step
 
     @property
-    def sharing(self):
-        """How the step is shared across workers or devices, a
-        `keras_ssgd.StepSharing`; the engines set it (`distribute()`,
-        `pair_replicas()`).
-
-        The default is one worker's step. Assigning another makes the next
-        `fit()` trace the step anew.
-        """
-        return self._sharing
-
-    @sharing.setter
-    def sharing(self, value):
-        if not isinstance(value, sharing_lib.StepSharing):
-            raise TypeError(
-                "`sharing` must be a keras_ssgd.StepSharing. Received: "
-                f"sharing={value!r} (of type {type(value).__name__})"
-            )
-        self._sharing = value
-        self.train_function = None  # the next fit() traces the new step
-
-    @property
-    def gradient_reducer(self):
-        """`None`, or a callable run once per step before the update.
-
-        It receives `(gradients, finite)`, the list of gradients (with
-        `None` for unreached variables) and the local "loss is finite"
-        flag, and returns them reduced across workers. One call per step
-        with the already averaged gradient: the +- passes add no
-        communication. `keras_ssgd.distributed.horovod.distribute()` sets
-        it.
-        """
-        return self._gradient_reducer
-
-    @gradient_reducer.setter
-    def gradient_reducer(self, reducer):
-        if reducer is not None:
-            backends.require(
-                "A gradient reducer (Horovod)", f"gradient_reducer={reducer!r}"
-            )
-        if reducer is not None and not callable(reducer):
-            raise TypeError(
-                "`gradient_reducer` must be None or a callable "
-                "`(gradients, finite) -> (gradients, finite)`. Received: "
-                f"{reducer!r}"
-            )
-        self._gradient_reducer = reducer
-        if reducer is not None and getattr(self, "compiled", False):
-            self._refuse_xla()
+    def extra_step_variables(self):
+        """Variables the perturbed step reads that Keras's trainer does not
+        pass in: the noise level (changed without retracing) and the
+        states of stateful RNNs (kept out of `non_trainable_variables`)."""
+        return [self._noise.level] + recurrent.states(self)
 
     def make_train_function(self, force=False):
         # Not in `compile()`: overriding that would stop Keras from
@@ -301,27 +235,15 @@ class PerturbedModel(keras.Model):
                 f"steps_per_execution={self.steps_per_execution}"
             )
         # The count of the steps to come starts from the optimizer's step
-        # counter, read now: `fit()` calls this before its first step, while
-        # the variables hold the state on every backend (JAX moves it out
-        # of them during `fit()`).
+        # counter, read now, while the variables hold the state on every
+        # backend (JAX moves it out of them during `fit()`).
         self._clock.step = (
-            None if self.optimizer is None or self._every == 1
-            else int(ops.convert_to_numpy(self.optimizer.iterations))
+            self._optimizer_step()
+            if self.optimizer is not None and self._every != 1 else None
         )
         return backends.current().make_train_function(
             self, super().make_train_function, force
         )
-
-    def _refuse_xla(self):
-        if self.jit_compile:
-            warnings.warn(
-                f"Model '{self.name}': the gradient reducer's collective ops "
-                "(Horovod) have no XLA kernel, so jit_compile is set to "
-                "False.",
-                stacklevel=3,
-            )
-            self.jit_compile = False
-            self.train_function = None  # retrace without XLA
 
     @property
     def noise_variables(self):
@@ -342,23 +264,42 @@ class PerturbedModel(keras.Model):
             raise ValueError(
                 "Argument `noise_filter` selects no trainable variable of "
                 f"model '{self.name}'. Received: noise_filter="
-                f"{_name_of(self.noise_filter)}; trainable variables: "
+                f"{filters.name_of(self.noise_filter)}; trainable variables: "
                 f"{[v.path for v in self.trainable_variables]}"
             )
         return selected
 
+    def next_step_perturbs(self):
+        """Whether the next execution of the compiled step perturbs, and
+        counts it: the train function asks once per execution of one step
+        (`keras_ssgd.backends.per_branch`)."""
+        step = None
+        if cadence.counts_steps(self._every) and self.noise_level > 0:
+            step = self._clock.tick(self._optimizer_step)
+        return cadence.perturbs(step, self.noise_level, self._every)
+
+    @contextlib.contextmanager
+    def tracing_branch(self, noisy):
+        """While open, the step being traced is branch `noisy` (perturbed or
+        plain), whatever the level says."""
+        self._static_noisy = noisy
+        try:
+            yield
+        finally:
+            self._static_noisy = None
+
     def train_step(self, *args):
         # `(data)` on TensorFlow and PyTorch, `(state, data)` on JAX.
         x, _, _ = keras.utils.unpack_x_y_sample_weight(args[-1])
-        if not all(layer.built for layer in self._flatten_layers()):
+        if not all(layer.built for layer in compat.flatten_layers(self)):
             self(x)  # A subclassed model creates its variables on first call.
         noisy = self._noisy()
         if noisy and not self.noise_variables:
             warnings.warn(
                 f"Model '{self.name}' has no variable to perturb (the "
-                f"default filter `{_name_of(self.default_noise_filter)}` "
-                f"selects none): {type(self).__name__} trains it as plain "
-                "SGD.",
+                "default filter "
+                f"`{filters.name_of(self.default_noise_filter)}` selects "
+                f"none): {type(self).__name__} trains it as plain SGD.",
                 stacklevel=2,
             )
             noisy = False
@@ -372,53 +313,19 @@ class PerturbedModel(keras.Model):
             self, args, functools.partial(self._step, noisy)
         )
 
-    def _runs_own_step(self):
-        """Whether the model's class writes its own `train_step` (with
-        `SymmetricSGDModel.symmetric_gradients` or
-        `symmetric_value_and_grad` inside)."""
-        return type(self).train_step is not PerturbedModel.train_step
-
     def _noisy(self):
-        """Whether this step perturbs.
-
-        Decided before the step, from the Python value of the level: the
-        compiled train function holds one traced step per branch (see
-        `keras_ssgd.backends.per_branch`), and inside the perturbed branch
-        the level is read from a variable, so changing it between non-zero
-        values never retraces.
-        """
+        """Whether this step perturbs: the traced branch inside a compiled
+        step; else (eager, step by step: PyTorch) from the level and the
+        optimizer's current step counter."""
         if self._static_noisy is not None:
             return self._static_noisy
-        if not self.noise_level > 0 or self._every == math.inf:
-            return False
-        if self._every == 1:
-            return True
-        # Called step by step, eagerly (PyTorch): the counter is current.
-        step = int(ops.convert_to_numpy(self.optimizer.iterations))
-        return step % self._every == 0
+        step = None
+        if cadence.counts_steps(self._every) and self.noise_level > 0:
+            step = self._optimizer_step()
+        return cadence.perturbs(step, self.noise_level, self._every)
 
-    def _perturbs_next(self):
-        """Whether the next execution of the compiled step perturbs: the
-        level is not 0 and, with `every=k`, the step's index is a multiple
-        of `k`. Counts the step: the train function calls it once per
-        execution of one step."""
-        if not self.noise_level > 0 or self._every == math.inf:
-            return False
-        if self._every == 1:
-            return True
-        if self._clock.step is None:
-            self._clock.step = int(
-                ops.convert_to_numpy(self.optimizer.iterations)
-            )
-        step = self._clock.step
-        self._clock.step += 1
-        return step % self._every == 0
-
-    def _form(self):
-        """Besides the noise branch, what fixes a traced step (a hashable;
-        `None` here, the split form for S-SGD): the train function keeps
-        one compiled step per `(branch, form)`."""
-        return None
+    def _optimizer_step(self):
+        return int(ops.convert_to_numpy(self.optimizer.iterations))
 
     def _step(self, noisy, data):
         """The step on the variables: measure, reduce, update."""
@@ -432,7 +339,7 @@ class PerturbedModel(keras.Model):
         finite = ops.isfinite(loss)
         if self._gradient_reducer is not None:
             gradients, finite = self._gradient_reducer(gradients, finite)
-        self._apply_if_finite(gradients, finite)
+        backends.current().apply_if_finite(self, gradients, finite)
         return self.get_metrics_result()
 
     def _perturbed_step(self, x, y, sample_weight, noise_variables):
@@ -440,9 +347,9 @@ class PerturbedModel(keras.Model):
 
         Under `keras.distribution.DataParallel` on JAX the passes may run
         per device instead, their gradient reduced once
-        (`_device_plan`, `keras_ssgd.backends.jax_devices`).
+        (`keras_ssgd.sharing.device_plan`).
         """
-        plan = _device_plan(self, getattr(self, "_split_now", False))
+        plan = sharing_lib.device_plan(self, self.step_form != "full")
         if plan is not None:
             loss, gradients, predictions = plan.run(
                 self, functools.partial(self._device_passes, noise_variables),
@@ -450,81 +357,16 @@ class PerturbedModel(keras.Model):
             )
             self._track(x, y, sample_weight, loss, predictions)
             return loss, gradients
-        self._carry.start(self._recurrent_states())
+        self._carry.start(recurrent.states(self))
         loss, gradients = self._perturbed_gradients(
             x, y, sample_weight, noise_variables
         )
-        self._carry_recurrent_state()
+        self._carry.finish()
         return loss, gradients
-
-    def _device_passes(self, noise_variables, x, y, sample_weight, device):
-        """The subclass's passes on one device's shard
-        (`keras_ssgd.backends.jax_devices.Device`): its noise seed offset,
-        its point of the pair form, its BatchNorm moments; the predictions
-        are kept for the global metrics. Returns `(loss, gradients,
-        predictions)`."""
-        predictions = []
-        self._trace = _Trace(device, predictions)
-        layers = [] if device.moments is None else sharing_lib.batchnorms(self)
-        try:
-            with compat.batchnorm_moments_as(layers, device.moments):
-                loss, gradients = self._perturbed_gradients(
-                    x, y, sample_weight, noise_variables
-                )
-        finally:
-            self._trace = None
-        return loss, gradients, predictions
-
-    def _pairs(self):
-        """The pair form's numbering of the step being traced (a
-        `WorkerPairs`), or `None`: the device's under the per-device step,
-        else `sharing.pairs`."""
-        if self._trace is not None and self._trace.device.pairs is not None:
-            return self._trace.device.pairs
-        return self._sharing.pairs
-
-    def _carry_recurrent_state(self):
-        """Sets each stateful RNN's state to the mean of the passes' states.
-
-        Every pass starts from the state the previous batch left (the
-        variables are not written between passes); the batch's own final
-        state, averaged over the passes, is what the next batch starts from.
-        For S-SGD that mean matches the state of the clean weights to first
-        order in the noise.
-        """
-        variables, passes = self._carry.finish()
-        for i, variable in enumerate(variables):
-            values = [p[i] for p in passes if p[i] is not None]
-            if values:
-                variable.assign(ops.mean(ops.stack(values), axis=0))
-
-    def _recurrent_states(self):
-        """The state variables of the model's stateful RNN layers.
-
-        Keras keeps them out of `non_trainable_variables`, so a functional
-        pass records their new values in its scope and nowhere else.
-        """
-        states = []
-        for layer in self._flatten_layers():
-            if getattr(layer, "stateful", False) and getattr(
-                layer, "states", None
-            ) is not None:
-                states.extend(keras.tree.flatten(layer.states))
-        return states
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         """`(loss, gradients)` of one step; the subclass's method."""
-        raise NotImplementedError(
-            f"{type(self).__name__} must implement `_perturbed_gradients`."
-        )
-
-    def _noise_seed(self):
-        """The seed generator of this step, at `[seed, optimizer.iterations]`
-        (the seed offset by the device's index under per-device noise)."""
-        offset = None
-        if self._trace is not None:
-            offset = self._trace.device.noise_offset()
-        return self._noise.generator(self.optimizer, offset)
+        raise NotImplementedError(f"{type(self).__name__}._perturbed_gradients")
 
     def _measure(
         self, x, y, sample_weight, noise_variables, values, keep_statistics
@@ -536,9 +378,8 @@ class PerturbedModel(keras.Model):
         order of `trainable_variables`. Non-trainable state the pass changes
         (BatchNorm statistics, dropout seeds, loss-metric state) is written
         back afterwards; with `keep_statistics=False` the model's
-        non-trainable weights are not. The final states of stateful RNNs are
-        kept aside: every pass starts from the same state, and the step
-        carries their mean on (`_carry_recurrent_state`).
+        non-trainable weights are not. The final states of stateful RNNs
+        are kept aside for their mean (`keras_ssgd.recurrent`).
         """
         loss, gradients, y_pred, new_value = backends.current().measure(
             self, x, y, sample_weight, noise_variables, values
@@ -549,8 +390,8 @@ class PerturbedModel(keras.Model):
 
     def _write_back(self, new_value, keep_statistics):
         """Assigns the values a pass left (`new_value(variable)`) to the
-        non-trainable and metric variables; not to the RNN states, which
-        `_carry_recurrent_state` sets, nor, without `keep_statistics`, to
+        non-trainable and metric variables; not to the RNN states (their
+        mean is set after the passes), nor, without `keep_statistics`, to
         the model's non-trainable weights."""
         skip = {id(v) for v in self._carry.variables}
         if not keep_statistics:
@@ -578,21 +419,17 @@ class PerturbedModel(keras.Model):
         if self._trace is not None:
             self._trace.predictions.extend(predictions)
             return
-        # Keras's own `train_step` feeds `_loss_tracker` the same way.
+        # Keras's own `train_step` feeds `_loss_tracker` the same way; under
+        # tf.distribute Keras divides each replica's loss by the number of
+        # replicas, and the tracker reports the unscaled value.
+        replicas = backends.current().num_replicas()
+        if replicas > 1:
+            loss = loss * ops.cast(replicas, loss.dtype)
         compat.loss_tracker(self).update_state(
-            _unscale_for_distribution(loss),
-            sample_weight=backends.batch_size(x),
+            loss, sample_weight=backends.batch_size(x)
         )
         for y_pred in predictions:
             self.compute_metrics(x, y, y_pred, sample_weight=sample_weight)
-
-    def _apply_if_finite(self, gradients, finite):
-        """Updates W with the gradients, unless the loss was not finite.
-
-        Under `tf.distribute` the step is skipped if any replica's loss was
-        not finite (see `keras_ssgd.backends.tensorflow`).
-        """
-        backends.current().apply_if_finite(self, gradients, finite)
 
     def get_config(self):
         config = super().get_config()
@@ -610,186 +447,3 @@ class PerturbedModel(keras.Model):
             }
         )
         return config
-
-
-def _functional_variant(cls):
-    """`cls` with `Functional` mixed in, for construction from a layer graph.
-
-    Keras would otherwise rewrite the bases of `cls` (and of every parent up to
-    `keras.Model`) in place the first time it is built from `inputs` and
-    `outputs`, which breaks later subclassed use of the same class. The
-    variant keeps the name and registered name of `cls`, so saved models
-    name `cls` and load through it.
-    """
-    if issubclass(cls, compat.Functional):
-        return cls
-    if cls not in _FUNCTIONAL_VARIANTS:
-        variant = type(
-            cls.__name__,
-            (cls, compat.Functional),
-            {"__module__": cls.__module__, "__qualname__": cls.__qualname__},
-        )
-        compat.GLOBAL_CUSTOM_NAMES[variant] = (
-            keras.saving.get_registered_name(cls)
-        )
-        _FUNCTIONAL_VARIANTS[cls] = variant
-    return _FUNCTIONAL_VARIANTS[cls]
-
-
-_FUNCTIONAL_VARIANTS = {}
-
-
-class _RecurrentCarry:
-    """The stateful RNN states of the step in progress, and the values each
-    pass left in them (a plain object: Keras must not track these)."""
-
-    def __init__(self):
-        self.variables = []
-        self.passes = []
-
-    def start(self, variables):
-        self.variables, self.passes = variables, []
-
-    def record(self, new_value):
-        if self.variables:
-            self.passes.append([new_value(v) for v in self.variables])
-
-    def finish(self):
-        variables, passes = self.variables, self.passes
-        self.variables, self.passes = [], []
-        return variables, passes
-
-
-class _StepClock:
-    """The index of the next step, between executions of the compiled
-    step (a plain object: Keras must not track it)."""
-
-    def __init__(self):
-        self.step = None
-
-
-class _NoiseState:
-    """The noise level and the noise random stream of a model.
-
-    Kept outside Keras's attribute tracking on purpose: these variables are
-    not weights, so a wrapped model keeps the `weights` list of the model it
-    wraps and `get_weights()`/`set_weights()` stay interchangeable.
-    """
-
-    def __init__(self, level, seed):
-        self.level = keras.Variable(
-            level, dtype="float32", trainable=False, name="noise_level"
-        )
-        self.seed = seed
-        self._generator = keras.random.SeedGenerator(seed, name="noise_seed")
-
-    def generator(self, optimizer, offset=None):
-        """A seed generator positioned at `[seed, optimizer.iterations]`.
-
-        The directions of step `t` depend only on `(seed, t)`: a checkpoint,
-        which saves the optimizer's step counter, resumes the same sequence.
-        `offset` (an int, traced on a device of the per-device step) is
-        added to the seed.
-        """
-        state = self._generator.state
-        step = ops.cast(optimizer.iterations, state.dtype)
-        seed = ops.cast(self.seed, state.dtype)
-        if offset is not None:
-            seed = seed + ops.cast(offset, state.dtype)
-        state.assign(ops.stack([seed, step]))
-        return self._generator
-
-
-class _Trace:
-    """The device whose passes are being traced, and the predictions they
-    made (a plain object: Keras must not track these)."""
-
-    def __init__(self, device, predictions):
-        self.device = device
-        self.predictions = predictions
-
-
-def _device_plan(model, split):
-    """The per-device plan of `model`'s step
-    (`keras_ssgd.backends.jax_devices.Plan`), or `None` for the step on the
-    global batch.
-
-    Under `keras.distribution.DataParallel` on JAX with 2 devices or more,
-    the default sharing runs the step per device where that computes the
-    step of one device on the global batch (one gradient all-reduce
-    instead of one per pass); any other sharing asks for the per-device
-    step and raises where the model cannot run it.
-
-    Args:
-        model: the `PerturbedModel`.
-        split: whether the step being traced is S-SGD's split form.
-
-    Raises:
-        ValueError: `model.sharing` asks for the per-device step and the
-            model cannot run it, or there is no `DataParallel`
-            distribution.
-    """
-    if keras.distribution.distribution() is None:
-        return None
-    step = backends.current()
-    mesh = step.mesh_axis()
-    sharing = model.sharing
-    if not sharing.per_device:
-        # The single-device step, where the per-device step computes it.
-        if mesh is None or mesh[2] < 2:
-            return None
-        if sharing_lib.per_device_obstacles(model):
-            return None
-        if split and mesh[2] % 2:
-            return None
-        return step.device_plan(
-            *mesh, noise=None, signs="halves" if split else None,
-            sync="sign" if split else "all",
-        )
-    sharing_lib.check_per_device(model, mesh)
-    signs = "pairs" if sharing.pairs is not None and split else None
-    if sharing.batchnorm == "local":
-        sync = None
-    else:
-        sync = "all" if signs is None else "sign"
-    return step.device_plan(
-        *mesh, noise=_PLAN_NOISE[sharing.noise], signs=signs, sync=sync,
-    )
-
-
-_PLAN_NOISE = {"shared": None, "per_device": "device", "per_pair": "pair"}
-
-
-def _flat_tensors(gradients):
-    # For control dependencies: the W - n pass waits for these tensors.
-    """The tensors of a gradient list (sparse gradients give their values)."""
-    return [getattr(g, "values", g) for g in gradients if g is not None]
-
-
-def _unscale_for_distribution(loss):
-    # Under tf.distribute Keras divides each replica's loss by the number of
-    # replicas; the tracker reports the unscaled value, as Keras does.
-    replicas = backends.current().num_replicas()
-    if replicas > 1:
-        loss = loss * ops.cast(replicas, loss.dtype)
-    return loss
-
-
-def _resolve_filter(noise_filter):
-    if noise_filter is None or callable(noise_filter):
-        return noise_filter
-    if isinstance(noise_filter, str) and noise_filter in filters.SHIPPED:
-        return filters.SHIPPED[noise_filter]  # a short name: "conv_kernels"
-    if isinstance(noise_filter, (str, dict)):
-        resolved = keras.saving.deserialize_keras_object(noise_filter)
-        if callable(resolved):
-            return resolved
-    raise TypeError(
-        "Argument `noise_filter` must be None, a callable "
-        "`variable -> bool`, or the registered name of one. "
-        f"Received: noise_filter={noise_filter!r}"
-    )
-
-
-def _name_of(fn):
-    return getattr(fn, "__name__", repr(fn))

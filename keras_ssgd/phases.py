@@ -35,7 +35,7 @@ class PhasePlan:
     >>> plan = PhasePlan.parse("75-25S-25H")
     >>> plan.epochs, plan.boundaries, str(plan)
     (125, (75, 100), '75-25S-25H')
-    >>> plan.noisy(74), plan.noisy(75), plan.split_batch(75), plan.split_batch(100)
+    >>> plan.noisy(74), plan.noisy(75), plan.splits(75), plan.splits(100)
     (False, True, False, True)
     >>> plan.cost()  # SGD-epoch units: S costs 2, H and plain 1
     150
@@ -116,7 +116,7 @@ class PhasePlan:
         """Whether `epoch` (0-based) is an S-SGD epoch (`S` or `H`)."""
         return self.phases[self.phase(epoch)][1]
 
-    def split_batch(self, epoch):
+    def splits(self, epoch):
         """Whether `epoch` (0-based) is a split S-SGD (`H`) epoch."""
         return self.split[self.phase(epoch)]
 

@@ -12,7 +12,7 @@ touches nothing else of the model but its public attributes
 - how the noise is shared and which BatchNorm moments are averaged, where
   one step is traced for every device (`keras.distribution` on JAX, whose
   step then runs per device: `keras_ssgd.backends.jax_devices`; the step
-  picks its plan in `keras_ssgd.perturbed`).
+  picks its plan with `device_plan`, below).
 
 Engines that run one process per worker (Horovod, `tf.distribute`'s
 workers) trace their step on each worker: per-worker noise is their
@@ -25,6 +25,9 @@ Reference:
 
 import keras
 
+from keras_ssgd import _keras_compat as compat
+from keras_ssgd import backends
+from keras_ssgd import recurrent
 from keras_ssgd.validation import check_choice
 
 NOISE = ("shared", "per_device", "per_pair")
@@ -192,7 +195,7 @@ def per_device_obstacles(model):
             "non-trainable state other than BatchNormalization's moving "
             f"statistics: {others[:4]}"
         )
-    if model._recurrent_states():
+    if recurrent.states(model):
         reasons.append("a stateful RNN")
     return reasons
 
@@ -220,7 +223,7 @@ def check_per_device(model, mesh):
 def batchnorms(model):
     """The model's `BatchNormalization` layers without `renorm`."""
     return [
-        layer for layer in model._flatten_layers(include_self=False)
+        layer for layer in compat.flatten_layers(model, include_self=False)
         if isinstance(layer, keras.layers.BatchNormalization)
         and not layer.renorm
     ]
@@ -255,7 +258,70 @@ def _is_mean(loss):
     return isinstance(loss, str) or callable(loss)
 
 
+def device_plan(model, split):
+    """The per-device plan of `model`'s step
+    (`keras_ssgd.backends.jax_devices.Plan`), or `None` for the step on the
+    global batch.
+
+    Under `keras.distribution.DataParallel` on JAX with 2 devices or more,
+    the default sharing runs the step per device where that computes the
+    step of one device on the global batch (one gradient all-reduce
+    instead of one per pass); any other sharing asks for the per-device
+    step and raises where the model cannot run it.
+
+    Args:
+        model: the `PerturbedModel`.
+        split: whether the step being traced is S-SGD's split form.
+
+    Raises:
+        ValueError: `model.sharing` asks for the per-device step and the
+            model cannot run it, or there is no `DataParallel`
+            distribution.
+    """
+    if keras.distribution.distribution() is None:
+        return None
+    step = backends.current()
+    mesh = step.mesh_axis()
+    sharing = model.sharing
+    if not sharing.per_device:
+        # The single-device step, where the per-device step computes it.
+        if mesh is None or mesh[2] < 2:
+            return None
+        if per_device_obstacles(model):
+            return None
+        if split and mesh[2] % 2:
+            return None
+        return step.device_plan(
+            *mesh, noise=None, signs="halves" if split else None,
+            sync="sign" if split else "all",
+        )
+    check_per_device(model, mesh)
+    signs = "pairs" if sharing.pairs is not None and split else None
+    if sharing.batchnorm == "local":
+        sync = None
+    else:
+        sync = "all" if signs is None else "sign"
+    return step.device_plan(
+        *mesh, noise=_PLAN_NOISE[sharing.noise], signs=signs, sync=sync,
+    )
+
+
+_PLAN_NOISE = {"shared": None, "per_device": "device", "per_pair": "pair"}
+
+
+class DeviceTrace:
+    """The device whose passes are being traced
+    (`keras_ssgd.backends.jax_devices.Device`), and the predictions they
+    made, kept for the global metrics (a plain object: Keras must not
+    track these)."""
+
+    def __init__(self, device, predictions):
+        self.device = device
+        self.predictions = predictions
+
+
 __all__ = [
-    "BATCHNORM", "NOISE", "StepSharing", "WorkerPairs", "batchnorm_momentum",
-    "batchnorms", "check_per_device", "per_device_obstacles",
+    "BATCHNORM", "NOISE", "DeviceTrace", "StepSharing", "WorkerPairs",
+    "batchnorm_momentum", "batchnorms", "check_per_device", "device_plan",
+    "per_device_obstacles",
 ]

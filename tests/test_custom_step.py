@@ -147,6 +147,30 @@ def test_a_perturbed_custom_step_follows_seed_and_step():
     assert not np.allclose(first[4], np.zeros_like(first[4]))
 
 
+class _Measured(Exception):
+    pass
+
+
+@pytest.mark.parametrize("step", ["train_step", "custom"])
+def test_every_step_measures_through_the_one_loop(monkeypatch, step):
+    # S-SGD's train step and the custom-step API (symmetric_gradients on
+    # TensorFlow and PyTorch, symmetric_value_and_grad on JAX) all measure
+    # through `keras_ssgd.points.measure_points`.
+    from keras_ssgd import points
+
+    def measure_points(*args, **kwargs):
+        raise _Measured
+
+    monkeypatch.setattr(points, "measure_points", measure_points)
+    if step == "train_step":
+        model = build(keras_ssgd.SymmetricSGDModel, noise_level=0.3, seed=0)
+    else:
+        cls = custom_step_class(keras_ssgd.SymmetricSGDModel, True)
+        model = build(cls, noise_level=0.3, seed=0)
+    with pytest.raises(_Measured):
+        fit(model)
+
+
 def test_the_level_can_change_between_steps():
     cls = custom_step_class(keras_ssgd.SymmetricSGDModel, True)
     x, y = data()

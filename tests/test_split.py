@@ -389,7 +389,7 @@ def test_phase_plan_with_split_phases():
     assert str(plan) == "75-25S-25H" and PhasePlan.parse(str(plan)) == plan
     assert plan.has_split and not PhasePlan.parse("75-25S").has_split
     assert [plan.noisy(e) for e in (74, 75, 100)] == [False, True, True]
-    assert [plan.split_batch(e) for e in (74, 75, 99, 100, 130)] == [
+    assert [plan.splits(e) for e in (74, 75, 99, 100, 130)] == [
         False, False, False, True, True,
     ]
     assert plan.cost() == 75 + 2 * 25 + 25  # H costs what SGD costs

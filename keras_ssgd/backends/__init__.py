@@ -170,9 +170,10 @@ def per_branch(model, make, force, call=None, make_branch=None):
 
     The plain branch (noise level 0: Keras's own `train_step`) and the
     perturbed branch are traced as two functions, each at most once, and
-    `model._perturbs_next()` (the level is not 0, and the step is one in
-    `every`) picks one before each call (the perturbed branch is compiled
-    once per form of the step, `model._form()`: full or split S-SGD). So the plain branch is the very graph Keras compiles, and
+    `model.next_step_perturbs()` (the level is not 0, and the step is one
+    in `every`) picks one before each call (the perturbed branch is
+    compiled once per `model.trace_key`: S-SGD's `step_form`). So the plain
+    branch is the very graph Keras compiles, and
     XLA and TensorFlow's graph rewrites see no conditional around either
     branch. Inside the perturbed
     branch the level is read from a variable: changing it (`NoiseSchedule`)
@@ -197,8 +198,8 @@ def per_branch(model, make, force, call=None, make_branch=None):
     compiled = {}
 
     def train_function(*args):
-        noisy = model._perturbs_next()
-        key = (noisy, model._form() if noisy else None)
+        noisy = model.next_step_perturbs()
+        key = (noisy, model.trace_key if noisy else None)
         if key not in compiled:
             # A step function of its own, so that the trace is new; it calls
             # `model.train_step` as it is (an instance may override it).
@@ -227,10 +228,7 @@ def _branch_step(model, noisy, step):
     """`step` (the model's `train_step`) with the branch fixed to `noisy`."""
 
     def train_step(*args):
-        model._static_noisy = noisy
-        try:
+        with model.tracing_branch(noisy):
             return step(*args)
-        finally:
-            model._static_noisy = None
 
     return train_step

@@ -50,7 +50,7 @@ def _extras(model):
     `non_trainable_variables`). The train function passes their values in
     next to the non-trainable state (`_thread_extras`), so the model's own
     variable lists stay those of `keras.Model`."""
-    return [model._noise.level] + model._recurrent_states()
+    return model.extra_step_variables
 
 
 def run_step(model, args, step):
@@ -126,7 +126,7 @@ def make_train_function(model, make, force):
             spec = (
                 trainable,
                 list(non_trainable)
-                + (extras if noisy and not model._runs_own_step() else []),
+                + (extras if noisy and not model.runs_own_step else []),
                 optimizer,
                 metrics,
             )
@@ -143,7 +143,7 @@ def _thread_extras(model, function, noisy, state, data):
     """Runs the compiled `function` of branch `noisy`; the perturbed branch
     gets the values of `_extras(model)` after the non-trainable ones, and
     the RNN states it returns are written back to their variables."""
-    if not noisy or model._runs_own_step():
+    if not noisy or model.runs_own_step:
         # A step of the user's own takes Keras's state as it is.
         return function(state, data)
     extras = _extras(model)

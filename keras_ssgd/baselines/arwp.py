@@ -8,7 +8,7 @@ from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
-from keras_ssgd.perturbed import _flat_tensors
+from keras_ssgd.points import flat_tensors
 from keras_ssgd.validation import check_noise_level
 from keras_ssgd.validation import check_rate
 
@@ -219,7 +219,7 @@ class MixedAdaptiveRandomPerturbationModel(AdaptiveRandomPerturbationModel):
         )
         # The second pass after the first (one pass's memory at a time).
         values = backends.current().after(
-            _flat_tensors(clean),
+            flat_tensors(clean),
             lambda weights, steps: [w + e for w, e in zip(weights, steps)],
             weights, steps,
         )

@@ -6,7 +6,7 @@ from keras_ssgd import backends
 from keras_ssgd import filters
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
-from keras_ssgd.perturbed import _flat_tensors
+from keras_ssgd.points import flat_tensors
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
@@ -104,7 +104,7 @@ class SharpnessAwareModel(PerturbedModel):
         steps = self._ascent_steps(ascent, weights)
         # 2. The gradient at W + e, applied to W by the base class.
         values = backends.current().after(
-            _flat_tensors(gradients),
+            flat_tensors(gradients),
             lambda weights, steps: [
                 w if e is None else w + e for w, e in zip(weights, steps)
             ],

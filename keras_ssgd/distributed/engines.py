@@ -392,11 +392,8 @@ def _tf_dataset(dataset):
 def _pairs(model, size):
     """Whether `model` runs the pair form over `size` workers: S-SGD's
     split form on an even number of them."""
-    from keras_ssgd.model import SymmetricSGDModel
-
     return (
-        isinstance(model, SymmetricSGDModel) and model.split_batch
-        and size % 2 == 0
+        getattr(model, "step_form", "full") != "full" and size % 2 == 0
     )
 
 

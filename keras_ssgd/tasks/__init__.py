@@ -7,9 +7,18 @@ per task, so `experiments/paper/` and `ssgd-train` can build any row of it.
 The layout of `keras_ssgd`, one line per module:
 
 The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
-    model          SymmetricSGDModel: its points (W + n, W - n), one loop.
+    model          SymmetricSGDModel: S-SGD's points for its step_form.
+    custom_step    symmetric_gradients, symmetric_value_and_grad: S-SGD in
+                   a train_step of the user's own.
+    forms          The step forms (full, split, pairs) and their points.
+    points         Point and measure_points: the one measurement loop.
     perturbed      PerturbedModel: the training step every method shares.
-    sharing        StepSharing: how an engine shares the step (model.sharing).
+    distributable  What engines set on a model; the passes per device.
+    sharing        StepSharing: how an engine shares the step (model.sharing);
+                   device_plan, the per-device plan under keras.distribution.
+    recurrent      Stateful RNN states carried across the passes.
+    cadence        Which steps perturb (the level, every=k).
+    stream         NoiseStream: the noise level and seed at (seed, step).
     noise          The noise maths: ||n|| = noise_level * ||W|| per variable.
     filters        Which variables get noise (kernels, not biases, by default).
     gradients      The passes' losses and gradients combined (sparse kept sparse).
