@@ -27,16 +27,6 @@ def mean_gradient(a, b):
     return (a + b) * 0.5
 
 
-def mean_gradients(grads_a, grads_b):
-    """`mean_gradient` over two aligned lists of gradients."""
-    if len(grads_a) != len(grads_b):
-        raise ValueError(
-            "Both passes must give one gradient per variable. Received "
-            f"{len(grads_a)} and {len(grads_b)} gradients."
-        )
-    return [mean_gradient(a, b) for a, b in zip(grads_a, grads_b)]
-
-
 def combine(values, weights):
     """`sum_i weights[i] * values[i]`: one variable's gradients (or the
     losses) of a step's passes, each pass weighted.

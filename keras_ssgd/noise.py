@@ -1,9 +1,12 @@
-"""Noise maths of S-SGD, as pure functions of tensors.
+"""S-SGD's noise, and weight noise's, as pure functions of tensors.
 
 S-SGD (Sung et al., Eq. 3) perturbs each selected variable `W` by a random
 vector `n` of fixed length, `||n||_2 = noise_level * ||W||_2`, and measures the
-gradient at `W + n` and at `W - n`. The functions here know nothing about
-models or training loops; they map tensors to tensors.
+gradient at `W + n` and at `W - n`; weight noise (Eq. 2) measures it at
+`W + n` only. The functions here know nothing about models or training
+loops; they map tensors to tensors. The noise of the other baselines is
+drawn here too (SmoothOut, DropConnect, ARWP); SAM's and ASAM's ascent
+steps live with their models (`keras_ssgd.baselines.sam`, `.asam`).
 
 The norm is taken per variable: each tensor of `weights` gets its own
 direction, scaled to its own norm. The paper takes it per layer (Section
@@ -14,6 +17,9 @@ for a layer with several perturbed variables: an LSTM's `kernel` and
 `recurrent_kernel` each get noise of `noise_level` times their own norm,
 where a per-layer rule would scale one vector over both to `noise_level`
 times their joint norm. There is no per-layer option.
+
+Guide: `docs/guides/concepts.md`; what the draw costs: `docs/measured.md`,
+"What a step costs (recorded)".
 """
 
 import math
@@ -33,14 +39,42 @@ def _split(flat, weights, sizes):
 
 
 def l2_norm(x):
-    """The L2 (Frobenius) norm of a tensor of any rank, as a scalar."""
+    """The L2 (Frobenius) norm of a tensor of any rank, as a scalar.
+
+    `||x|| = sqrt(sum(x ** 2))` over every element.
+
+    Args:
+        x: a tensor.
+
+    Returns:
+        A scalar tensor.
+
+    Example:
+
+    >>> float(l2_norm(keras.ops.convert_to_tensor([[3.0], [4.0]])))
+    5.0
+    """
     return ops.sqrt(ops.sum(ops.square(x)))
 
 
 def scale_to_norm(direction, norm):
     """Rescales `direction` so that its L2 norm equals `norm`.
 
-    A zero `direction` stays zero instead of becoming NaN.
+    `direction * norm / ||direction||`; a zero `direction` stays zero
+    instead of becoming NaN.
+
+    Args:
+        direction: a tensor.
+        norm: float or scalar tensor, the length wanted.
+
+    Returns:
+        A tensor of `direction`'s shape and dtype.
+
+    Example:
+
+    >>> d = scale_to_norm(keras.ops.convert_to_tensor([3.0, 4.0]), 10.0)
+    >>> keras.ops.convert_to_numpy(d)
+    array([6., 8.], dtype=float32)
     """
     length = l2_norm(direction)
     scale = ops.where(length > 0, norm / ops.maximum(length, 1e-30), 0.0)
@@ -58,29 +92,20 @@ _BITS_PER_WORD = 16
 def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
     """Draws one S-SGD noise tensor per weight tensor.
 
-    For each `W` in `weights` the noise has the fixed length
-    `||n|| = noise_level * ||W||` (up to float32 rounding) and a random
-    direction, drawn with `distribution`:
+    For each `W` in `weights`, a random direction of fixed length
+    `||n|| = noise_level * ||W||` (up to float32 rounding), drawn with
+    `distribution`:
 
-    - `"gaussian"` (the default): `n = noise_level * ||W|| * u / ||u||`
-      with `u` standard normal, so the direction is uniform on the sphere
-      (rotation invariant). All directions come from a single draw of a
-      normal vector of the weights' total size, split per weight. On a CPU
-      this draw costs about as much per number as a forward and backward
-      pass of a dense layer (see `experiments/benchmarks/noise_cost.py`).
-    - `"rademacher"`: `n = noise_level * ||W|| * s / sqrt(size(W))` with
-      `s` independent random signs (`+1` or `-1`, each with probability
-      1/2), so the direction is a uniformly chosen vertex of the cube, whose
-      length is known without computing `||s||`. Its mean is 0 and its
-      covariance is `(noise_level * ||W||)**2 / size(W)` times the
-      identity, as for the Gaussian direction, but it is not rotation
-      invariant: every element of `n` has the same magnitude. It takes 16
-      signs from each random 16-bit integer drawn (one draw of about
-      `size / 16` integers for all weights), and is cheaper to draw than
-      the Gaussian direction on TensorFlow and JAX. The measured figures,
-      per backend, are in the measured figures page (`docs/measured.md`,
-      "Step time and memory"), written by
-      `experiments/benchmarks/noise_cost.py`.
+    - `"gaussian"` (the default): `n = noise_level * ||W|| * u / ||u||`,
+      `u` standard normal, a direction uniform on the sphere. One normal
+      draw of the weights' total size serves all weights.
+    - `"rademacher"`: `n = noise_level * ||W|| * s / sqrt(size(W))`, `s`
+      independent random signs (`+1` or `-1`, each with probability 1/2),
+      a uniformly chosen vertex of the cube. Its mean and covariance are
+      the Gaussian direction's, but it is not rotation invariant: every
+      element of `n` has the same magnitude. Each random 16-bit integer
+      drawn gives 16 signs (one draw of about `size / 16` integers for all
+      weights).
 
     The two distributions give different noise streams for the same seed.
     The maths runs in float32 and the result is cast back to each weight's
@@ -112,6 +137,9 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
     >>> float(keras.ops.max(keras.ops.abs(n[0])))  # every element is +-0.5
     0.5
 
+    Guide: `docs/guides/concepts.md` (`noise_distribution`); what each
+    draw costs: `docs/measured.md`, "What a step costs (recorded)".
+
     Reference:
     - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
       Reaching Flat Minima in Deep Neural Network Training", Section 3.1
@@ -133,8 +161,25 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
 
 
 def check_distribution(value, name="distribution"):
-    """Returns `value` if it is one of `DISTRIBUTIONS`, else a `ValueError`
-    naming the argument `name` and the value."""
+    """Checks that `value` names one of `DISTRIBUTIONS`.
+
+    Args:
+        value: the value given.
+        name: str, the argument that gave it. Defaults to
+            `"distribution"`.
+
+    Returns:
+        `value`.
+
+    Raises:
+        ValueError: `value` is not one of `DISTRIBUTIONS`; the message names
+            the argument and the value.
+
+    Example:
+
+    >>> check_distribution("rademacher")
+    'rademacher'
+    """
     if not isinstance(value, str) or value not in DISTRIBUTIONS:
         raise ValueError(
             f"Argument `{name}` must be one of {list(DISTRIBUTIONS)}. "
@@ -162,9 +207,12 @@ def _rademacher(weights, level, seed):
         (sum(layout[-1] for layout in layouts),),
         0, 2**_BITS_PER_WORD, dtype="int32", seed=seed,
     )
-    own = getattr(backends.current(), "rademacher", None)
-    if own is not None:  # PyTorch: the same values in its own ops
-        return own(weights, level, drawn, layouts, _BITS_PER_WORD)
+    # PyTorch: the same values in its own ops; elsewhere `None`.
+    own = backends.current().rademacher(
+        weights, level, drawn, layouts, _BITS_PER_WORD
+    )
+    if own is not None:
+        return own
     bit = ops.arange(_BITS_PER_WORD, dtype="int32")
     noise = []
     offset = 0
@@ -186,18 +234,15 @@ def _signed(words, bit, a):
 
     `words` has shape `(..., k, 1)` and `bit` is `arange(16)`; the result has
     shape `(..., k, 16)`, bit `b` of word `j` at `[..., j, b]`. The two
-    forms below give the same values exactly; each is the cheaper where it
-    is used (`experiments/benchmarks/noise_cost.py`):
+    forms below give the same values exactly; each backend takes the one
+    that is cheaper there (`SIGNS`, `keras_ssgd.backends.base.Backend`;
+    `experiments/benchmarks/noise_cost.py`):
 
-    - JAX: `bit * 2a - a`; XLA fuses the shift, mask and arithmetic into one
-      loop over the elements.
-    - TensorFlow and PyTorch run one kernel per op, each a full pass over the
-      noise, so fewer full-size ops win: `_signed_by_sign_bit` writes each
-      element with three integer ops and no select (on one CPU core, for the
-      0.67M signs of a 784-512-512-10 MLP: 1.4 ms against 2.0 ms for a mask,
-      comparison and select on TensorFlow, 0.5 ms against 5.0 ms on PyTorch).
-
-    Each backend module says which (`SIGNS`, in `keras_ssgd.backends`).
+    - `"arithmetic"`: `bit * 2a - a`, which XLA fuses into one loop over
+      the elements (JAX).
+    - `"sign-bit"`: `_signed_by_sign_bit`, three integer ops per element
+      and no select, for backends that run one kernel per op, each a full
+      pass over the noise (TensorFlow, PyTorch).
     """
     if backends.current().SIGNS == "arithmetic":
         bits = ops.bitwise_and(ops.right_shift(words, bit), 1)
@@ -219,9 +264,10 @@ def _signed_by_sign_bit(words, bit, a):
 def gaussian_noise(weights, noise_level, seed):
     """One-sided weight noise of fixed length (weight noise injection, Eq. 2).
 
-    The same draw as `symmetric_noise`: `n = noise_level * ||W|| * u / ||u||`
-    per weight, `u` standard normal. Weight noise measures the gradient at
-    `W + n` only; S-SGD also measures it at `W - n`.
+    The same draw as `symmetric_noise` (Gaussian direction):
+    `n = noise_level * ||W|| * u / ||u||` per weight, `u` standard normal.
+    Weight noise measures the gradient at `W + n` only; S-SGD also measures
+    it at `W - n`.
 
     Args:
         weights: list of tensors, the current values `W`.
@@ -230,6 +276,14 @@ def gaussian_noise(weights, noise_level, seed):
 
     Returns:
         A list of tensors `n`, one per weight.
+
+    Example:
+
+    >>> n = gaussian_noise([keras.ops.ones((3, 4))], 0.5, seed=1)
+    >>> float(l2_norm(n[0]))  # 0.5 * sqrt(12)
+    1.732...
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Sung et al., Section 3.1, Eq. 2.
@@ -240,13 +294,12 @@ def gaussian_noise(weights, noise_level, seed):
 def uniform_noise(weights, noise_level, seed):
     """SmoothOut noise: independent uniform noise, bounded per layer.
 
-    Each element of `n` is drawn from `U(-a, a)` with
-    `a = noise_level * ||W|| / sqrt(size(W))`, so the largest noise vector the
-    rule allows (every element at `+-a`) has length `noise_level * ||W||`,
-    the S-SGD length, and each element's size is uniform between 0 and the
-    bound. The expected length is `noise_level * ||W|| / sqrt(3)`: at the
-    same level, SmoothOut's noise is weaker than S-SGD's, as the paper notes
-    (Section 4.1).
+    Each element of `n` is drawn from `U(-a, a)`, with
+    `a = noise_level * ||W|| / sqrt(size(W))`: the largest noise vector the
+    rule allows (every element at `+-a`) has the S-SGD length
+    `noise_level * ||W||`, and the expected length is
+    `noise_level * ||W|| / sqrt(3)` (weaker than S-SGD's at the same level,
+    as the paper notes, Section 4.1).
 
     Args:
         weights: list of tensors, the current values `W`.
@@ -256,6 +309,14 @@ def uniform_noise(weights, noise_level, seed):
 
     Returns:
         A list of tensors `n`, one per weight.
+
+    Example:
+
+    >>> n = uniform_noise([keras.ops.ones((4, 4))], 0.5, seed=1)
+    >>> float(keras.ops.max(keras.ops.abs(n[0]))) <= 0.5  # a = 0.5 * 4 / 4
+    True
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Wen et al., "SmoothOut: Smoothing Out Sharp Minima to Improve
@@ -279,13 +340,12 @@ def uniform_noise(weights, noise_level, seed):
 def dropconnect_scales(weights, rate, seed):
     """DropConnect masks: each weight is kept with probability `1 - rate`.
 
-    Returns one tensor per weight holding `mask / (1 - rate)`: 0 for a
-    dropped weight, `1 / (1 - rate)` for a kept one. The dropped weights are
-    `W * scale`, whose expectation is `W`, so evaluation uses `W` itself
-    (inverted scaling, as Keras's `Dropout` does for units), and the
-    gradient with respect to `W` is the gradient at `W * scale` times
-    `scale`. The perturbation `W * scale - W` has expected squared length
-    `rate / (1 - rate) * ||W||^2`.
+    `scale = mask / (1 - rate)`: 0 for a dropped weight, `1 / (1 - rate)`
+    for a kept one. The dropped weights `W * scale` have expectation `W`,
+    so evaluation uses `W` itself (inverted scaling, as Keras's `Dropout`
+    does for units), and the gradient with respect to `W` is the gradient
+    at `W * scale` times `scale`. The perturbation `W * scale - W` has
+    expected squared length `rate / (1 - rate) * ||W||^2`.
 
     Args:
         weights: list of tensors, the current values `W` (for the shapes and
@@ -295,6 +355,14 @@ def dropconnect_scales(weights, rate, seed):
 
     Returns:
         A list of tensors of the weights' shapes and dtypes.
+
+    Example:
+
+    >>> s = dropconnect_scales([keras.ops.ones((2, 3))], 0.5, seed=1)
+    >>> bool(np.isin(keras.ops.convert_to_numpy(s[0]), [0.0, 2.0]).all())
+    True
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Wan et al., "Regularization of Neural Networks using DropConnect",
@@ -309,123 +377,24 @@ def dropconnect_scales(weights, rate, seed):
     return [ops.cast(s, w.dtype) for w, s in _split(kept, weights, sizes)]
 
 
-def sharpness_aware_perturbation(gradients, rho):
-    """SAM's ascent step: `e = rho * g / ||g||`, `||g||` over all tensors.
+def filter_sums(x):
+    """`x` summed per filter and broadcast back.
+
+    Over every axis but the last for a tensor of 2 or more dimensions (a
+    Keras Dense or Conv kernel keeps its output filters on the last axis);
+    elementwise for a vector or scalar (a bias, a BatchNorm scale).
 
     Args:
-        gradients: list of gradient tensors (or `None`, kept as zero steps).
-        rho: float or scalar tensor >= 0, the radius.
+        x: a tensor.
 
     Returns:
-        A list of tensors `e`, one per gradient (`None` stays `None`), with
-        `||e|| = rho` over the whole list. A zero or non-finite gradient
-        norm gives `e = 0`: the step then measures the plain gradient, so a
-        mixed-precision loss scale that overflowed can still be lowered.
-
-    Reference:
-    - Foret, Kleiner, Mobahi and Neyshabur, "Sharpness-Aware Minimization
-      for Efficiently Improving Generalization", ICLR 2021, Eq. 2.
-    """
-    present = [ops.cast(g, "float32") for g in gradients if g is not None]
-    if not present:
-        return [None for _ in gradients]
-    norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in present))
-    rho = ops.cast(rho, "float32")
-    usable = ops.logical_and(norm > 0, ops.isfinite(norm))
-    scale = ops.where(usable, rho / ops.maximum(norm, 1e-30), 0.0)
-    steps = []
-    for g in gradients:
-        if g is None:
-            steps.append(None)
-            continue
-        e = ops.where(usable, ops.cast(g, "float32") * scale, 0.0)
-        steps.append(ops.cast(e, g.dtype))
-    return steps
-
-
-def adaptive_sharpness_aware_perturbation(gradients, weights, rho, eta=0.01):
-    """ASAM's ascent step: `e = rho * T^2 g / ||T g||`, `T = |W| + eta`.
-
-    `T` is the elementwise normalization operator of ASAM (the paper's
-    `T_w`), so the step is taken in a ball of radius `rho` in the
-    coordinates `T^{-1} W`, where the sharpness does not change when a
-    layer's weights are rescaled: `||T^{-1} e|| = rho`. `||T g||` is taken
-    over all tensors together. With `eta = 0` this is the adaptive SAM of
-    davda54/sam, `e = rho * W^2 g / ||(|W| g)||`.
-
-    Args:
-        gradients: list of gradient tensors (or `None`, kept as zero steps).
-        weights: list of tensors, the current values `W`, one per gradient
-            (the entry of a `None` gradient is not read).
-        rho: float or scalar tensor >= 0, the radius.
-        eta: float or scalar tensor >= 0, added to `|W|` so that a zero
-            weight can still move. Defaults to `0.01`, the default of the
-            authors' code.
-
-    Returns:
-        A list of tensors `e`, one per gradient (`None` stays `None`), of
-        the gradients' dtypes. A zero or non-finite norm `||T g||` gives
-        `e = 0`: the step then measures the plain gradient, as
-        `sharpness_aware_perturbation` does.
-
-    Raises:
-        ValueError: `gradients` and `weights` differ in length.
+        A tensor that broadcasts against `x`.
 
     Example:
 
-    >>> w = [keras.ops.convert_to_tensor([[1.0, -2.0], [0.5, 3.0]])]
-    >>> g = [keras.ops.ones((2, 2))]
-    >>> e = adaptive_sharpness_aware_perturbation(g, w, rho=0.5)
-    >>> t = keras.ops.abs(w[0]) + 0.01
-    >>> round(float(l2_norm(e[0] / t)), 4)  # radius rho in T's coordinates
-    0.5
-    >>> e = adaptive_sharpness_aware_perturbation(g, w, rho=0.5, eta=0.0)
-    >>> np.round(keras.ops.convert_to_numpy(e[0]), 4)  # 0.5 * W^2 / ||W||
-    array([[0.1325, 0.5298],
-           [0.0331, 1.1921]], dtype=float32)
-
-    Reference:
-    - Kwon, Kim, Park and Choi, "ASAM: Adaptive Sharpness-Aware
-      Minimization for Scale-Invariant Learning of Deep Neural Networks",
-      ICML 2021, Algorithm 1, with the elementwise `T_w = |w| + eta`.
+    >>> keras.ops.convert_to_numpy(filter_sums(keras.ops.ones((2, 3))))
+    array([[2., 2., 2.]], dtype=float32)
     """
-    if len(gradients) != len(weights):
-        raise ValueError(
-            "Arguments `gradients` and `weights` must have the same length. "
-            f"Received: {len(gradients)} gradients and {len(weights)} weights"
-        )
-    eta = ops.cast(eta, "float32")
-    # Per gradient: `(T, T g)` in float32, `None` for a `None` gradient.
-    scaled = []
-    for g, w in zip(gradients, weights):
-        if g is None:
-            scaled.append(None)
-            continue
-        t = ops.abs(ops.cast(w, "float32")) + eta
-        scaled.append((t, t * ops.cast(g, "float32")))
-    present = [s for s in scaled if s is not None]
-    if not present:
-        return [None for _ in gradients]
-    norm = ops.sqrt(sum(ops.sum(ops.square(tg)) for _, tg in present))
-    rho = ops.cast(rho, "float32")
-    usable = ops.logical_and(norm > 0, ops.isfinite(norm))
-    scale = ops.where(usable, rho / ops.maximum(norm, 1e-30), 0.0)
-    steps = []
-    for g, s in zip(gradients, scaled):
-        if s is None:
-            steps.append(None)
-            continue
-        t, tg = s
-        e = ops.where(usable, t * tg * scale, 0.0)
-        steps.append(ops.cast(e, g.dtype))
-    return steps
-
-
-def filter_sums(x):
-    """`x` summed per filter and broadcast back: over every axis but the
-    last for a tensor of 2 or more dimensions (a Keras Dense or Conv
-    kernel keeps its output filters on the last axis), elementwise for a
-    vector or scalar (a bias, a BatchNorm scale)."""
     if len(x.shape) < 2:
         return x
     return ops.sum(x, axis=tuple(range(len(x.shape) - 1)), keepdims=True)
@@ -462,6 +431,8 @@ def adaptive_random_perturbation(weights, histories, std, eta, seed):
     >>> e = adaptive_random_perturbation(w, None, 0.01, 1.0, seed=1)
     >>> tuple(e[0].shape)
     (2, 3)
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for

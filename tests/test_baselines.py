@@ -1,9 +1,10 @@
 """The baselines: their noise rules and their training steps.
 
-The noise rules of `keras_ssgd.noise` are checked as pure functions; each
-baseline model's step is checked against a hand computation with
-`tf.GradientTape` on a plain copy of the model, with the model's random draw
-reproduced from `(seed, optimizer step)`.
+The noise rules of `keras_ssgd.noise` and SAM's and ASAM's ascent steps
+are checked as pure functions; each baseline model's step is checked
+against a hand computation with `tf.GradientTape` on a plain copy of the
+model, with the model's random draw reproduced from `(seed, optimizer
+step)`.
 """
 
 import math
@@ -21,6 +22,8 @@ from keras import ops
 
 import keras_ssgd
 from keras_ssgd import noise as noise_lib
+from keras_ssgd.baselines.asam import adaptive_sharpness_aware_perturbation
+from keras_ssgd.baselines.sam import sharpness_aware_perturbation
 
 BASELINES = {
     "weight-noise": keras_ssgd.WeightNoiseModel,
@@ -156,7 +159,7 @@ def test_sharpness_aware_perturbation_has_radius_rho_along_g():
     rho = 0.3
     g = tensors([(3, 4), (5,), (2, 2, 2)], seed=5)
     gradients = [g[0], None, g[1], g[2]]
-    steps = noise_lib.sharpness_aware_perturbation(gradients, rho)
+    steps = sharpness_aware_perturbation(gradients, rho)
     assert steps[1] is None
     present = [np.array(e) for e in steps if e is not None]
     total = math.sqrt(sum(float(np.sum(e**2)) for e in present))
@@ -171,7 +174,7 @@ def test_sharpness_aware_perturbation_has_radius_rho_along_g():
 
 
 def test_sharpness_aware_perturbation_all_none():
-    assert noise_lib.sharpness_aware_perturbation([None, None], 0.1) == [
+    assert sharpness_aware_perturbation([None, None], 0.1) == [
         None,
         None,
     ]
@@ -184,7 +187,7 @@ def test_sharpness_aware_perturbation_zero_or_non_finite_gradient(bad):
         g = [np.zeros_like(t) for t in g]
     else:
         g[1][2] = bad
-    steps = noise_lib.sharpness_aware_perturbation(
+    steps = sharpness_aware_perturbation(
         [ops.convert_to_tensor(t) for t in g], 0.5
     )
     for e, t in zip(steps, g):
@@ -210,7 +213,7 @@ def test_adaptive_sharpness_aware_perturbation_by_hand(eta):
     w = tensors(shapes, seed=7)
     w[2] = ops.zeros((5,))  # a zero weight: T = eta there
     gradients = [g[0], None, g[2], g[3]]
-    steps = noise_lib.adaptive_sharpness_aware_perturbation(
+    steps = adaptive_sharpness_aware_perturbation(
         gradients, w, rho, eta=eta
     )
     assert steps[1] is None
@@ -239,7 +242,7 @@ def test_adaptive_sharpness_aware_perturbation_eta_0_is_davda54_sam():
     rho = 0.5
     g = tensors([(4, 3), (3,)], seed=8)
     p = tensors([(4, 3), (3,)], seed=9)
-    steps = noise_lib.adaptive_sharpness_aware_perturbation(g, p, rho, eta=0)
+    steps = adaptive_sharpness_aware_perturbation(g, p, rho, eta=0)
     gs = [np.array(t, "float64") for t in g]
     ps = [np.array(t, "float64") for t in p]
     norm = np.linalg.norm(
@@ -251,7 +254,7 @@ def test_adaptive_sharpness_aware_perturbation_eta_0_is_davda54_sam():
         )
     # Scale invariance: weights scaled by c give steps scaled by c.
     c = 4.0
-    scaled = noise_lib.adaptive_sharpness_aware_perturbation(
+    scaled = adaptive_sharpness_aware_perturbation(
         g, [t * c for t in p], rho, eta=0
     )
     for a, b in zip(scaled, steps):
@@ -260,11 +263,11 @@ def test_adaptive_sharpness_aware_perturbation_eta_0_is_davda54_sam():
 
 def test_adaptive_sharpness_aware_perturbation_all_none_and_lengths():
     w = tensors([(2,), (3,)])
-    assert noise_lib.adaptive_sharpness_aware_perturbation(
+    assert adaptive_sharpness_aware_perturbation(
         [None, None], w, 0.1
     ) == [None, None]
     with pytest.raises(ValueError, match="`gradients` and `weights`"):
-        noise_lib.adaptive_sharpness_aware_perturbation(w, w[:1], 0.1)
+        adaptive_sharpness_aware_perturbation(w, w[:1], 0.1)
 
 
 @pytest.mark.parametrize("bad", [0.0, np.inf, -np.inf, np.nan])
@@ -278,7 +281,7 @@ def test_adaptive_sharpness_aware_perturbation_zero_or_non_finite(bad, where):
         g[1][2] = bad
     else:
         w[1][2] = bad
-    steps = noise_lib.adaptive_sharpness_aware_perturbation(
+    steps = adaptive_sharpness_aware_perturbation(
         [ops.convert_to_tensor(t) for t in g],
         [ops.convert_to_tensor(t) for t in w], 0.5,
     )

@@ -251,8 +251,9 @@ def test_rademacher_sign_extraction_matches_the_bits(form):
 )
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_rademacher_torch_path_equals_the_keras_ops_path(dtype, monkeypatch):
-    # `backends.torch.rademacher` replaces the `keras.ops` loop on PyTorch;
-    # without it, the `keras.ops` loop must give the same bits.
+    # `TorchBackend.rademacher` replaces the `keras.ops` loop on PyTorch;
+    # without it (the base's, `None`), the `keras.ops` loop must give the
+    # same bits.
     rng = np.random.default_rng(2)
     weights = [
         ops.convert_to_tensor(rng.standard_normal(s) * (i + 1), dtype)
@@ -263,7 +264,7 @@ def test_rademacher_torch_path_equals_the_keras_ops_path(dtype, monkeypatch):
     )
     from keras_ssgd.backends import torch as torch_backend
 
-    monkeypatch.delattr(torch_backend, "rademacher")
+    monkeypatch.delattr(torch_backend.TorchBackend, "rademacher")
     slow = noise.symmetric_noise(
         weights, 0.3, keras.random.SeedGenerator(4), distribution="rademacher"
     )

@@ -1,40 +1,16 @@
-"""The backend-specific part of the training step, one module per backend.
+"""The backend-specific part of the training step.
 
 `PerturbedModel` writes its step once, in `keras.ops`; the few operations
-that differ between backends live here, each module offering the same
-functions:
+that differ between backends are the methods of one class,
+`keras_ssgd.backends.base.Backend`, which documents each and holds the
+defaults. Each backend module subclasses it and overrides only what differs:
+`tensorflow.TensorFlowBackend`, `jax.JAXBackend`, `torch.TorchBackend`.
+`current()` returns the instance for the Keras backend in use, created once.
 
-- `run_step(model, args, step)`: calls the shared step the way the backend's
-  trainer calls `train_step` (TensorFlow and PyTorch: `step(data)`; JAX: a
-  stateless `train_step(state, data)` that maps the state onto the model's
-  variables and returns the updated state).
-- `keras_step(model, args, step)`: Keras's own `train_step` (`step`), as
-  the trainer calls it (level 0, or nothing to perturb).
-- `measure(model, x, y, sample_weight, noise_variables, values)`: one
-  forward and backward pass with `noise_variables` at `values`.
-- `plain_gradients(model, x, y, sample_weight)`: the plain Keras pass (used
-  at level 0 with a gradient reducer, TensorFlow only; otherwise level 0 is
-  Keras's own `train_step`).
-- `apply_if_finite(model, gradients, finite)`: the optimizer update,
-  skipped when `finite` is false.
-- `after(dependencies, fn, *args)`: `fn(*args)`, computed once the
-  `dependencies` exist.
-- `make_train_function(model, make, force)`: one compiled step per branch
-  (`per_branch`), or Keras's own where the step runs eagerly.
-- `dense(gradient)`, `num_replicas()`.
-- `mesh_axis()`: the `keras.distribution.DataParallel` batch axis the
-  per-device step runs on (JAX: `jax_devices`), else `None`; JAX adds
-  `device_plan(...)`, that step's plan.
-- `STATELESS`: whether a train step is a pure function of the state Keras
-  threads (JAX), so a variable it does not carry is a constant of the trace.
-- A `train_step` of the user's own: `loss_and_gradients(loss_fn,
-  variables)` and `loss_and_gradients_at(loss_fn, variables,
-  noise_variables, values)` (TensorFlow, PyTorch: `symmetric_gradients`),
-  `value_and_grad(fun, has_aux)` (JAX: `symmetric_value_and_grad`).
-- `bitcast(x, dtype)` and `SIGNS` (`"arithmetic"` or `"sign-bit"`): how
-  `keras_ssgd.noise` takes the Rademacher signs out of the drawn bits;
-  `rademacher(weights, level, drawn, layouts, bits_per_word)` only where
-  the backend draws them in its own ops (PyTorch).
+The helpers here are shared by the backends: the training-mode pass
+(`forward`), the batch (`batch_size`, `rows`), the variables a pass maps
+(`regularized_rest`) and the train function of one compiled step per
+branch (`per_branch`).
 
 Reference:
 - Keras's own trainers, `keras/src/backend/{tensorflow,jax,torch}/trainer.py`.
@@ -48,10 +24,11 @@ import keras
 from keras_ssgd import _keras_compat as compat
 
 BACKENDS = ("tensorflow", "jax", "torch")
-_MODULES = {
-    "tensorflow": "keras_ssgd.backends.tensorflow",
-    "jax": "keras_ssgd.backends.jax",
-    "torch": "keras_ssgd.backends.torch",
+# The module and class of each backend's step.
+_CLASSES = {
+    "tensorflow": ("keras_ssgd.backends.tensorflow", "TensorFlowBackend"),
+    "jax": ("keras_ssgd.backends.jax", "JAXBackend"),
+    "torch": ("keras_ssgd.backends.torch", "TorchBackend"),
 }
 
 
@@ -68,13 +45,20 @@ def name():
 
 
 def current():
-    """The step module of the Keras backend in use."""
-    return _module(name())
+    """The `keras_ssgd.backends.base.Backend` of the Keras backend in use.
+
+    Example:
+
+    >>> current().num_replicas()
+    1
+    """
+    return _instance(name())
 
 
 @functools.cache
-def _module(backend):
-    return importlib.import_module(_MODULES[backend])
+def _instance(backend):
+    module, cls = _CLASSES[backend]
+    return getattr(importlib.import_module(module), cls)()
 
 
 def require(feature, setting, backends=("tensorflow",)):
@@ -158,9 +142,15 @@ def regularized_rest(model, noise_variables):
     """The trainable variables outside `noise_variables` that have a
     regularizer. In a stateless scope Keras reads a regularized variable
     from the scope only, so each pass maps these to their own value."""
+    return regularized_among(model.trainable_variables, noise_variables)
+
+
+def regularized_among(variables, noise_variables):
+    """The variables of `variables` outside `noise_variables` that have a
+    regularizer (`regularized_rest` of any list of variables)."""
     perturbed = {id(v) for v in noise_variables}
     return [
-        v for v in model.trainable_variables
+        v for v in variables
         if id(v) not in perturbed and getattr(v, "regularizer", None)
     ]
 

@@ -2,8 +2,8 @@
 model."""
 
 import keras
+from keras import ops
 
-from keras_ssgd import noise as noise_lib
 from keras_ssgd.baselines.sam import SharpnessAwareModel
 from keras_ssgd.validation import check_noise_level
 
@@ -93,7 +93,7 @@ class AdaptiveSharpnessAwareModel(SharpnessAwareModel):
         return self._eta
 
     def _ascent_steps(self, ascent, weights):
-        return noise_lib.adaptive_sharpness_aware_perturbation(
+        return adaptive_sharpness_aware_perturbation(
             ascent, weights, self._noise.level, self._eta
         )
 
@@ -101,3 +101,83 @@ class AdaptiveSharpnessAwareModel(SharpnessAwareModel):
         config = super().get_config()
         config["eta"] = self._eta
         return config
+
+
+def adaptive_sharpness_aware_perturbation(gradients, weights, rho, eta=0.01):
+    """ASAM's ascent step: `e = rho * T^2 g / ||T g||`, `T = |W| + eta`.
+
+    `T` is the elementwise normalization operator of ASAM (the paper's
+    `T_w`), so the step is taken in a ball of radius `rho` in the
+    coordinates `T^{-1} W`, where the sharpness does not change when a
+    layer's weights are rescaled: `||T^{-1} e|| = rho`. `||T g||` is taken
+    over all tensors together. With `eta = 0` this is the adaptive SAM of
+    davda54/sam, `e = rho * W^2 g / ||(|W| g)||`.
+
+    Args:
+        gradients: list of gradient tensors (or `None`, kept as zero steps).
+        weights: list of tensors, the current values `W`, one per gradient
+            (the entry of a `None` gradient is not read).
+        rho: float or scalar tensor >= 0, the radius.
+        eta: float or scalar tensor >= 0, added to `|W|` so that a zero
+            weight can still move. Defaults to `0.01`, the default of the
+            authors' code.
+
+    Returns:
+        A list of tensors `e`, one per gradient (`None` stays `None`), of
+        the gradients' dtypes. A zero or non-finite norm `||T g||` gives
+        `e = 0`: the step then measures the plain gradient, as
+        `sharpness_aware_perturbation` does.
+
+    Raises:
+        ValueError: `gradients` and `weights` differ in length.
+
+    Example:
+
+    >>> w = [keras.ops.convert_to_tensor([[1.0, -2.0], [0.5, 3.0]])]
+    >>> g = [keras.ops.ones((2, 2))]
+    >>> e = adaptive_sharpness_aware_perturbation(g, w, rho=0.5)
+    >>> t = keras.ops.abs(w[0]) + 0.01
+    >>> round(float(keras.ops.sqrt(keras.ops.sum((e[0] / t) ** 2))), 4)
+    0.5
+    >>> e = adaptive_sharpness_aware_perturbation(g, w, rho=0.5, eta=0.0)
+    >>> np.round(keras.ops.convert_to_numpy(e[0]), 4)  # 0.5 * W^2 / ||W||
+    array([[0.1325, 0.5298],
+           [0.0331, 1.1921]], dtype=float32)
+
+    Guide: `docs/guides/baselines.md`.
+
+    Reference:
+    - Kwon, Kim, Park and Choi, "ASAM: Adaptive Sharpness-Aware
+      Minimization for Scale-Invariant Learning of Deep Neural Networks",
+      ICML 2021, Algorithm 1, with the elementwise `T_w = |w| + eta`.
+    """
+    if len(gradients) != len(weights):
+        raise ValueError(
+            "Arguments `gradients` and `weights` must have the same length. "
+            f"Received: {len(gradients)} gradients and {len(weights)} weights"
+        )
+    eta = ops.cast(eta, "float32")
+    # Per gradient: `(T, T g)` in float32, `None` for a `None` gradient.
+    scaled = []
+    for g, w in zip(gradients, weights):
+        if g is None:
+            scaled.append(None)
+            continue
+        t = ops.abs(ops.cast(w, "float32")) + eta
+        scaled.append((t, t * ops.cast(g, "float32")))
+    present = [s for s in scaled if s is not None]
+    if not present:
+        return [None for _ in gradients]
+    norm = ops.sqrt(sum(ops.sum(ops.square(tg)) for _, tg in present))
+    rho = ops.cast(rho, "float32")
+    usable = ops.logical_and(norm > 0, ops.isfinite(norm))
+    scale = ops.where(usable, rho / ops.maximum(norm, 1e-30), 0.0)
+    steps = []
+    for g, s in zip(gradients, scaled):
+        if s is None:
+            steps.append(None)
+            continue
+        t, tg = s
+        e = ops.where(usable, t * tg * scale, 0.0)
+        steps.append(ops.cast(e, g.dtype))
+    return steps

@@ -4,7 +4,7 @@ import keras
 
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import filters
-from keras_ssgd import noise as noise_lib
+from keras_ssgd.baselines.sam import sharpness_aware_perturbation
 from keras_ssgd.perturbed import PerturbedModel
 
 
@@ -107,7 +107,7 @@ class MomentumSAMModel(PerturbedModel):
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         weights = [v.value for v in noise_variables]
-        steps = noise_lib.sharpness_aware_perturbation(
+        steps = sharpness_aware_perturbation(
             [self._descent_direction(v) for v in noise_variables],
             self._noise.level,
         )

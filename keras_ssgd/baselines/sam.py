@@ -1,10 +1,10 @@
 """Sharpness-Aware Minimization (Foret et al. 2021) as a Keras model."""
 
 import keras
+from keras import ops
 
 from keras_ssgd import backends
 from keras_ssgd import filters
-from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.points import flat_tensors
 
@@ -121,11 +121,54 @@ class SharpnessAwareModel(PerturbedModel):
         """The ascent step `e` of each selected variable (`None` where its
         gradient is `None`), from the gradients at `W` (`ascent`) and the
         values `W` (`weights`); SAM's is `rho * g / ||g||`."""
-        return noise_lib.sharpness_aware_perturbation(
-            ascent, self._noise.level
-        )
+        return sharpness_aware_perturbation(ascent, self._noise.level)
 
     def get_config(self):
         config = super().get_config()
         config.pop("seed", None)
         return config
+
+
+def sharpness_aware_perturbation(gradients, rho):
+    """SAM's ascent step: `e = rho * g / ||g||`, `||g||` over all tensors.
+
+    The worst point of the ball of radius `rho` around `W`, to first order.
+
+    Args:
+        gradients: list of gradient tensors (or `None`, kept as zero steps).
+        rho: float or scalar tensor >= 0, the radius.
+
+    Returns:
+        A list of tensors `e`, one per gradient (`None` stays `None`), with
+        `||e|| = rho` over the whole list. A zero or non-finite gradient
+        norm gives `e = 0`: the step then measures the plain gradient, so a
+        mixed-precision loss scale that overflowed can still be lowered.
+
+    Example:
+
+    >>> g = [keras.ops.convert_to_tensor([3.0, 4.0]), None]
+    >>> e = sharpness_aware_perturbation(g, rho=0.5)
+    >>> keras.ops.convert_to_numpy(e[0]), e[1]  # 0.5 * g / 5
+    (array([0.3, 0.4], dtype=float32), None)
+
+    Guide: `docs/guides/baselines.md`.
+
+    Reference:
+    - Foret, Kleiner, Mobahi and Neyshabur, "Sharpness-Aware Minimization
+      for Efficiently Improving Generalization", ICLR 2021, Eq. 2.
+    """
+    present = [ops.cast(g, "float32") for g in gradients if g is not None]
+    if not present:
+        return [None for _ in gradients]
+    norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in present))
+    rho = ops.cast(rho, "float32")
+    usable = ops.logical_and(norm > 0, ops.isfinite(norm))
+    scale = ops.where(usable, rho / ops.maximum(norm, 1e-30), 0.0)
+    steps = []
+    for g in gradients:
+        if g is None:
+            steps.append(None)
+            continue
+        e = ops.where(usable, ops.cast(g, "float32") * scale, 0.0)
+        steps.append(ops.cast(e, g.dtype))
+    return steps
