@@ -4,9 +4,9 @@ S-SGD (Sung et al., Eq. 3) perturbs each selected variable `W` by a random
 vector `n` of fixed length, `||n||_2 = noise_level * ||W||_2`, and measures the
 gradient at `W + n` and at `W - n`; weight noise (Eq. 2) measures it at
 `W + n` only. The functions here know nothing about models or training
-loops; they map tensors to tensors. The noise of the other baselines is
-drawn here too (SmoothOut, DropConnect, ARWP); SAM's and ASAM's ascent
-steps live with their models (`keras_ssgd.baselines.sam`, `.asam`).
+loops; they map tensors to tensors. The other baselines' perturbations
+(SmoothOut, DropConnect, ARWP, SAM, ASAM) live with their models, in
+`keras_ssgd.baselines`.
 
 The norm is taken per variable: each tensor of `weights` gets its own
 direction, scaled to its own norm. The paper takes it per layer (Section
@@ -30,8 +30,9 @@ from keras import random
 from keras_ssgd import backends
 
 
-def _split(flat, weights, sizes):
-    """Yields `(w, part)`: `flat` cut into pieces shaped like `weights`."""
+def split_like(flat, weights, sizes):
+    """Yields `(w, part)`: the flat tensor `flat` cut into pieces of
+    `sizes` elements, each shaped like its `w` of `weights`."""
     offset = 0
     for w, size in zip(weights, sizes):
         yield w, ops.reshape(flat[offset : offset + size], ops.shape(w))
@@ -156,7 +157,7 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
     flat = random.normal((sum(sizes),), dtype="float32", seed=seed)
     return [
         ops.cast(scale_to_norm(u, level * l2_norm(ops.cast(w, "float32"))), w.dtype)
-        for w, u in _split(flat, weights, sizes)
+        for w, u in split_like(flat, weights, sizes)
     ]
 
 
@@ -289,168 +290,3 @@ def gaussian_noise(weights, noise_level, seed):
     - Sung et al., Section 3.1, Eq. 2.
     """
     return symmetric_noise(weights, noise_level, seed)
-
-
-def uniform_noise(weights, noise_level, seed):
-    """SmoothOut noise: independent uniform noise, bounded per layer.
-
-    Each element of `n` is drawn from `U(-a, a)`, with
-    `a = noise_level * ||W|| / sqrt(size(W))`: the largest noise vector the
-    rule allows (every element at `+-a`) has the S-SGD length
-    `noise_level * ||W||`, and the expected length is
-    `noise_level * ||W|| / sqrt(3)` (weaker than S-SGD's at the same level,
-    as the paper notes, Section 4.1).
-
-    Args:
-        weights: list of tensors, the current values `W`.
-        noise_level: float or scalar tensor, the bound relative to each
-            weight's L2 norm.
-        seed: int or `keras.random.SeedGenerator`.
-
-    Returns:
-        A list of tensors `n`, one per weight.
-
-    Example:
-
-    >>> n = uniform_noise([keras.ops.ones((4, 4))], 0.5, seed=1)
-    >>> float(keras.ops.max(keras.ops.abs(n[0]))) <= 0.5  # a = 0.5 * 4 / 4
-    True
-
-    Guide: `docs/guides/baselines.md`.
-
-    Reference:
-    - Wen et al., "SmoothOut: Smoothing Out Sharp Minima to Improve
-      Generalization in Deep Learning", 2018 (adaptive SmoothOut scales the
-      bound by the weights' norm; here per layer, the paper's sigma).
-    - Sung et al., Section 4.1 and Fig. 3.
-    """
-    if not weights:
-        return []
-    sizes = [math.prod(w.shape) for w in weights]
-    flat = random.uniform(
-        (sum(sizes),), minval=-1.0, maxval=1.0, dtype="float32", seed=seed
-    )
-    level = ops.cast(noise_level, "float32")
-    return [
-        ops.cast(u * (level * l2_norm(ops.cast(w, "float32")) / math.sqrt(size)), w.dtype)
-        for (w, u), size in zip(_split(flat, weights, sizes), sizes)
-    ]
-
-
-def dropconnect_scales(weights, rate, seed):
-    """DropConnect masks: each weight is kept with probability `1 - rate`.
-
-    `scale = mask / (1 - rate)`: 0 for a dropped weight, `1 / (1 - rate)`
-    for a kept one. The dropped weights `W * scale` have expectation `W`,
-    so evaluation uses `W` itself (inverted scaling, as Keras's `Dropout`
-    does for units), and the gradient with respect to `W` is the gradient
-    at `W * scale` times `scale`. The perturbation `W * scale - W` has
-    expected squared length `rate / (1 - rate) * ||W||^2`.
-
-    Args:
-        weights: list of tensors, the current values `W` (for the shapes and
-            dtypes).
-        rate: float or scalar tensor in `[0, 1)`, the drop probability.
-        seed: int or `keras.random.SeedGenerator`.
-
-    Returns:
-        A list of tensors of the weights' shapes and dtypes.
-
-    Example:
-
-    >>> s = dropconnect_scales([keras.ops.ones((2, 3))], 0.5, seed=1)
-    >>> bool(np.isin(keras.ops.convert_to_numpy(s[0]), [0.0, 2.0]).all())
-    True
-
-    Guide: `docs/guides/baselines.md`.
-
-    Reference:
-    - Wan et al., "Regularization of Neural Networks using DropConnect",
-      ICML 2013.
-    """
-    if not weights:
-        return []
-    sizes = [math.prod(w.shape) for w in weights]
-    flat = random.uniform((sum(sizes),), dtype="float32", seed=seed)
-    rate = ops.cast(rate, "float32")
-    kept = ops.where(flat >= rate, 1.0 / (1.0 - rate), 0.0)
-    return [ops.cast(s, w.dtype) for w, s in _split(kept, weights, sizes)]
-
-
-def filter_sums(x):
-    """`x` summed per filter and broadcast back.
-
-    Over every axis but the last for a tensor of 2 or more dimensions (a
-    Keras Dense or Conv kernel keeps its output filters on the last axis);
-    elementwise for a vector or scalar (a bias, a BatchNorm scale).
-
-    Args:
-        x: a tensor.
-
-    Returns:
-        A tensor that broadcasts against `x`.
-
-    Example:
-
-    >>> keras.ops.convert_to_numpy(filter_sums(keras.ops.ones((2, 3))))
-    array([[2., 2., 2.]], dtype=float32)
-    """
-    if len(x.shape) < 2:
-        return x
-    return ops.sum(x, axis=tuple(range(len(x.shape) - 1)), keepdims=True)
-
-
-def adaptive_random_perturbation(weights, histories, std, eta, seed):
-    """ARWP's noise: Gaussian, its scale set per filter by the weights and
-    damped where the gradient history is large.
-
-    For a tensor of 2 or more dimensions each element of filter `f` (the
-    last axis) gets the standard deviation `std * ||W_f||`; a vector (a
-    bias, a BatchNorm scale) gets `std * ||W||` for every element. Each
-    element is then divided by `sqrt(1 + eta * F)`, `F` the gradient
-    history `histories` summed per filter (elementwise for a vector): a
-    direction along which the loss has been steep gets less noise.
-    Without history (`F = 0`) it is random weight perturbation with the
-    filter-wise scale (RWP).
-
-    Args:
-        weights: list of tensors, the current values `W`.
-        histories: list of tensors (the decayed sums of squared
-            gradients, shaped as the weights), or `None` for none yet.
-        std: float or scalar tensor >= 0, the noise scale relative to each
-            filter's norm (the authors' `std`, this package's `sigma`).
-        eta: float >= 0, how strongly the history damps the noise.
-        seed: int or `keras.random.SeedGenerator`.
-
-    Returns:
-        A list of tensors `e`, one per weight.
-
-    Example:
-
-    >>> w = [keras.ops.ones((2, 3))]
-    >>> e = adaptive_random_perturbation(w, None, 0.01, 1.0, seed=1)
-    >>> tuple(e[0].shape)
-    (2, 3)
-
-    Guide: `docs/guides/baselines.md`.
-
-    Reference:
-    - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for
-      Efficiently Improving Generalization", TMLR 2024, Section 4
-      (adaptive RWP); the authors' code, nblt/mARWP.
-    """
-    if histories is None:
-        histories = [None] * len(weights)
-    std = ops.cast(std, "float32")
-    out = []
-    for w, history in zip(weights, histories):
-        w32 = ops.cast(w, "float32")
-        scale = ops.sqrt(filter_sums(ops.square(w32)))
-        if len(w.shape) < 2:
-            scale = ops.sqrt(ops.sum(ops.square(w32)))
-        e = random.normal(ops.shape(w), seed=seed) * std * scale
-        if history is not None:
-            e = e / ops.sqrt(1.0 + eta * filter_sums(
-                ops.cast(history, "float32")))
-        out.append(ops.cast(e, w.dtype))
-    return out

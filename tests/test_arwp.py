@@ -11,7 +11,7 @@ import pytest
 from keras import ops
 
 import keras_ssgd
-from keras_ssgd import noise as noise_lib
+from keras_ssgd.baselines import arwp
 
 X = np.random.default_rng(0).standard_normal((8, 3)).astype("float32")
 Y = np.random.default_rng(1).standard_normal((8, 2)).astype("float32")
@@ -36,7 +36,7 @@ def test_the_noise_scale_is_per_filter_and_damped_by_the_history():
     bias = np.array([3.0, 4.0], "float32")
     histories = [np.full((3, 2), 0.5, "float32"), np.array([0.0, 8.0],
                                                            "float32")]
-    e = noise_lib.adaptive_random_perturbation(
+    e = arwp.adaptive_random_perturbation(
         [ops.convert_to_tensor(kernel), ops.convert_to_tensor(bias)],
         [ops.convert_to_tensor(h) for h in histories], 0.1, 2.0,
         generator_at(3, 0))

@@ -22,6 +22,8 @@ from keras import ops
 
 import keras_ssgd
 from keras_ssgd import noise as noise_lib
+from keras_ssgd.baselines import dropconnect
+from keras_ssgd.baselines import smoothout
 from keras_ssgd.baselines.asam import adaptive_sharpness_aware_perturbation
 from keras_ssgd.baselines.sam import sharpness_aware_perturbation
 
@@ -107,7 +109,7 @@ def test_gaussian_noise_has_the_relative_length_of_each_weight(level):
 @pytest.mark.parametrize("level", [0.1, 0.8])
 def test_uniform_noise_is_bounded_per_element_by_each_weight(level):
     weights = tensors(SHAPES, seed=2)
-    noise = noise_lib.uniform_noise(weights, level, seed=5)
+    noise = smoothout.uniform_noise(weights, level, seed=5)
     for w, n in zip(weights, noise):
         w, n = np.array(w), np.array(n)
         assert n.shape == w.shape
@@ -121,7 +123,7 @@ def test_uniform_noise_elements_are_uniform_on_the_bound():
     level = 0.6
     rng = np.random.default_rng(3)
     w = rng.standard_normal((300, 300)).astype("float32") * 0.2
-    n = np.array(noise_lib.uniform_noise([ops.convert_to_tensor(w)], level, 7)[0])
+    n = np.array(smoothout.uniform_noise([ops.convert_to_tensor(w)], level, 7)[0])
     a = level * np.linalg.norm(w) / math.sqrt(w.size)
     assert abs(n.mean()) < 0.01 * a
     np.testing.assert_allclose(n.var(), a**2 / 3, rtol=0.03)
@@ -137,7 +139,7 @@ def test_uniform_noise_elements_are_uniform_on_the_bound():
 @pytest.mark.parametrize("rate", [0.2, 0.6])
 def test_dropconnect_scales_drop_a_fraction_rate_and_rescale_the_rest(rate):
     weights = tensors([(200, 300), (50,)], seed=4)
-    scales = noise_lib.dropconnect_scales(weights, rate, seed=6)
+    scales = dropconnect.dropconnect_scales(weights, rate, seed=6)
     assert [tuple(s.shape) for s in scales] == [(200, 300), (50,)]
     assert all(
         keras.backend.standardize_dtype(s.dtype) == "float32" for s in scales
@@ -150,7 +152,7 @@ def test_dropconnect_scales_drop_a_fraction_rate_and_rescale_the_rest(rate):
 
 
 def test_dropconnect_rate_zero_keeps_every_weight():
-    scales = noise_lib.dropconnect_scales(tensors([(30, 40), (7,)]), 0.0, 1)
+    scales = dropconnect.dropconnect_scales(tensors([(30, 40), (7,)]), 0.0, 1)
     for s in scales:
         np.testing.assert_array_equal(np.array(s), np.ones(s.shape, "float32"))
 
@@ -307,14 +309,14 @@ def expected_random_step(method, level, seed, start, x, y, lr):
     perturbed = list(start)
     scales = {}
     if method == "dropconnect":
-        drawn = noise_lib.dropconnect_scales(kernels, level, generator)
+        drawn = dropconnect.dropconnect_scales(kernels, level, generator)
         for i, s in zip(KERNELS, drawn):
             scales[i] = np.array(s)
             perturbed[i] = start[i] * scales[i]
     else:
         rule = {
             "weight-noise": noise_lib.gaussian_noise,
-            "smoothout": noise_lib.uniform_noise,
+            "smoothout": smoothout.uniform_noise,
         }[method]
         drawn = rule(kernels, level, generator)
         for i, n in zip(KERNELS, drawn):
@@ -377,7 +379,7 @@ def test_additive_noise_on_a_linear_model_in_closed_form(method):
     kernel = model.trainable_variables[0]
     rule = {
         "weight-noise": noise_lib.gaussian_noise,
-        "smoothout": noise_lib.uniform_noise,
+        "smoothout": smoothout.uniform_noise,
     }[method]
     n = np.array(rule([kernel.value], level, generator_at(11, 0))[0], "float64")
     model.fit(x, y, batch_size=16, epochs=1, verbose=0)

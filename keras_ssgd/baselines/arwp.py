@@ -3,10 +3,10 @@ as Keras models (Li et al. 2024)."""
 
 import keras
 from keras import ops
+from keras import random
 
 from keras_ssgd import backends
 from keras_ssgd import filters
-from keras_ssgd import noise as noise_lib
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.points import flat_tensors
 from keras_ssgd.validation import check_noise_level
@@ -19,7 +19,7 @@ class AdaptiveRandomPerturbationModel(PerturbedModel):
     (ARWP): the gradient at `W + e`, `e` Gaussian, scaled per filter by
     the weights and damped by the gradient history.
 
-    Each step draws `e` (`keras_ssgd.noise.adaptive_random_perturbation`):
+    Each step draws `e` (`adaptive_random_perturbation`, below):
     each element of filter `f` has standard deviation
     `sigma * ||W_f|| / sqrt(1 + eta * F_f)`, where `F_f` sums the filter's
     gradient history `h` (for a bias or BatchNorm vector: its whole norm,
@@ -121,7 +121,7 @@ class AdaptiveRandomPerturbationModel(PerturbedModel):
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         weights = [v.value for v in noise_variables]
-        steps = noise_lib.adaptive_random_perturbation(
+        steps = adaptive_random_perturbation(
             weights, [h.value for h in self._histories], self._noise.level,
             self.eta, self._noise_seed(),
         )
@@ -239,3 +239,82 @@ class MixedAdaptiveRandomPerturbationModel(AdaptiveRandomPerturbationModel):
         config = super().get_config()
         config.update(mix=self.mix)
         return config
+
+
+def filter_sums(x):
+    """`x` summed per filter and broadcast back.
+
+    Over every axis but the last for a tensor of 2 or more dimensions (a
+    Keras Dense or Conv kernel keeps its output filters on the last axis);
+    elementwise for a vector or scalar (a bias, a BatchNorm scale).
+
+    Args:
+        x: a tensor.
+
+    Returns:
+        A tensor that broadcasts against `x`.
+
+    Example:
+
+    >>> keras.ops.convert_to_numpy(filter_sums(keras.ops.ones((2, 3))))
+    array([[2., 2., 2.]], dtype=float32)
+    """
+    if len(x.shape) < 2:
+        return x
+    return ops.sum(x, axis=tuple(range(len(x.shape) - 1)), keepdims=True)
+
+
+def adaptive_random_perturbation(weights, histories, std, eta, seed):
+    """ARWP's noise: Gaussian, its scale set per filter by the weights and
+    damped where the gradient history is large.
+
+    For a tensor of 2 or more dimensions each element of filter `f` (the
+    last axis) gets the standard deviation `std * ||W_f||`; a vector (a
+    bias, a BatchNorm scale) gets `std * ||W||` for every element. Each
+    element is then divided by `sqrt(1 + eta * F)`, `F` the gradient
+    history `histories` summed per filter (elementwise for a vector): a
+    direction along which the loss has been steep gets less noise.
+    Without history (`F = 0`) it is random weight perturbation with the
+    filter-wise scale (RWP).
+
+    Args:
+        weights: list of tensors, the current values `W`.
+        histories: list of tensors (the decayed sums of squared
+            gradients, shaped as the weights), or `None` for none yet.
+        std: float or scalar tensor >= 0, the noise scale relative to each
+            filter's norm (the authors' `std`, this package's `sigma`).
+        eta: float >= 0, how strongly the history damps the noise.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors `e`, one per weight.
+
+    Example:
+
+    >>> w = [keras.ops.ones((2, 3))]
+    >>> e = adaptive_random_perturbation(w, None, 0.01, 1.0, seed=1)
+    >>> tuple(e[0].shape)
+    (2, 3)
+
+    Guide: `docs/guides/baselines.md`.
+
+    Reference:
+    - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for
+      Efficiently Improving Generalization", TMLR 2024, Section 4
+      (adaptive RWP); the authors' code, nblt/mARWP.
+    """
+    if histories is None:
+        histories = [None] * len(weights)
+    std = ops.cast(std, "float32")
+    out = []
+    for w, history in zip(weights, histories):
+        w32 = ops.cast(w, "float32")
+        scale = ops.sqrt(filter_sums(ops.square(w32)))
+        if len(w.shape) < 2:
+            scale = ops.sqrt(ops.sum(ops.square(w32)))
+        e = random.normal(ops.shape(w), seed=seed) * std * scale
+        if history is not None:
+            e = e / ops.sqrt(1.0 + eta * filter_sums(
+                ops.cast(history, "float32")))
+        out.append(ops.cast(e, w.dtype))
+    return out

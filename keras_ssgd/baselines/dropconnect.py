@@ -1,6 +1,10 @@
 """DropConnect (Wan et al. 2013): one pass with randomly dropped weights."""
 
+import math
+
 import keras
+from keras import ops
+from keras import random
 
 from keras_ssgd import backends
 from keras_ssgd import filters
@@ -82,7 +86,7 @@ class DropConnectModel(PerturbedModel):
 
     def _perturbed_gradients(self, x, y, sample_weight, noise_variables):
         weights = [v.value for v in noise_variables]
-        scales = noise_lib.dropconnect_scales(
+        scales = dropconnect_scales(
             weights, self._noise.level, self._noise_seed()
         )
         loss, gradients, y_pred = self._measure(
@@ -101,3 +105,45 @@ class DropConnectModel(PerturbedModel):
         self._track(x, y, sample_weight, loss, [y_pred])
         return loss, gradients
 
+
+def dropconnect_scales(weights, rate, seed):
+    """DropConnect masks: each weight is kept with probability `1 - rate`.
+
+    `scale = mask / (1 - rate)`: 0 for a dropped weight, `1 / (1 - rate)`
+    for a kept one. The dropped weights `W * scale` have expectation `W`,
+    so evaluation uses `W` itself (inverted scaling, as Keras's `Dropout`
+    does for units), and the gradient with respect to `W` is the gradient
+    at `W * scale` times `scale`. The perturbation `W * scale - W` has
+    expected squared length `rate / (1 - rate) * ||W||^2`.
+
+    Args:
+        weights: list of tensors, the current values `W` (for the shapes and
+            dtypes).
+        rate: float or scalar tensor in `[0, 1)`, the drop probability.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors of the weights' shapes and dtypes.
+
+    Example:
+
+    >>> s = dropconnect_scales([keras.ops.ones((2, 3))], 0.5, seed=1)
+    >>> bool(np.isin(keras.ops.convert_to_numpy(s[0]), [0.0, 2.0]).all())
+    True
+
+    Guide: `docs/guides/baselines.md`.
+
+    Reference:
+    - Wan et al., "Regularization of Neural Networks using DropConnect",
+      ICML 2013.
+    """
+    if not weights:
+        return []
+    sizes = [math.prod(w.shape) for w in weights]
+    flat = random.uniform((sum(sizes),), dtype="float32", seed=seed)
+    rate = ops.cast(rate, "float32")
+    kept = ops.where(flat >= rate, 1.0 / (1.0 - rate), 0.0)
+    return [
+        ops.cast(s, w.dtype)
+        for w, s in noise_lib.split_like(kept, weights, sizes)
+    ]

@@ -1,6 +1,10 @@
 """SmoothOut (Wen et al. 2018): one pass at `W + u`, `u` uniform."""
 
+import math
+
 import keras
+from keras import ops
+from keras import random
 
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.baselines.weight_noise import WeightNoiseModel
@@ -44,6 +48,58 @@ class SmoothOutModel(WeightNoiseModel):
     """
 
     def _sample(self, weights):
-        return noise_lib.uniform_noise(
+        return uniform_noise(
             weights, self._noise.level, self._noise_seed()
         )
+
+
+def uniform_noise(weights, noise_level, seed):
+    """SmoothOut noise: independent uniform noise, bounded per layer.
+
+    Each element of `n` is drawn from `U(-a, a)`, with
+    `a = noise_level * ||W|| / sqrt(size(W))`: the largest noise vector the
+    rule allows (every element at `+-a`) has the S-SGD length
+    `noise_level * ||W||`, and the expected length is
+    `noise_level * ||W|| / sqrt(3)` (weaker than S-SGD's at the same level,
+    as the paper notes, Section 4.1).
+
+    Args:
+        weights: list of tensors, the current values `W`.
+        noise_level: float or scalar tensor, the bound relative to each
+            weight's L2 norm.
+        seed: int or `keras.random.SeedGenerator`.
+
+    Returns:
+        A list of tensors `n`, one per weight.
+
+    Example:
+
+    >>> n = uniform_noise([keras.ops.ones((4, 4))], 0.5, seed=1)
+    >>> float(keras.ops.max(keras.ops.abs(n[0]))) <= 0.5  # a = 0.5 * 4 / 4
+    True
+
+    Guide: `docs/guides/baselines.md`.
+
+    Reference:
+    - Wen et al., "SmoothOut: Smoothing Out Sharp Minima to Improve
+      Generalization in Deep Learning", 2018 (adaptive SmoothOut scales the
+      bound by the weights' norm; here per layer, the paper's sigma).
+    - Sung et al., Section 4.1 and Fig. 3.
+    """
+    if not weights:
+        return []
+    sizes = [math.prod(w.shape) for w in weights]
+    flat = random.uniform(
+        (sum(sizes),), minval=-1.0, maxval=1.0, dtype="float32", seed=seed
+    )
+    level = ops.cast(noise_level, "float32")
+    return [
+        ops.cast(
+            u * (level * noise_lib.l2_norm(ops.cast(w, "float32"))
+                 / math.sqrt(size)),
+            w.dtype,
+        )
+        for (w, u), size in zip(
+            noise_lib.split_like(flat, weights, sizes), sizes
+        )
+    ]
