@@ -26,7 +26,7 @@ def rademacher(weights, level, drawn, layouts, bits_per_word):
     own ops.
 
     The same operations as the backend-neutral loop, with the same values
-    bit for bit (`tests/test_noise.py`), without `keras.ops`'s per-call
+    bit for bit (`tests/core/test_noise.py`), without `keras.ops`'s per-call
     conversions: PyTorch runs eagerly, so each `keras.ops` call costs its
     dispatch on every step (on one CPU core, for the 784-512-512-10 MLP's
     kernels, the draw took 3.4 ms through `keras.ops` and 2.3 ms here).
