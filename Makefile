@@ -33,8 +33,8 @@ demo: $(VENV)/.installed
 	$(PY) experiments/demo.py $(DEMO_ARGS)
 
 # The measured figures of README.md and docs/measured.md, regenerated from
-# the committed records under experiments/results/ (tests/test_figures.py
-# checks them).
+# the committed records under experiments/results/
+# (tests/project/test_figures.py checks them).
 figures: $(VENV)/.installed
 	$(PY) experiments/figures.py
 
@@ -72,15 +72,16 @@ test-e2e: $(VENV)/.installed $(VENV)/.backends
 	$(call tier_on_backends,e2e,test-e2e)
 
 # Every Python example of the README, docs/, experiments/README.md and the
-# docstrings (tests/doc_examples.py).
+# docstrings (tests/project/doc_examples.py).
 test-examples: $(VENV)/.installed $(VENV)/.backends
 	$(PYTEST) --tier examples
 
 test-slow: $(VENV)/.installed $(VENV)/.backends
 	$(PYTEST) --tier slow
 
-# The Keras contract (tests/test_keras_contract.py, test_split.py and
-# test_keras_compat.py: every private Keras member the package uses) on the
+# The Keras contract (tests/behaviour/test_keras_contract.py,
+# tests/core/test_split.py and tests/behaviour/test_keras_compat.py: every
+# private Keras member the package uses) on the
 # lowest Keras that setup.py admits, on JAX (the lightest install), in a
 # virtual environment of its own under build/. `make test` runs the same
 # files on the newest (the one .venv installs).
@@ -96,7 +97,8 @@ $(FLOOR_VENV)/.installed: setup.py
 test-keras-floor: $(FLOOR_VENV)/.installed
 	PYTHONPATH=$(CURDIR) KERAS_BACKEND=jax $(FLOOR_VENV)/bin/python -m pytest \
 	    -q -p randomly --randomly-dont-reset-seed $(ORDER) $(PYTEST_ARGS) --tier all \
-	    tests/test_keras_contract.py tests/test_split.py tests/test_keras_compat.py
+	    tests/behaviour/test_keras_contract.py tests/core/test_split.py \
+	    tests/behaviour/test_keras_compat.py
 
 # Every tier, then the paper scripts' smoke runs and the docs site: what CI
 # runs, but for Horovod's build and the Dockerfile's lint.
@@ -179,9 +181,9 @@ DOCKER_IMAGE ?= keras-ssgd
 docker:
 	docker build -f docker/Dockerfile -t $(DOCKER_IMAGE) .
 
-# The built CPU image, run (tests/test_image.py): the entrypoint, a training
-# run as the image's user into a mounted folder, two Horovod ranks, the
-# versions against the pins.
+# The built CPU image, run (tests/project/test_image.py): the entrypoint, a
+# training run as the image's user into a mounted folder, two Horovod ranks,
+# the versions against the pins.
 test-image: $(VENV)/.installed
 	KERAS_SSGD_IMAGE=$(DOCKER_IMAGE_CPU) $(PYTEST) --tier image
 

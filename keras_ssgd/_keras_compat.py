@@ -3,8 +3,9 @@
 Keras 3 keeps these out of its public API; the package uses each for the
 reason written beside it, and nowhere else imports `keras.src` or reads a
 private member of a Keras object. `MEMBERS` lists them; the test suite
-checks each against the installed Keras (`tests/test_keras_compat.py`),
-and a missing one fails with the Keras version and the member's name.
+checks each against the installed Keras
+(`tests/behaviour/test_keras_compat.py`), and a missing one fails with the
+Keras version and the member's name.
 
 Reference:
 - `keras/src/models/model.py`, `keras/src/models/functional.py`,
@@ -190,11 +191,11 @@ def keeps_first_moment(optimizer):
     return isinstance(inner, keras.optimizers.Adam)
 
 
-# (name, kind, how to find it): what tests/test_keras_compat.py checks. The
-# kind says where: this module ("module"), a compiled model ("model"; on JAX
-# only, "jax-model"), a BatchNormalization layer, a built SGD optimizer
-# ("optimizer") or Adam ("adam"), or "module:attribute" of
-# JAX or TensorFlow, looked up when that library is installed.
+# (name, kind, how to find it): what tests/behaviour/test_keras_compat.py
+# checks. The kind says where: this module ("module"), a compiled model
+# ("model"; on JAX only, "jax-model"), a BatchNormalization layer, a built SGD
+# optimizer ("optimizer") or Adam ("adam"), or "module:attribute" of JAX or
+# TensorFlow, looked up when that library is installed.
 MEMBERS = (
     ("keras.src.models.functional.Functional", "module",
      lambda: Functional),

@@ -28,8 +28,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-# The tiers (tests/tiers.py) and pytester, with which tests/test_tiers.py
-# runs small suites of its own.
+# The tiers (tests/tiers.py) and pytester, with which
+# tests/project/test_tiers.py runs small suites of its own.
 pytest_plugins = ["tiers", "pytester"]
 
 

@@ -77,7 +77,7 @@ class TorchBackend(Backend):
         PyTorch's own ops.
 
         The same operations as the `keras.ops` path, with the same values
-        bit for bit (`tests/test_noise.py`), without `keras.ops`'s per-call
+        bit for bit (`tests/core/test_noise.py`), without `keras.ops`'s per-call
         conversions: PyTorch runs eagerly, so each `keras.ops` call costs
         its dispatch on every step (`experiments/benchmarks/noise_cost.py`).
         """

@@ -13,7 +13,7 @@ import pytest
 
 import keras_ssgd
 
-ROOT = pathlib.Path(__file__).parents[1]
+ROOT = pathlib.Path(__file__).parents[2]
 PACKAGE = ROOT / "keras_ssgd"
 
 # The task modules' paths before they moved into `keras_ssgd.tasks`.

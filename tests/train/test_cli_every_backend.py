@@ -1,6 +1,7 @@
 """`ssgd-train`'s main path in-process on the backend in use (`make test`
-runs this file under TensorFlow, JAX and PyTorch; `tests/test_cli_backends.py`
-runs it in real processes with TensorFlow blocked)."""
+runs this file under TensorFlow, JAX and PyTorch;
+`tests/train/test_cli_backends.py` runs it in real processes with TensorFlow
+blocked)."""
 
 import keras
 import pytest
@@ -26,7 +27,7 @@ def test_the_cheap_baselines_at_equal_passes_in_process(tmp_path):
 
     methods = ["sgd", "ema", "swa", "asam", "msam", "arwp", "marwp"]
     # The MLP: the BatchNorm pass of EMA and SWA is tested on every
-    # backend in tests/test_weight_averaging.py.
+    # backend in tests/core/test_weight_averaging.py.
     args = ["--model", "mlp", "--epochs", "1", "--seeds", "1",
             "--quiet", "--hessian-iterations", "0", "--budget", "passes",
             "--batch-size", "500",
@@ -41,7 +42,7 @@ def test_the_cheap_baselines_at_equal_passes_in_process(tmp_path):
         assert record["status"] == "ok", record
         assert record["budgets"] == ["passes"]
     # ASAM's 1 epoch at 2 passes: the one-pass methods train 2 epochs
-    # (every-k's rounding: tests/test_budget.py).
+    # (every-k's rounding: tests/train/test_budget.py).
     assert {m: r["epochs"] for m, r in runs.items()} == {
         "sgd": 2, "ema": 2, "swa": 2, "asam": 1, "msam": 2, "arwp": 2,
         "marwp": 1}

@@ -13,7 +13,7 @@ import pytest
 from keras_ssgd.tasks import ptb as language
 from keras_ssgd.tasks.ptb import training
 
-EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
+EXPERIMENTS = pathlib.Path(__file__).parents[2] / "experiments" / "paper"
 
 
 def load_script():

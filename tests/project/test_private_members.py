@@ -6,7 +6,7 @@ which the compat tests check against the installed Keras."""
 import ast
 import pathlib
 
-PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "keras_ssgd"
+PACKAGE = pathlib.Path(__file__).resolve().parents[2] / "keras_ssgd"
 
 # The modules that define the models' members: they use their own private
 # members through `self`, and the custom-step functions are bound methods

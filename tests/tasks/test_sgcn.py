@@ -16,7 +16,7 @@ from keras_ssgd.tasks.speech import data as speech_data
 from keras_ssgd.tasks.speech.sgcn import sgcn
 from keras_ssgd.tasks.speech.sgcn import sgcn_parameter_count
 
-EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
+EXPERIMENTS = pathlib.Path(__file__).parents[2] / "experiments" / "paper"
 
 
 def write_folder(root, splits=(("train", 6), ("test", 3)), features=5, seed=0):

@@ -17,7 +17,7 @@ from keras_ssgd.models import imagenet_resnet
 
 tfds = pytest.importorskip("tensorflow_datasets")
 
-EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
+EXPERIMENTS = pathlib.Path(__file__).parents[2] / "experiments" / "paper"
 
 
 def load_script(name):

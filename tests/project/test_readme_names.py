@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
+README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 _NAME = re.compile(r"\bkeras_ssgd(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 
 

@@ -1,6 +1,6 @@
 """The split form of S-SGD (`SymmetricSGDModel(split_batch=True)`).
 
-Runs under every backend (`KERAS_BACKEND=jax pytest tests/test_split.py`);
+Runs under every backend (`KERAS_BACKEND=jax pytest tests/core/test_split.py`);
 the TensorFlow-only parts (`ssgd-train`, a batch size unknown when the
 step is traced) are skipped elsewhere.
 """

@@ -9,7 +9,7 @@ import pathlib
 
 import pytest
 
-EXPERIMENTS = pathlib.Path(__file__).parents[1] / "experiments" / "paper"
+EXPERIMENTS = pathlib.Path(__file__).parents[2] / "experiments" / "paper"
 
 
 def load(name):

@@ -1,7 +1,8 @@
 """The core properties of the perturbed step, on whichever backend runs.
 
 The same file runs once per Keras backend (`make test` runs it under
-TensorFlow, JAX and PyTorch: `KERAS_BACKEND=jax pytest tests/test_backends.py`).
+TensorFlow, JAX and PyTorch:
+`KERAS_BACKEND=jax pytest tests/backends/test_backends.py`).
 Each test states a property that must hold on every backend.
 """
 

@@ -17,7 +17,7 @@ import pytest
 
 pytestmark = pytest.mark.image
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 IMAGE = os.environ.get("KERAS_SSGD_IMAGE", "keras-ssgd-cpu")
 RUN_USER = 1000  # the image's user (docker/Dockerfile)
 
@@ -98,16 +98,16 @@ def load(path):
 
 
 def test_two_horovod_ranks_run_the_pair_form_inside_the_image(tmp_path):
-    # tests/horovod_program.py's "pairs" case, with the checks of
-    # tests/test_horovod.py: one allreduce of one gradient per step, the
-    # ranks' weights equal, the split step of one process.
+    # tests/distributed/horovod_program.py's "pairs" case, with the checks
+    # of tests/distributed/test_horovod.py: one allreduce of one gradient per
+    # step, the ranks' weights equal, the split step of one process.
     out = tmp_path / "out"
     out.mkdir()
     if os.geteuid() == 0:
         os.chown(out, RUN_USER, RUN_USER)
     check(run(
         "horovodrun", "--gloo", "-np", "2", "-H", "localhost:2",
-        "python", "/tests/horovod_program.py", "pairs", "/out",
+        "python", "/tests/distributed/horovod_program.py", "pairs", "/out",
         volumes=[f"{ROOT / 'tests'}:/tests:ro", f"{out}:/out"],
     ))
     for a, b in zip(load(out / "weights0.npz"), load(out / "weights1.npz")):

@@ -1,5 +1,6 @@
-"""Programs for tests/test_keras_distribution.py: S-SGD under Keras's
-`DataParallel` on JAX, as several processes on localhost (CPU collectives).
+"""Programs for tests/distributed/test_keras_distribution.py: S-SGD under
+Keras's `DataParallel` on JAX, as several processes on localhost (CPU
+collectives).
 
 Usage: python jax_multiprocess_program.py CASE OUT PROCESS_ID NUM_PROCESSES PORT
 

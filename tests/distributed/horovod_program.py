@@ -1,4 +1,5 @@
-"""Programs for tests/test_horovod.py, run under `horovodrun -np 2`.
+"""Programs for tests/distributed/test_horovod.py, run under
+`horovodrun -np 2`.
 
 Usage: horovodrun --gloo -np 2 -H localhost:2 python horovod_program.py CASE OUT
 

@@ -1,6 +1,6 @@
 """Every Python example of the README, the docs, experiments/README.md and
-the docstrings runs (tests/examples.py says how they are collected and
-marked)."""
+the docstrings runs (tests/project/doc_examples.py says how they are
+collected and marked)."""
 
 import pytest
 

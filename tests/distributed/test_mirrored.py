@@ -81,7 +81,7 @@ print("RESULT " + json.dumps(out))
 
 
 def test_mirrored_strategy_two_replicas():
-    tests = pathlib.Path(__file__).parent
+    tests = pathlib.Path(__file__).parents[1]
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(tests)],
         capture_output=True, text=True, timeout=600,
@@ -162,7 +162,7 @@ print("RESULT " + json.dumps(out))
 
 
 def run_pairs(replicas):
-    tests = pathlib.Path(__file__).parent
+    tests = pathlib.Path(__file__).parents[1]
     done = subprocess.run(
         [sys.executable, "-c", PAIRS_SCRIPT, str(tests), str(replicas)],
         capture_output=True, text=True, timeout=600,

@@ -1,8 +1,8 @@
 """S-SGD under tf.distribute.MultiWorkerMirroredStrategy: 2 local workers.
 
-Each test starts two processes (tests/multiworker_program.py, or
-`ssgd-train`) with a `TF_CONFIG` naming two free ports on 127.0.0.1; worker
-0 also trains the single-process reference after the distributed run.
+Each test starts two processes (tests/distributed/multiworker_program.py,
+or `ssgd-train`) with a `TF_CONFIG` naming two free ports on 127.0.0.1;
+worker 0 also trains the single-process reference after the distributed run.
 """
 
 import json

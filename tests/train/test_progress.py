@@ -116,7 +116,7 @@ def test_landscape_help_has_no_tensorflow_log_lines(onednn):
          "import sys; from keras_ssgd.landscape.cli import main; "
          "sys.argv[0] = 'ssgd-landscape'; sys.exit(main(['--help']))"],
         capture_output=True, text=True, timeout=120, env=env,
-        cwd=pathlib.Path(__file__).parent.parent,
+        cwd=pathlib.Path(__file__).parents[2],
     )
     assert done.returncode == 0
     assert done.stdout.startswith("usage: ssgd-landscape")

@@ -13,7 +13,7 @@ import keras_ssgd
 from keras_ssgd.sharing import StepSharing
 from keras_ssgd.sharing import WorkerPairs
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def linear(**kwargs):

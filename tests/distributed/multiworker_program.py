@@ -1,5 +1,5 @@
-"""Programs for tests/test_multiworker.py: one process per worker of a
-`tf.distribute.MultiWorkerMirroredStrategy`, on 127.0.0.1.
+"""Programs for tests/distributed/test_multiworker.py: one process per
+worker of a `tf.distribute.MultiWorkerMirroredStrategy`, on 127.0.0.1.
 
 Usage: TF_CONFIG=... python multiworker_program.py CASE OUT
 
