@@ -8,7 +8,7 @@ import pathlib
 
 import pytest
 
-SCRIPT = pathlib.Path(__file__).parents[1] / "experiments" / "rerun.py"
+SCRIPT = pathlib.Path(__file__).parents[2] / "experiments" / "rerun.py"
 
 
 def load():
