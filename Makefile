@@ -11,17 +11,22 @@ EXTRAS ?= cpu,test
 	test-conformance test-keras-floor test-image test-all smoke benchmark wheels \
 	horovod lint docs docker docker-cpu clean
 
-$(VENV)/.installed: setup.py
+# setup.py declares the ranges the package supports; constraints.txt pins
+# the versions the suite is tested with, and every install of the project's
+# environment goes through it.
+CONSTRAINTS ?= constraints.txt
+PIP_INSTALL = $(PY) -m pip install --quiet -c $(CONSTRAINTS)
+
+$(VENV)/.installed: setup.py $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(PIP_INSTALL) -e ".[$(EXTRAS)]"
 	touch $@
 
-# JAX (CPU) and PyTorch (CPU build) for the per-backend tests: the torch
-# extra admits a range; CI pins the release it tests.
-TORCH_PIN ?= torch==2.13.0
+# JAX (CPU) and PyTorch (CPU build) for the per-backend tests: the extras
+# admit ranges; constraints.txt pins the releases tested.
 $(VENV)/.backends: $(VENV)/.installed
-	$(PY) -m pip install --quiet "$(TORCH_PIN)" -e ".[jax,torch]"
+	$(PIP_INSTALL) -e ".[jax,torch]"
 	touch $@
 
 # SGD vs S-SGD on both MNIST-1D CNNs, the CNN without BatchNorm at equal
@@ -162,7 +167,7 @@ horovod: $(VENV)/.installed
 # page or an unresolved reference fails the build (not with --quiet, which
 # hides the warnings that --strict counts).
 $(VENV)/.docs: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e ".[docs]"
+	$(PIP_INSTALL) -e ".[docs]"
 	touch $@
 
 docs: $(VENV)/.docs

@@ -40,7 +40,7 @@ setup(
         # The other backends of the training step. `jax` from PyPI runs on
         # the CPU (install jax[cuda12] on a GPU machine). torch: the range
         # the package supports, so an install keeps the user's torch; CI
-        # pins the release it tests (the Makefile's `torch==2.13.0`, a CPU
+        # pins the release it tests (constraints.txt's `torch==2.13.0`, a CPU
         # build the CI machine keeps at hand).
         "jax": ["jax>=0.10"],
         "torch": ["torch>=2.13"],
