@@ -14,7 +14,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     filters        Which variables get noise (kernels, not biases, by default).
     gradients      The passes' losses and gradients combined (sparse kept sparse).
     methods        The training methods by name: the one table.
-    wrap           wrap(): any Keras model into one of the methods.
+    wrapping       wrap(): any Keras model into one of the methods.
     phases         PhasePlan: Table 1's notation ("75-25S-25S").
     schedules      Learning-rate schedules: SGDR in epochs, WarmupScaled.
     callbacks      NoiseSchedule: the noise level by epoch during fit();
