@@ -25,8 +25,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
                    weight noise, DropConnect (each a PerturbedModel).
     backends/      What differs on TensorFlow, JAX and PyTorch; jax_devices,
                    the step per device under keras.distribution.
-    native_log     Keras and TensorFlow imported without TensorFlow's
-                   native start-up lines (oneDNN, absl).
+    native_log     The commands' quieting: Keras and TensorFlow imported
+                   without TensorFlow's start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).
     store          Results on disk: a run folder, its records, atomic writes.
     _keras_compat  Every private Keras name the package uses, each tested.
