@@ -67,6 +67,20 @@ def test_import_loads_no_keras_and_changes_no_environment():
     assert done.stderr == ""
 
 
+def test_the_commands_import_no_keras_before_they_quiet_tensorflow():
+    # The console scripts' targets: their import chains (the package, then
+    # `train` or `landscape`) leave Keras to `main()`, which quiets
+    # TensorFlow first (tests/test_progress.py).
+    done = python(
+        "import sys\n"
+        "import keras_ssgd.train.cli, keras_ssgd.landscape.cli\n"
+        "loaded = [m for m in sys.modules if m.split('.')[0] in "
+        "('keras', 'tensorflow')]\n"
+        "assert loaded == [], loaded\n"
+    )
+    assert done.stderr == ""
+
+
 @pytest.mark.e2e
 def test_first_use_imports_keras_as_the_user_would():
     # The same process with `import keras` alone: the same environment
