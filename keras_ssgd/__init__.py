@@ -7,100 +7,64 @@ averages them, and updates the master weights `W`.
 
 The training step runs on the TensorFlow, JAX and PyTorch backends of
 Keras 3, and so does `ssgd-train` (`keras_ssgd.train`) on MNIST-1D and the
-user's arrays. CIFAR and ImageNet (`keras_ssgd.data`), the flatness tools
-(`keras_ssgd.landscape`) and Horovod (`keras_ssgd.distributed`) use
-TensorFlow; they are imported on first use, so `import keras_ssgd` works
-without it.
+user's arrays.
+
+What a user types is here: `SymmetricSGDModel`, `wrap`, `PerturbedModel`,
+the baselines (`SharpnessAwareModel`, ...), `callbacks`, `compare`, and the
+data and model builders (`data`, `models`). Every other module is reached
+by its own name (`keras_ssgd.filters`, `keras_ssgd.methods`,
+`keras_ssgd.landscape`, ...).
+
+Every name loads on first access: `import keras_ssgd` imports neither Keras
+nor TensorFlow, sets no environment variable and leaves standard error
+alone. Touching a model class or `wrap` registers every class a saved
+keras_ssgd model may name, so `keras.saving.load_model` finds them.
 """
 
 import importlib
-import os
-
-# TensorFlow's C++ start-up lines (oneDNN, cpu_feature_guard, absl's "All
-# log messages before absl::InitializeLog()") hide the commands' own output.
-# Warnings and errors still print; a value the user set is kept. It has to
-# be set before TensorFlow is first imported (below, through Keras), and
-# every command of the package imports this package first.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-# Some of those lines (oneDNN's, absl's) ignore TF_CPP_MIN_LOG_LEVEL and are
-# written by the shared libraries as they load: Keras (and TensorFlow, where
-# it is the backend) is imported here with them filtered.
-from keras_ssgd import native_log  # noqa: E402
-
-native_log.import_quietly("keras")
-
-from keras_ssgd import backends  # noqa: E402
-from keras_ssgd import baselines  # noqa: E402
-from keras_ssgd import callbacks  # noqa: E402
-from keras_ssgd import filters  # noqa: E402
-from keras_ssgd import methods  # noqa: E402
-from keras_ssgd import models  # noqa: E402
-from keras_ssgd import noise  # noqa: E402
-from keras_ssgd import phases  # noqa: E402
-from keras_ssgd import schedules  # noqa: E402
-from keras_ssgd import sharing  # noqa: E402
-from keras_ssgd.baselines import AdaptiveRandomPerturbationModel  # noqa: E402
-from keras_ssgd.baselines import AdaptiveSharpnessAwareModel  # noqa: E402
-from keras_ssgd.baselines import MixedAdaptiveRandomPerturbationModel  # noqa: E402
-from keras_ssgd.baselines import MomentumSAMModel  # noqa: E402
-from keras_ssgd.baselines import DropConnectModel  # noqa: E402
-from keras_ssgd.baselines import SharpnessAwareModel  # noqa: E402
-from keras_ssgd.baselines import SmoothOutModel  # noqa: E402
-from keras_ssgd.baselines import WeightNoiseModel  # noqa: E402
-from keras_ssgd.model import SymmetricSGDModel  # noqa: E402
-from keras_ssgd.perturbed import PerturbedModel  # noqa: E402
-from keras_ssgd.sharing import StepSharing  # noqa: E402
-from keras_ssgd.wrap import METHODS  # noqa: E402
-from keras_ssgd.wrap import SymmetricSGDWrapper  # noqa: E402
-from keras_ssgd.wrap import wrap  # noqa: E402
-from keras_ssgd.wrap import wrapper_class  # noqa: E402
+import importlib.util
 
 __version__ = "0.1.0"
 
-# Subpackages that import TensorFlow, loaded on first access.
-_LAZY = ("data", "distributed", "landscape", "train")
+# Each public name and the module that defines it.
+_NAMES = {
+    "SymmetricSGDModel": "keras_ssgd.model",
+    "PerturbedModel": "keras_ssgd.perturbed",
+    "wrap": "keras_ssgd.wrapping",
+    "AdaptiveRandomPerturbationModel": "keras_ssgd.baselines",
+    "AdaptiveSharpnessAwareModel": "keras_ssgd.baselines",
+    "DropConnectModel": "keras_ssgd.baselines",
+    "MixedAdaptiveRandomPerturbationModel": "keras_ssgd.baselines",
+    "MomentumSAMModel": "keras_ssgd.baselines",
+    "SharpnessAwareModel": "keras_ssgd.baselines",
+    "SmoothOutModel": "keras_ssgd.baselines",
+    "WeightNoiseModel": "keras_ssgd.baselines",
+    # The Python form of ssgd-train.
+    "compare": "keras_ssgd.train.compare",
+}
+# The public submodules.
+_MODULES = ("callbacks", "data", "models")
+
+__all__ = [*_NAMES, *_MODULES]
 
 
 def __getattr__(name):
-    if name in _LAZY:
-        module = importlib.import_module(f"keras_ssgd.{name}")
-        globals()[name] = module
-        return module
-    if name == "compare":
-        # The Python form of ssgd-train: `import keras_ssgd` loads neither the
-        # command line nor an engine.
-        from keras_ssgd.train.compare import compare
+    if name in _NAMES:
+        # `wrapping` registers every model class and wrapper with Keras's
+        # saving, whichever name is touched first.
+        importlib.import_module("keras_ssgd.wrapping")
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif not name.startswith("__") and importlib.util.find_spec(
+            f"{__name__}.{name}") is not None:
+        # A submodule, public or not: `keras_ssgd.filters` as after
+        # `import keras_ssgd.filters`.
+        value = importlib.import_module(f"{__name__}.{name}")
+    else:
+        raise AttributeError(
+            f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        globals()[name] = compare
-        return compare
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-
-__all__ = [
-    "METHODS",
-    "AdaptiveRandomPerturbationModel",
-    "AdaptiveSharpnessAwareModel",
-    "MixedAdaptiveRandomPerturbationModel",
-    "MomentumSAMModel",
-    "DropConnectModel",
-    "PerturbedModel",
-    "SharpnessAwareModel",
-    "SmoothOutModel",
-    "StepSharing",
-    "SymmetricSGDModel",
-    "SymmetricSGDWrapper",
-    "WeightNoiseModel",
-    "backends",
-    "baselines",
-    "callbacks",
-    "filters",
-    "methods",
-    "models",
-    "noise",
-    "phases",
-    "schedules",
-    "sharing",
-    "wrap",
-    "wrapper_class",
-]
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -47,8 +47,9 @@ class Distributable:
     def sharing(self, value):
         if not isinstance(value, sharing_lib.StepSharing):
             raise TypeError(
-                "`sharing` must be a keras_ssgd.StepSharing. Received: "
-                f"sharing={value!r} (of type {type(value).__name__})"
+                "`sharing` must be a keras_ssgd.sharing.StepSharing. "
+                f"Received: sharing={value!r} (of type "
+                f"{type(value).__name__})"
             )
         self._sharing = value
         self.train_function = None  # the next fit() traces the new step

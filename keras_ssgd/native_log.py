@@ -1,4 +1,9 @@
-"""TensorFlow imported without its native start-up lines.
+"""TensorFlow imported without its native start-up lines, for the commands.
+
+`quiet_tensorflow()` is the first thing `ssgd-train` and `ssgd-landscape`
+do, before anything imports Keras. The library itself never calls it:
+`import keras_ssgd` leaves the user's environment and standard error as
+they are.
 
 TensorFlow 2.21 writes its start-up lines through absl's C++ logging while
 its shared libraries load: "oneDNN custom operations are on" (on any CPU
@@ -125,3 +130,16 @@ def import_quietly(name):
         return sys.modules[name]
     with _native_stderr_filtered():
         return importlib.import_module(name)
+
+
+def quiet_tensorflow():
+    """Turns TensorFlow's start-up lines off for a command's process.
+
+    Sets `TF_CPP_MIN_LOG_LEVEL=2` unless the user set it (warnings and
+    errors still print), then imports Keras, and TensorFlow where it is
+    the backend, through `import_quietly`. To be called by a command
+    before anything imports Keras: the value has to be set before
+    TensorFlow's first import.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import_quietly("keras")

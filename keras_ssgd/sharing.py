@@ -122,7 +122,7 @@ class StepSharing:
     assert not model.sharing.per_device  # one worker's step
     # What `keras_distribution.distribute(model)` sets: a noise per device
     # and each device's own BatchNorm statistics.
-    model.sharing = keras_ssgd.StepSharing(
+    model.sharing = keras_ssgd.sharing.StepSharing(
         noise="per_device", batchnorm="local"
     )
     print(model.sharing)

@@ -306,12 +306,14 @@ def accuracy(args):
 
     from keras_ssgd import methods
 
+    # A method of this script's own, added under a new name for the
+    # command to run (the table's own methods stay as they are).
     name = "ssgd-split-rademacher"
     base = methods.METHODS["ssgd-split"]
     methods.register(dataclasses.replace(
         base, name=name, description="split S-SGD with Rademacher directions",
         options={**base.options, "noise_distribution": "rademacher"},
-    ), replace=True)
+    ))
     folder = pathlib.Path(args.accuracy_output)
     results = _common.run(folder, [
         "--model", "mnist1d-cnn", "--seeds", str(args.seeds),

@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import keras_ssgd  # noqa: E402
+import keras_ssgd.wrapping  # noqa: E402,F401  (registers the model classes for load_model)
 from keras_ssgd.landscape import hessian_eigenvalues  # noqa: E402
 
 

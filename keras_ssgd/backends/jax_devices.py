@@ -33,7 +33,7 @@ batch (tested to 1e-6 on 2 devices):
   `batchnorm_update="both"`).
 
 `keras_distribution.distribute(model, shared_noise=..., pairs=...)` (a
-`keras_ssgd.StepSharing` other than the default, as `model.sharing`) gives
+`keras_ssgd.sharing.StepSharing` other than the default, as `model.sharing`) gives
 the semantics of the other engines' data-parallel runs instead (Horovod's
 `distribute`): a noise per device (seed `seed + i` on device `i`) or per
 pair of devices (`seed + i // 2`), the pair form (device `2k` at `W + n`,

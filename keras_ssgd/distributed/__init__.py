@@ -10,7 +10,7 @@
   noise and pairs (`distribute`).
 
 Each engine configures the step through `model.sharing` (a
-`keras_ssgd.StepSharing`) and the model's public attributes
+`keras_ssgd.sharing.StepSharing`) and the model's public attributes
 (`gradient_reducer`, `noise_seed`), nothing else.
 
 Horovod is an optional dependency: importing this package does not import

@@ -10,7 +10,7 @@ import keras
 
 from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
-from keras_ssgd.wrap import wrap
+from keras_ssgd.wrapping import wrap
 
 CHOICES = ("none", "horovod", "mirrored", "multiworker", "keras")
 

@@ -201,7 +201,7 @@ def distribute(model, shared_noise=False, pairs=False):
             devices). Defaults to `False`.
 
     Returns:
-        `model`, its `sharing` set to a `keras_ssgd.StepSharing` with
+        `model`, its `sharing` set to a `keras_ssgd.sharing.StepSharing` with
         `batchnorm="local"`, `noise` `"per_device"`, `"per_pair"` (pairs)
         or `"shared"`, and `pairs` the devices' numbering with
         `pairs=True`.

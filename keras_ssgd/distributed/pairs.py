@@ -81,7 +81,7 @@ def set_pairs(model, pairing, **sharing):
     Args:
         model: a `keras_ssgd.SymmetricSGDModel`.
         pairing: a `keras_ssgd.sharing.WorkerPairs`.
-        **sharing: the rest of the model's `keras_ssgd.StepSharing`
+        **sharing: the rest of the model's `keras_ssgd.sharing.StepSharing`
             (`noise`, `batchnorm`).
 
     Returns:

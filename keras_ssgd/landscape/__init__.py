@@ -21,13 +21,14 @@ sharpness use TensorFlow.
 
 import importlib
 
-from keras_ssgd.landscape.hessian import HessianOperator
-from keras_ssgd.landscape.hessian import hessian_eigenvalues
-from keras_ssgd.landscape.hessian import hessian_trace
-
-# The line, the plane and the BatchNorm statistics read tf.data: imported on
-# first use, so that the Hessian tools work without TensorFlow.
+# Each name is imported on first use: the line, the plane and the BatchNorm
+# statistics read tf.data, so the Hessian tools work without TensorFlow,
+# and `ssgd-landscape` (`landscape.cli`) quiets TensorFlow before Keras is
+# first imported.
 _LAZY = {
+    "HessianOperator": "keras_ssgd.landscape.hessian",
+    "hessian_eigenvalues": "keras_ssgd.landscape.hessian",
+    "hessian_trace": "keras_ssgd.landscape.hessian",
     "epsilon_sharpness": "keras_ssgd.landscape.geometry",
     "interpolate": "keras_ssgd.landscape.geometry",
     "plane": "keras_ssgd.landscape.geometry",

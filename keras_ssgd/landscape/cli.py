@@ -15,7 +15,6 @@ name, and writes to `--output`:
 
 import argparse
 import json
-import os
 import pathlib
 import sys
 
@@ -50,7 +49,10 @@ def build_parser():
 
 
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up lines hide the command's own output.
+    from keras_ssgd import native_log
+
+    native_log.quiet_tensorflow()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 2 <= len(args.models) <= 3:
@@ -86,7 +88,7 @@ def main(argv=None):
 
     import numpy as np
 
-    import keras_ssgd.wrap  # noqa: F401  (registers the model classes)
+    import keras_ssgd.wrapping  # noqa: F401  (registers the model classes)
     from keras_ssgd import data as data_lib
     from keras_ssgd import landscape
 

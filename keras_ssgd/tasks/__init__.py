@@ -23,7 +23,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     filters        Which variables get noise (kernels, not biases, by default).
     gradients      The passes' losses and gradients combined (sparse kept sparse).
     methods        The training methods by name: the one table.
-    wrap           wrap(): any Keras model into one of the methods.
+    wrapping       wrap(): any Keras model into one of the methods.
     phases         PhasePlan: Table 1's notation ("75-25S-25S").
     schedules      Learning-rate schedules: SGDR in epochs, WarmupScaled.
     callbacks      NoiseSchedule: the noise level by epoch during fit();
@@ -34,8 +34,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
                    weight noise, DropConnect (each a PerturbedModel).
     backends/      What differs on TensorFlow, JAX and PyTorch; jax_devices,
                    the step per device under keras.distribution.
-    native_log     Keras and TensorFlow imported without TensorFlow's
-                   native start-up lines (oneDNN, absl).
+    native_log     The commands' quieting: Keras and TensorFlow imported
+                   without TensorFlow's start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).
     store          Results on disk: a run folder, its records, atomic writes.
     _keras_compat  Every private Keras name the package uses, each tested.

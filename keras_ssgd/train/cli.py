@@ -14,7 +14,6 @@ same checks (`plan.make_plan`) and the same sweep (`compare.sweep`).
 
 import argparse
 import contextlib
-import os
 import signal
 import sys
 import threading
@@ -495,7 +494,10 @@ def main(argv=None):
     143 (SIGTERM); `--resume` continues. SIGTERM is handled only while
     `main()` runs.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ start-up lines hide the command's own output.
+    from keras_ssgd import native_log
+
+    native_log.quiet_tensorflow()
     config, specs, args = parse(argv)
     from keras_ssgd.store import StoreError
 

@@ -16,7 +16,7 @@ from keras_ssgd.distributed.engines import Single
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import OPTIMIZERS
 from keras_ssgd.train.registry import model_builder
-from keras_ssgd.wrap import wrap
+from keras_ssgd.wrapping import wrap
 from keras_ssgd.store import atomic_path
 
 

@@ -100,13 +100,9 @@ def test_levels_are_checked_by_range_with_the_same_messages():
 
 
 def test_register_adds_a_method_and_refuses_a_taken_name(monkeypatch):
-    import sys
-
     import keras_ssgd
 
-    wrap = sys.modules["keras_ssgd.wrap"]
     monkeypatch.setattr(methods, "METHODS", dict(METHODS))
-    monkeypatch.setattr(wrap, "METHODS", dict(wrap.METHODS))
     noisy = methods.Method("noisy", baselines.WeightNoiseModel,
                            "noise_level", (0.1,), 1, "weight noise")
     assert methods.register(noisy) is noisy

@@ -18,6 +18,7 @@ import keras_ssgd
 from keras_ssgd import noise as noise_lib
 from keras_ssgd.callbacks import NoiseSchedule
 from keras_ssgd.phases import PhasePlan
+from keras_ssgd.wrapping import SymmetricSGDWrapper
 
 BACKEND = keras.backend.backend()
 LEVEL = 0.5
@@ -284,7 +285,7 @@ class Net(keras.Model):
 
 def test_wrap_passes_it_to_a_subclassed_model():
     model = keras_ssgd.wrap(Net(), noise_level=0.3, seed=0, split_batch=True)
-    assert isinstance(model, keras_ssgd.SymmetricSGDWrapper)
+    assert isinstance(model, SymmetricSGDWrapper)
     assert model.split_batch and model.get_config()["split_batch"] is True
     compile_for_classification(model)
     x, y = make_classification(64)

@@ -6,6 +6,7 @@ from conftest import make_classification
 from conftest import mlp
 
 import keras_ssgd
+from keras_ssgd.wrapping import SymmetricSGDWrapper
 
 
 class Plain(keras.Model):
@@ -46,10 +47,10 @@ def test_wrap_shares_layers_and_weights(build):
 def test_built_sequential_becomes_functional_not_a_wrapper():
     base = sequential()
     model = keras_ssgd.wrap(base)
-    assert not isinstance(model, keras_ssgd.SymmetricSGDWrapper)
+    assert not isinstance(model, SymmetricSGDWrapper)
     assert [l.name for l in model.layers[1:]] == [l.name for l in base.layers]
     unbuilt = keras_ssgd.wrap(sequential(with_input=False))
-    assert isinstance(unbuilt, keras_ssgd.SymmetricSGDWrapper)
+    assert isinstance(unbuilt, SymmetricSGDWrapper)
 
 
 def test_functional_wrap_keeps_the_layer_graph():

@@ -124,6 +124,28 @@ def test_landscape_help_has_no_tensorflow_log_lines(onednn):
         assert noise not in done.stderr
 
 
+@pytest.mark.parametrize("command", [
+    "import sys; from keras_ssgd.train.cli import main; "
+    "sys.argv[0] = 'ssgd-train'; sys.exit(main(['--help']))",
+    "import runpy, sys; sys.argv[:] = ['ssgd-train', '--help']; "
+    "runpy.run_module('keras_ssgd', run_name='__main__')",
+], ids=["ssgd-train", "python-m"])
+def test_train_help_has_no_tensorflow_log_lines(command):
+    # The command quiets TensorFlow itself (`import keras_ssgd` does not):
+    # oneDNN forced on, TF_CPP_MIN_LOG_LEVEL unset.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["TF_ENABLE_ONEDNN_OPTS"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-c", command],
+        capture_output=True, text=True, timeout=120, env=env,
+        cwd=pathlib.Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("usage: ssgd-train")
+    for noise in ("cpu_feature_guard", "oneDNN", "absl", "I0000", "W0000"):
+        assert noise not in done.stderr
+
+
 def test_landscape_line_reports_each_point_to_one_progress(capsys):
     import keras
     import numpy as np

@@ -19,7 +19,7 @@ from keras_ssgd.store import RunStore
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_noise_level
 from keras_ssgd.validation import check_seed
-from keras_ssgd.wrap import wrap
+from keras_ssgd.wrapping import wrap
 
 METHODS = ("sgd", "ssgd")
 

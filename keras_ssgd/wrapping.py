@@ -1,4 +1,10 @@
-"""`wrap()`: S-SGD (or a baseline) training for an existing Keras model."""
+"""`wrap()`: S-SGD (or a baseline) training for an existing Keras model.
+
+`wrap` builds the model class of a method of `keras_ssgd.methods.METHODS`
+(its `model_class`) around the user's model; `SymmetricSGDWrapper` and
+`wrapper_class` are the classes it builds for a model that is not a layer
+graph.
+"""
 
 import inspect
 import warnings
@@ -9,13 +15,6 @@ from keras_ssgd import _keras_compat as compat
 from keras_ssgd import methods
 from keras_ssgd.model import SymmetricSGDModel
 from keras_ssgd.perturbed import PerturbedModel
-
-# The methods `wrap()` builds by name, as the `ssgd-train` command names
-# them (from the one table, `keras_ssgd.methods`).
-METHODS = {
-    name: method.model_class
-    for name, method in methods.METHODS.items() if method.wrappable
-}
 
 
 def wrap(model, method="ssgd", **kwargs):
@@ -311,39 +310,40 @@ def wrapper_class(cls, own_loss=False):
 _WRAPPERS = {(SymmetricSGDModel, False): SymmetricSGDWrapper}
 
 
-def add_method(name, model_class):
-    """Lets `wrap()` build `model_class` by `name`: its wrapper classes are
-    made and registered for saving. (A method added to the table by
-    `keras_ssgd.methods.register` is added here the first time `wrap()`
-    is asked for it.)"""
-    METHODS[name] = model_class
-    wrapper_class(model_class)
-    wrapper_class(model_class, own_loss=True)
+def _wrappable():
+    """The names of the methods `wrap()` builds: those of
+    `keras_ssgd.methods.METHODS` with a model class and no options."""
+    return [name for name, method in methods.METHODS.items()
+            if method.wrappable]
 
 
-for _name, _cls in list(METHODS.items()):
-    add_method(_name, _cls)
+# The wrappers of every method of the table, registered for saving, so a
+# saved wrapped model loads. (A method added later by
+# `keras_ssgd.methods.register` gets its wrappers when `wrap()` first
+# builds it.)
+for _name in _wrappable():
+    wrapper_class(methods.METHODS[_name].model_class)
+    wrapper_class(methods.METHODS[_name].model_class, own_loss=True)
 
 
 def _method_class(method):
+    """The model class of `method`: a `PerturbedModel` subclass, or the
+    `model_class` of its entry in `keras_ssgd.methods.METHODS`."""
     if isinstance(method, type) and issubclass(method, PerturbedModel):
         return method
-    if isinstance(method, str) and method in METHODS:
-        return METHODS[method]
     found = methods.METHODS.get(method) if isinstance(method, str) else None
-    if found is not None and found.wrappable:  # registered since import
-        add_method(method, found.model_class)
-        return METHODS[method]
-    if isinstance(method, str) and methods.METHODS.get(method, None):
-        how = methods.METHODS[method].hint or "a plain keras.Model"
+    if found is not None and found.wrappable:
+        return found.model_class
+    if found is not None:
+        how = found.hint or "a plain keras.Model"
         raise ValueError(
             f"Argument `method`: {method!r} is not a model class `wrap()` "
-            f"builds; get it with {how}. `wrap()` builds one of {list(METHODS)} "
-            f"or a `keras_ssgd.PerturbedModel` subclass. Received: "
-            f"method={method!r}"
+            f"builds; get it with {how}. `wrap()` builds one of "
+            f"{_wrappable()} or a `keras_ssgd.PerturbedModel` subclass. "
+            f"Received: method={method!r}"
         )
     raise ValueError(
-        f"Argument `method` must be one of {list(METHODS)} or a "
+        f"Argument `method` must be one of {_wrappable()} or a "
         f"`keras_ssgd.PerturbedModel` subclass. Received: method={method!r}"
     )
 
