@@ -142,18 +142,18 @@ def level(value, name, method=None, received=None):
     """A level (a finite number >= 0) in `received`, the argument's value
     (`noise_levels`, or `methods` where `method` names the method)."""
     from keras_ssgd.train.options import flag_of
+    from keras_ssgd.validation import check_noise_level
 
-    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
-          and math.isfinite(value) and value >= 0)
-    if not ok:
+    try:
+        return check_noise_level(value, name)
+    except (TypeError, ValueError):
         where = f" of {method}" if method else ""
         raise ArgumentError(
             name, f"must hold levels >= 0 (finite numbers); {value!r}"
             f"{where} is not", received,
             cli_message=f"{flag_of(name)}{' ' + method if method else ''} "
             "must be a finite number >= 0", cli_value=str(value),
-        )
-    return float(value)
+        ) from None
 
 
 def levels(value, name):

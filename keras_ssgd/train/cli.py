@@ -75,6 +75,16 @@ def _stop_reason(stop):
     return "Ctrl-C (SIGINT)", EXIT_INTERRUPTED
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default in `--help`, except a switch's: it is off
+    unless given (`--no-scale-lr` too, whose `scale_lr` is true)."""
+
+    def _get_help_string(self, action):
+        if action.nargs == 0:
+            return action.help
+        return super()._get_help_string(action)
+
+
 # What the command converts an option's text to, in words (`_converter`).
 _WORDS = {int: "an int", float: "a number"}
 
@@ -108,7 +118,7 @@ def build_parser(raise_errors=False):
     parser = (_RaisingParser if raise_errors else argparse.ArgumentParser)(
         prog="ssgd-train",
         description=__doc__.split("\n\n")[0] + " " + __doc__.split("\n\n")[1],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     for option in OPTIONS:
         settings = dict(dest=option.name, default=option.default,
@@ -137,6 +147,7 @@ def parse(argv=None, raise_errors=False):
     raises `UsageError` instead.
     """
     from keras_ssgd.train import plan
+    from keras_ssgd.train.checks import ArgumentError
     from keras_ssgd.train.options import PLAN
 
     parser = build_parser(raise_errors=raise_errors)
@@ -145,7 +156,7 @@ def parse(argv=None, raise_errors=False):
         config, specs, _, _ = plan.make_plan(
             **{name: getattr(args, name) for name in PLAN})
         plan.check_primary(args.primary, specs)
-    except plan.ArgumentError as error:
+    except ArgumentError as error:
         parser.error(error.cli())
     except ValueError as error:  # DataError, ModelMismatch, UserCodeError
         parser.error(str(error))
