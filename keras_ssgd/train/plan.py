@@ -45,6 +45,7 @@ def make_plan(build_model=None, data="mnist1d", **arguments):
     from keras_ssgd.train.preflight import preflight
     from keras_ssgd.train.registry import recipe_for
 
+    # Each argument alone, then the rules between them.
     given = dict(build_model=build_model, data=data, **arguments)
     plan = types.SimpleNamespace(**options.checked(given))
     builder, _ = plan.build_model
@@ -56,8 +57,10 @@ def make_plan(build_model=None, data="mnist1d", **arguments):
     config = _config(plan, recipe_for(dataset), given.get("lr_drops"))
     _check_builder(config.model, plan.methods, builder)
     _check_own_l2(config, builder)
+    # The user's data read and the user's model built on them, once.
     config = preflight(config, arrays=arrays, builder=builder)
     _check_user_objects(config, plan, given.get("batch_size"))
+    # The runs: each method's levels and learning rates, per seed.
     runs = _runs(config, plan, given.get("methods"))
     _check_validation(config, runs, _user_data(dataset, arrays))
     return config, _specs(config, runs, plan), builder, arrays
