@@ -1,6 +1,10 @@
 """How `ssgd-train` spreads one run over devices: none, Horovod, Mirrored,
 MultiWorkerMirroredStrategy, `keras.distribution` (JAX).
 
+Each engine declares the options it takes (`options`, the names of its
+constructor's arguments) and the feature it needs of the backend
+(`feature`); `make` hands it those options and no others, so that the
+command passes every engine option without asking which engine runs.
 TensorFlow is imported by the engines that use it, so that `CHOICES` can be
 read (by the command line's parser) on any backend."""
 
@@ -12,13 +16,12 @@ from keras_ssgd import backends
 from keras_ssgd.perturbed import PerturbedModel
 from keras_ssgd.wrapping import wrap
 
-CHOICES = ("none", "horovod", "mirrored", "multiworker", "keras")
-
-
 class Single:
     """One process, one device (the default)."""
 
     name = "none"
+    options = ()  # the constructor's arguments, which `make` passes
+    feature = None  # what the engine needs of the backend (`make`)
     rank = 0
     size = 1
     drop_remainder = False
@@ -61,6 +64,8 @@ class Horovod(Single):
     """
 
     name = "horovod"
+    options = ("shared_noise", "scale_lr", "warmup_epochs", "sync_batchnorm")
+    feature = "Horovod"
     drop_remainder = True
 
     def __init__(
@@ -109,6 +114,7 @@ class Mirrored(Single):
     """
 
     name = "mirrored"
+    feature = "MirroredStrategy"
 
     def __init__(self):
         import tensorflow as tf
@@ -146,6 +152,8 @@ class MultiWorker(Mirrored):
     """
 
     name = "multiworker"
+    options = ("scale_lr", "warmup_epochs", "timeout_seconds")
+    feature = "MultiWorkerMirroredStrategy"
     drop_remainder = True
 
     def __init__(self, scale_lr=True, warmup_epochs=5, timeout_seconds=300):
@@ -217,6 +225,7 @@ class KerasDataParallel(Single):
     """
 
     name = "keras"
+    options = ("scale_lr", "warmup_epochs")
     drop_remainder = True
 
     def __init__(self, scale_lr=True, warmup_epochs=5):
@@ -397,37 +406,61 @@ def _pairs(model, size):
     )
 
 
-def make(name, **kwargs):
+# The engines by name, in the order `--distributed` lists them.
+ENGINES = {
+    engine.name: engine
+    for engine in (Single, Horovod, Mirrored, MultiWorker, KerasDataParallel)
+}
+CHOICES = tuple(ENGINES)
+
+
+def takers(option):
+    """The names of the engines that take `option` (in `CHOICES` order)."""
+    return [name for name, engine in ENGINES.items()
+            if option in engine.options]
+
+
+def make(name, **options):
     """The distribution called `name` (one of `CHOICES`).
 
+    Args:
+        name: str, the engine.
+        **options: engine options (`shared_noise`, `scale_lr`,
+            `warmup_epochs`, `sync_batchnorm`, ...): each engine gets
+            those it declares (its `options`) and ignores the others'.
+
     Raises:
+        TypeError: an option that no engine takes.
         ValueError: `name` is unknown, or is Horovod, MirroredStrategy or
             MultiWorkerMirroredStrategy while Keras runs on another backend
             than TensorFlow.
+
+    Example:
+
+    >>> make("none", scale_lr=False).size
+    1
     """
-    if name in ("horovod", "mirrored", "multiworker"):
-        feature = {
-            "horovod": "Horovod", "mirrored": "MirroredStrategy",
-            "multiworker": "MultiWorkerMirroredStrategy",
-        }[name]
-        backends.require(feature, f"distributed={name!r}")
-    if name == "none":
-        return Single()
-    if name == "horovod":
-        return Horovod(**kwargs)
-    if name == "mirrored":
-        return Mirrored()
-    if name == "multiworker":
-        return MultiWorker(**kwargs)
-    if name == "keras":
-        return KerasDataParallel(**kwargs)
-    raise ValueError(
-        f"Argument `distributed` must be one of {list(CHOICES)}. "
-        f"Received: distributed={name!r}"
-    )
+    engine = ENGINES.get(name)
+    if engine is None:
+        raise ValueError(
+            f"Argument `distributed` must be one of {list(CHOICES)}. "
+            f"Received: distributed={name!r}"
+        )
+    unknown = [key for key in options if not takers(key)]
+    if unknown:
+        raise TypeError(
+            f"make() got an option no engine takes: {unknown[0]!r}. "
+            f"Engines and their options: "
+            + "; ".join(f"{n}: {', '.join(e.options) or 'none'}"
+                        for n, e in ENGINES.items())
+        )
+    if engine.feature is not None:
+        backends.require(engine.feature, f"distributed={name!r}")
+    return engine(**{key: value for key, value in options.items()
+                     if key in engine.options})
 
 
 __all__ = [
-    "CHOICES", "Horovod", "KerasDataParallel", "Mirrored", "MultiWorker",
-    "ProcessRows", "Single", "make",
+    "CHOICES", "ENGINES", "Horovod", "KerasDataParallel", "Mirrored",
+    "MultiWorker", "ProcessRows", "Single", "make", "takers",
 ]

@@ -93,13 +93,15 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         primary: the method of the primary comparison (`verdict.verdicts`),
             or None for the first method other than SGD in `specs`.
         tensorboard: bool. Write each run's TensorBoard logs to
-            `output/tensorboard/<run key>/` (`runner.tensorboard_callbacks`).
+            `output/tensorboard/<run key>/`
+            (`tensorboard_logs.tensorboard_callbacks`).
 
     Raises:
         store.StoreError: the folder cannot be used.
     """
     from keras_ssgd.train import report
     from keras_ssgd.train import runner
+    from keras_ssgd.train import tensorboard_logs
     from keras_ssgd.train import verdict as verdict_lib
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.store import RunStore
@@ -107,7 +109,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     from keras_ssgd.store import atomic_write_text
 
     if tensorboard:
-        runner.require_tensorboard()
+        tensorboard_logs.require_tensorboard()
     plan = {"recipe": config.to_json(), "runs": [spec.key for spec in specs]}
     store = RunStore(output, plan, resume=resume,
                      defaults=runner.Config.defaults(), required=required)
@@ -163,12 +165,12 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
 
     bar = None
     if progress is not None:
-        from keras_ssgd.train.report import SweepProgress
+        from keras_ssgd.train.progress import SweepProgress
 
         bar = SweepProgress(
             todo, [spec.epochs_of(config) for spec in todo], stream=progress,
-            costs=[runner.passes_per_step(METHODS[spec.method], config.phases,
-                                          config.every)
+            costs=[runner.passes_per_step(METHODS[spec.method],
+                                          config.phase_plan, config.every)
                    for spec in todo],
             # Keras's own bars (verbose 1) would break a line in place.
             in_place=False if verbose else None,
@@ -180,7 +182,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                 model_path=store.model_path(spec.key),
                 distribution=distribution, builder=builder, arrays=arrays,
                 extra_callbacks=([bar.start(i)] if bar else []) + (
-                    runner.tensorboard_callbacks(
+                    tensorboard_logs.tensorboard_callbacks(
                         store.folder / "tensorboard" / spec.key, config, spec)
                     if tensorboard else []),
             )
@@ -342,20 +344,21 @@ def compare(build_model, data, methods=None, seeds=3,
       Weight Noise Injection for Reaching Flat Minima".
     - Student's paired t interval for the verdict (`keras_ssgd.train.verdict`).
     """
+    from keras_ssgd.store import StoreError
+    from keras_ssgd.train import checks
     from keras_ssgd.train import plan
     from keras_ssgd.train import report
-    from keras_ssgd.store import StoreError
 
-    if not isinstance(resume, bool):
-        raise plan.ArgumentError("resume", "must be a bool", resume)
+    # This function's own arguments; `make_plan` checks the comparison's.
+    checks.boolean(resume, "resume")
     if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise plan.ArgumentError("verbose", "must be 0, 1 or 2", verbose)
+        raise checks.ArgumentError("verbose", "must be 0, 1 or 2", verbose)
     if output is not None and not isinstance(output, (str, os.PathLike)):
-        raise plan.ArgumentError("output", "must be a folder (a str or a "
-                                 "path) or None", output)
+        raise checks.ArgumentError("output", "must be a folder (a str or a "
+                                   "path) or None", output)
     if output is None and resume:
-        raise plan.ArgumentError("resume", "needs `output`, the folder of "
-                                 "the run to continue", resume)
+        raise checks.ArgumentError("resume", "needs `output`, the folder of "
+                                   "the run to continue", resume)
     config, specs, builder, arrays = plan.make_plan(
         build_model, data, methods=methods, seeds=seeds, epochs=epochs,
         noise_levels=noise_levels, batch_size=batch_size, lr=lr,

@@ -26,7 +26,11 @@ HESSIAN_BATCH = 500
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """The recipe every run of one `ssgd-train` invocation shares."""
+    """The recipe every run of one `ssgd-train` invocation shares.
+
+    `phases` is a phase plan (`"75-25S-25S"`, or the `PhasePlan` itself),
+    kept as its text; `phase_plan` is the plan, parsed once.
+    """
 
     dataset: str
     model: str
@@ -69,6 +73,10 @@ class Config:
     weight_decay: float = 0.0
 
     def __post_init__(self):
+        plan = None if self.phases is None else PhasePlan.parse(self.phases)
+        object.__setattr__(self, "phases", None if plan is None else str(plan))
+        # Not a field: it is the text `phases` parsed.
+        object.__setattr__(self, "phase_plan", plan)
         if self.data_order is None and (
             self.dataset not in TENSORFLOW_DATASETS
         ):
@@ -149,7 +157,7 @@ def learning_rate(config, steps_per_epoch, epochs=None):
                 f"run needs no phases. Received: phases={config.phases!r} "
                 f"with epochs={epochs}"
             )
-        return PhasePlan.parse(config.phases).learning_rate_schedule(
+        return config.phase_plan.learning_rate_schedule(
             config.lr, steps_per_epoch
         )
     if config.lr_schedule == "cosine":
@@ -221,9 +229,10 @@ def make_optimizer(config, spec, schedule):
 
 def passes_per_step(method, phases=None, every=1):
     """Forward and backward passes per step over the batch, averaged over
-    the epochs of a phase plan: plain epochs cost 1, `H` (split) epochs 1,
-    `S` epochs the method's own passes (2 for S-SGD and SAM). An every-k
-    method costs `1 + 1/every`."""
+    the epochs of a phase plan (`phases`: a `PhasePlan`, its text, or
+    None): plain epochs cost 1, `H` (split) epochs 1, `S` epochs the
+    method's own passes (2 for S-SGD and SAM). An every-k method costs
+    `1 + 1/every`."""
     if method.every:
         return method.passes_at(every)
     if not phases or method.model_class is None:
@@ -314,7 +323,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     # stop all ranks together instead.
     callbacks = dist.callbacks() or [keras.callbacks.TerminateOnNaN()]
     if config.phases and method.model_class is not None:
-        callbacks.append(NoiseSchedule(config.phases, noise_level=spec.level))
+        callbacks.append(
+            NoiseSchedule(config.phase_plan, noise_level=spec.level)
+        )
     callbacks += method.callbacks(spec.level, data, config.epoch_eval)
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
@@ -345,7 +356,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         "budgets": list(spec.budgets),
         "seconds": seconds,
         "passes_per_step": passes_per_step(
-            method, config.phases, config.every
+            method, config.phase_plan, config.every
         ),
         "distributed": dist.name,
         # S-SGD's split form over worker pairs (keras_ssgd.distributed.pairs)
@@ -401,57 +412,6 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         train_accuracy=100.0 * train_accuracy,
     )
     return record
-
-
-def require_tensorboard():
-    """Raises `ValueError` naming `--tensorboard` where TensorFlow, which
-    Keras's TensorBoard callback writes through, is not installed."""
-    try:
-        import tensorboard  # noqa: F401
-        import tensorflow  # noqa: F401
-    except ImportError as error:
-        raise ValueError(
-            "--tensorboard needs TensorFlow and TensorBoard installed "
-            "(Keras's TensorBoard callback writes through tf.summary, on "
-            f"any backend; pip install tensorboard): {error}. "
-            "Received: --tensorboard"
-        ) from None
-
-
-class _Scalars(keras.callbacks.Callback):
-    """Puts the noise level in effect and the passes per step into the
-    epoch's logs for the TensorBoard callback after it (`add`), and takes
-    them out again before the run's history sees them (`add=False`)."""
-
-    KEYS = ("noise_level", "passes_per_step")
-
-    def __init__(self, passes, add=True):
-        super().__init__()
-        self.passes = passes
-        self.add = add
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is None:
-            return
-        if not self.add:
-            for key in self.KEYS:
-                logs.pop(key, None)
-            return
-        logs["noise_level"] = float(getattr(self.model, "noise_level", 0.0))
-        logs["passes_per_step"] = float(self.passes)
-
-
-def tensorboard_callbacks(log_dir, config, spec):
-    """The callbacks that write one run's TensorBoard logs to `log_dir`
-    (Keras's `TensorBoard`, with the noise level in effect and the passes
-    per step as epoch scalars); the run's record is unchanged."""
-    passes = passes_per_step(METHODS[spec.method], config.phases,
-                             config.every)
-    return [
-        _Scalars(passes),
-        keras.callbacks.TensorBoard(log_dir=str(log_dir)),
-        _Scalars(passes, add=False),
-    ]
 
 
 def _hessian_batches(train_eval, size=HESSIAN_BATCH):

@@ -405,16 +405,3 @@ def explanation(confidence=CONFIDENCE):
         "the interval contains 0, only one seed was run, or every seed "
         "gave the same difference, no difference is shown."
     )
-
-
-def t_quantile(p, dof):
-    """The `p` quantile of Student's t distribution with `dof` > 0
-    (`scipy.stats.t.ppf`)."""
-    if not 0 < p < 1:
-        raise ValueError(f"Argument `p` must be in (0, 1). Received: p={p!r}")
-    if not dof > 0:
-        raise ValueError(
-            f"Argument `dof` must be > 0. Received: dof={dof!r}"
-        )
-    return float(stats.t.ppf(p, dof))
-

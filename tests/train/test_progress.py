@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from keras_ssgd.train import cli
-from keras_ssgd.train.report import SweepProgress
-from keras_ssgd.train.report import duration
+from keras_ssgd.train.progress import SweepProgress
+from keras_ssgd.train.progress import duration
 from keras_ssgd.train.runner import RunSpec
 
 SPECS = [RunSpec("sgd", None, 0), RunSpec("ssgd", 0.2, 0),
