@@ -61,6 +61,8 @@ Reference:
 - Sung et al., "S-SGD", Eq. 3 and Section 4.3.
 """
 
+import os
+
 import keras
 
 from keras_ssgd import _keras_compat as compat
@@ -350,7 +352,89 @@ def shard(arrays, global_batch):
     return keras.tree.map_structure(lambda a: a[index_rows], arrays)
 
 
+class ProcessRows(keras.utils.PyDataset):
+    """This process's rows of every batch of `batches` (a
+    `keras.utils.PyDataset` of `(x, y)` NumPy batches, such as
+    `keras_ssgd.data.Batches`): process `p` of `P` keeps rows
+    `[p * b, (p + 1) * b)` of a batch of `P * b` rows, the rows
+    `keras_distribution.shard` gives it.
+
+    Args:
+        batches: the batches of the whole job.
+        processes: int, the number of processes.
+        rank: int, this process's index.
+
+    Raises (when a batch is read):
+        ValueError: a batch's rows do not split evenly over the processes.
+    """
+
+    def __init__(self, batches, processes, rank):
+        super().__init__()
+        self.batches = batches
+        self.processes = processes
+        self.rank = rank
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __getitem__(self, index):
+        x, y = self.batches[index]
+        if len(x) % self.processes:
+            raise ValueError(
+                f"Batch {index} of {len(x)} examples does not split over "
+                f"{self.processes} processes: every process feeds an equal "
+                "share of each batch. Choose a batch size (and data sizes) "
+                "whose batches are multiples of the number of processes. "
+                f"Received: {len(x)} examples with "
+                f"KERAS_DISTRIBUTION_NUM_PROCESSES={self.processes}"
+            )
+        local = len(x) // self.processes
+        rows = slice(self.rank * local, (self.rank + 1) * local)
+        return x[rows], y[rows]
+
+    def on_epoch_begin(self):
+        self.batches.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.batches.on_epoch_end()
+
+
+def job():
+    """`(processes, process_id, coordinator)` from Keras's variables of a
+    multi-process job (`keras.distribution.initialize`); `(1, 0, None)`
+    without them."""
+    names = ("KERAS_DISTRIBUTION_NUM_PROCESSES",
+             "KERAS_DISTRIBUTION_PROCESS_ID")
+    values = []
+    for name, default in zip(names, ("1", "0")):
+        value = os.environ.get(name, default)
+        try:
+            values.append(int(value))
+        except ValueError:
+            raise ValueError(
+                f"{name} must be an int. Received: {name}={value!r}"
+            ) from None
+    processes, rank = values
+    if processes < 1 or not 0 <= rank < processes:
+        raise ValueError(
+            "KERAS_DISTRIBUTION_NUM_PROCESSES must be >= 1 and "
+            "KERAS_DISTRIBUTION_PROCESS_ID in [0, processes). Received: "
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes}, "
+            f"KERAS_DISTRIBUTION_PROCESS_ID={rank}"
+        )
+    address = os.environ.get("KERAS_DISTRIBUTION_JOB_ADDRESSES", "")
+    address = address.split(",")[0].strip()
+    if processes > 1 and not address:
+        raise ValueError(
+            "A job of several processes needs its coordinator: set "
+            "KERAS_DISTRIBUTION_JOB_ADDRESSES to the host:port of process 0 "
+            "(then the others', comma-separated). Received: "
+            f"KERAS_DISTRIBUTION_NUM_PROCESSES={processes} without it"
+        )
+    return processes, rank, address or None
+
+
 __all__ = [
-    "distribute", "initialize", "is_initialized", "num_processes",
-    "process_id", "shard",
+    "ProcessRows", "distribute", "initialize", "is_initialized", "job",
+    "num_processes", "process_id", "shard",
 ]
