@@ -167,3 +167,27 @@ def resolve(noise_filter):
 def name_of(noise_filter):
     """A filter's name, for messages."""
     return getattr(noise_filter, "__name__", repr(noise_filter))
+
+
+def of_model(model):
+    """The trainable variables a `PerturbedModel` perturbs: its
+    `noise_filter`'s selection, or its class's `default_noise_filter`'s.
+
+    Raises:
+        ValueError: the model is not built yet, or an explicit
+            `noise_filter` selects no variable.
+    """
+    if not model.built:
+        raise ValueError(
+            f"Model '{model.name}' is not built yet, so it has no "
+            "variables to choose from. Call it on a batch of data first."
+        )
+    selected = select(model, model.noise_filter or model.default_noise_filter)
+    if not selected and model.noise_filter is not None:
+        raise ValueError(
+            "Argument `noise_filter` selects no trainable variable of "
+            f"model '{model.name}'. Received: noise_filter="
+            f"{name_of(model.noise_filter)}; trainable variables: "
+            f"{[v.path for v in model.trainable_variables]}"
+        )
+    return selected

@@ -30,10 +30,10 @@ from keras import ops
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 from keras_ssgd import cadence
+from keras_ssgd import distributable
 from keras_ssgd import filters
 from keras_ssgd import recurrent
 from keras_ssgd import sharing as sharing_lib
-from keras_ssgd.distributable import Distributable
 from keras_ssgd.stream import NoiseStream
 from keras_ssgd.validation import check_choice
 from keras_ssgd.validation import check_every
@@ -43,7 +43,7 @@ from keras_ssgd.validation import check_seed
 BATCHNORM_UPDATES = ("both", "first")
 
 
-class PerturbedModel(Distributable, keras.Model):
+class PerturbedModel(keras.Model):
     """Base class of models trained on gradients at perturbed weights.
 
     Subclasses implement `_perturbed_gradients(x, y, sample_weight,
@@ -109,6 +109,16 @@ class PerturbedModel(Distributable, keras.Model):
     # (plain); None outside a compiled step (see `tracing_branch`).
     _static_noisy = None
 
+    # What the engines set, and the passes on one device
+    # (`keras_ssgd.distributable`).
+    noise_seed = distributable.noise_seed
+    sharing = distributable.sharing
+    gradient_reducer = distributable.gradient_reducer
+    _refuse_xla = distributable.refuse_xla
+    _device_passes = distributable.device_passes
+    _pairs = distributable.pairs
+    _noise_seed = distributable.noise_generator
+
     def __init__(
         self,
         *args,
@@ -145,7 +155,7 @@ class PerturbedModel(Distributable, keras.Model):
             noise_level, seed if seed is not None else random.randrange(2**31)
         )
         self._level_value = noise_level  # the Python float, for get_config
-        self._init_sharing()
+        distributable.init_sharing(self)
         self._carry = recurrent.Carry()
 
     def __reduce__(self):
@@ -247,27 +257,13 @@ class PerturbedModel(Distributable, keras.Model):
 
     @property
     def noise_variables(self):
-        """The trainable variables that get perturbed (model must be built).
+        """The trainable variables that get perturbed (`filters.of_model`).
 
         Raises:
-            ValueError: an explicit `noise_filter` selects no variable.
+            ValueError: the model is not built, or an explicit
+                `noise_filter` selects no variable.
         """
-        if not self.built:
-            raise ValueError(
-                f"Model '{self.name}' is not built yet, so it has no "
-                "variables to choose from. Call it on a batch of data first."
-            )
-        selected = filters.select(
-            self, self.noise_filter or self.default_noise_filter
-        )
-        if not selected and self.noise_filter is not None:
-            raise ValueError(
-                "Argument `noise_filter` selects no trainable variable of "
-                f"model '{self.name}'. Received: noise_filter="
-                f"{filters.name_of(self.noise_filter)}; trainable variables: "
-                f"{[v.path for v in self.trainable_variables]}"
-            )
-        return selected
+        return filters.of_model(self)
 
     def next_step_perturbs(self):
         """Whether the next execution of the compiled step perturbs, and
