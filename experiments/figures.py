@@ -466,4 +466,7 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
+    from keras_ssgd import native_log
+
+    native_log.quiet_tensorflow()  # a command: TensorFlow's start-up lines off
     sys.exit(main())
