@@ -15,7 +15,10 @@ is one NumPy `.npz` file holding:
   ARWP's gradient history);
 - `optimizer/<i>`: the values of `model.optimizer.variables` (the step
   counter, the momentum, Keras's EMA of the weights);
-- `callback/<name>/<i>`: the arrays of a callback's state (SWA's sums).
+- `callback/<name>/<i>`: the arrays of a callback's state (SWA's sums);
+- `rng/<i>`: the backend's global random state where Keras draws from it
+  during training (PyTorch: an unseeded Dropout calls
+  `torch.nn.functional.dropout`, which draws from torch's generator).
 
 The values are the variables' own, in their own dtypes, so a run resumed
 from a checkpoint continues bit for bit where the data order is a
@@ -57,6 +60,8 @@ class State:
         model: list of arrays, `model.variables`' values.
         optimizer: list of arrays, `model.optimizer.variables`' values.
         callbacks: dict, callback name -> `(info, arrays)`.
+        rng: list of arrays, the backend's global random state
+            (`global_rng_state`).
     """
 
     key: str
@@ -68,6 +73,34 @@ class State:
     model: list
     optimizer: list
     callbacks: dict
+    rng: list = dataclasses.field(default_factory=list)
+
+
+def global_rng_state():
+    """The backend's global random state that training may draw from:
+    PyTorch's generators (the CPU's, then each GPU's); none elsewhere
+    (TensorFlow's and JAX's draws in Keras go through seed generators,
+    which are variables)."""
+    if keras.backend.backend() != "torch":
+        return []
+    import torch
+
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    return [s.cpu().numpy() for s in states]
+
+
+def set_global_rng_state(states):
+    """Puts back `global_rng_state()`."""
+    if not states:
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(states[0]))
+    if len(states) > 1:
+        torch.cuda.set_rng_state_all(
+            [torch.from_numpy(s) for s in states[1:]])
 
 
 def write(path, state):
@@ -79,12 +112,14 @@ def write(path, state):
         "history": state.history, "resumed": state.resumed,
         "model_variables": len(state.model),
         "optimizer_variables": len(state.optimizer),
+        "rng_states": len(state.rng),
         "callbacks": {name: {"info": info, "arrays": len(arrays)}
                       for name, (info, arrays) in state.callbacks.items()},
     }
     arrays = {"meta": np.array(json.dumps(meta))}
     arrays.update({f"model/{i}": v for i, v in enumerate(state.model)})
     arrays.update({f"optimizer/{i}": v for i, v in enumerate(state.optimizer)})
+    arrays.update({f"rng/{i}": v for i, v in enumerate(state.rng)})
     for name, (_, values) in state.callbacks.items():
         arrays.update({f"callback/{name}/{i}": v
                        for i, v in enumerate(values)})
@@ -136,6 +171,7 @@ def read(path, key, recipe_changes):
                         for i in range(entry["arrays"])])
                 for name, entry in meta["callbacks"].items()
             },
+            rng=[arrays[f"rng/{i}"] for i in range(meta["rng_states"])],
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise store_lib.checkpoint_error(
@@ -213,6 +249,13 @@ class Checkpointing(keras.callbacks.Callback):
             )
         for name, callback in self.stateful.items():
             callback.set_checkpoint_state(*state.callbacks[name])
+        if len(state.rng) != len(global_rng_state()):
+            raise store_lib.checkpoint_error(
+                f"The checkpoint {self.path} was written under another "
+                "backend or device (its global random state does not fit "
+                f"{keras.backend.backend()}'s)."
+            )
+        set_global_rng_state(state.rng)
 
     def on_epoch_end(self, epoch, logs=None):
         for name, value in (logs or {}).items():
@@ -226,6 +269,7 @@ class Checkpointing(keras.callbacks.Callback):
             optimizer=_values(optimizer.variables),
             callbacks={name: callback.get_checkpoint_state()
                        for name, callback in self.stateful.items()},
+            rng=global_rng_state(),
         ))
 
 

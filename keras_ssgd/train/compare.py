@@ -79,7 +79,10 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         config: `runner.Config`, the recipe.
         specs: list of `runner.RunSpec`.
         output: str or path, the run folder.
-        resume: bool. Continue or extend a folder with the same recipe.
+        resume: bool. Continue or extend a folder with the same recipe;
+            a run stopped in progress continues from its checkpoint
+            (`runs/<key>.checkpoint.npz`, written at the end of every
+            epoch and removed once the run's record is written).
         verbose: int, Keras's `fit` verbosity.
         distribution: a `distribution` object, or None (one device).
         builder: the model builder, if not the one `config.model` names.
@@ -274,7 +277,9 @@ def compare(build_model, data, methods=None, seeds=3,
         noise_levels: levels for the methods without their own.
         output: the run folder; default `results/<date-time>`.
         resume: bool. Continue or extend `output` (same recipe): finished
-            runs are skipped and the results of all runs combine.
+            runs are skipped, a run stopped in progress continues from its
+            checkpoint (the end of its last finished epoch), and the
+            results of all runs combine.
         verbose: 0 silent; 1 a progress line per run (run i of N,
             method, level, seed, epoch, loss, accuracy, time left for the
             run and the sweep), rewritten in place on a terminal, one line
