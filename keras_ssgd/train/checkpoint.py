@@ -33,7 +33,6 @@ after the callback's own `on_train_begin`.
 
 import dataclasses
 import json
-import os
 import zipfile
 
 import keras
