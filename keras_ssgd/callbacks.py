@@ -301,6 +301,22 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
             total += keras.ops.convert_to_numpy(variable)
         self.averaged_epochs += 1
 
+    def get_checkpoint_state(self):
+        """The average so far, for a checkpoint of the run in progress:
+        `(info, arrays)`, a JSON-ready dict and the running sums."""
+        info = {"averaged_epochs": self.averaged_epochs,
+                "last_epoch": self._last_epoch}
+        return info, [] if self._sums is None else list(self._sums)
+
+    def set_checkpoint_state(self, info, arrays):
+        """Continues the average of `get_checkpoint_state()` (after this
+        callback's `on_train_begin`)."""
+        self.averaged_epochs = int(info["averaged_epochs"])
+        self._last_epoch = info["last_epoch"]
+        if arrays:
+            self._variables = list(self.model.trainable_variables)
+            self._sums = [np.array(a, "float64") for a in arrays]
+
     def on_train_end(self, logs=None):
         if not self.averaged_epochs:
             ran = (

@@ -5,6 +5,10 @@ Layout of a run folder:
     config.json      the shared recipe and the planned runs
     runs/<key>.json  one record per finished run (method, level, seed)
     runs/<key>.keras the trained model of that run
+    runs/<key>.checkpoint.npz
+                     the run in progress (`train.checkpoint`): rewritten
+                     at the end of every epoch, deleted once its record
+                     is written
     results.json     config + every record + the summary, rewritten as
                      runs finish
     summary.md       the table (written by `report`)
@@ -59,6 +63,17 @@ def _record_fix(words):
 
 def _config_fix(words):
     return f"Restore the file, or pick another {words.output}."
+
+
+def _checkpoint_fix(words):
+    return ("Delete or move it to train that run again from its first "
+            f"epoch, or pick another {words.output}.")
+
+
+def checkpoint_error(text):
+    """A `StoreError` for a checkpoint that cannot be used (`text` names
+    the file), with how to get past it."""
+    return _error(text, _checkpoint_fix)
 
 
 def _error(text, fix=None):
@@ -325,6 +340,15 @@ class RunStore:
     def done(self):
         """The keys of the finished runs."""
         return {path.stem for path in record_paths(self.folder)}
+
+    def checkpoint_path(self, key):
+        """Where the checkpoint of run `key` in progress is kept."""
+        return self._records_dir() / f"{key}.checkpoint.npz"
+
+    def recipe_changes(self, saved):
+        """A saved recipe against this folder's: '' where they are the
+        same, else the fields that differ, in words."""
+        return self._recipe_changes(saved)
 
     def model_path(self, key):
         """Where the trained model of run `key` is saved."""

@@ -97,6 +97,14 @@ class Batches(keras.utils.PyDataset):
             len(self.x)
         )
 
+    def start_at(self, epoch):
+        """Makes `epoch` (0-based) the next epoch Keras starts: for a run
+        that continues from a checkpoint (`fit(..., initial_epoch=epoch)`)
+        with the order it would have had."""
+        self.epoch = epoch - 1
+        self._order = None
+        self._finished = True
+
     def on_epoch_begin(self):
         # The next epoch starts once the current one has been served to
         # its last batch: a pass Keras starts and drops after one batch

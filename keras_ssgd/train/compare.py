@@ -79,7 +79,10 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         config: `runner.Config`, the recipe.
         specs: list of `runner.RunSpec`.
         output: str or path, the run folder.
-        resume: bool. Continue or extend a folder with the same recipe.
+        resume: bool. Continue or extend a folder with the same recipe;
+            a run stopped in progress continues from its checkpoint
+            (`runs/<key>.checkpoint.npz`, written at the end of every
+            epoch and removed once the run's record is written).
         verbose: int, Keras's `fit` verbosity.
         distribution: a `distribution` object, or None (one device).
         builder: the model builder, if not the one `config.model` names.
@@ -115,6 +118,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                      defaults=runner.Config.defaults(), required=required)
     done = store.done()
     todo = [spec for spec in specs if spec.key not in done]
+    # The runs in progress when the last invocation stopped, each checked
+    # before any training (a damaged checkpoint is refused, naming it).
+    restores = _checkpoints(store, todo, done) if resume else {}
     # The plan's order (ties between configurations go to the first): the
     # runs of this invocation, then those of earlier ones in the folder.
     order = list(store.config.get("runs", []))
@@ -131,7 +137,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         f"epochs, batch {config.batch_size}, {config.optimizer} lr "
         f"{config.lr:g} ({config.lr_schedule}"
         f"{', phases ' + config.phases if config.phases else ''}); "
-        f"{len(specs)} runs, {len(specs) - len(todo)} already done; "
+        f"{len(specs)} runs, {len(specs) - len(todo)} already done"
+        f"{f', {len(restores)} to continue' if restores else ''}; "
         f"results in {store.folder}"
     )
 
@@ -185,9 +192,13 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                     tensorboard_logs.tensorboard_callbacks(
                         store.folder / "tensorboard" / spec.key, config, spec)
                     if tensorboard else []),
+                checkpoint=store.checkpoint_path(spec.key),
+                restore=restores.get(spec.key),
             )
             record["finished"] = time.time()
             store.save(record)
+            # The record is written: the run in progress is no more.
+            store.checkpoint_path(spec.key).unlink(missing_ok=True)
             store.write_results(*summarize(store.records()))
             if bar is not None:
                 bar.finish(i, record)
@@ -197,6 +208,21 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         finish()
         raise
     return finish()
+
+
+def _checkpoints(store, todo, done):
+    """`{key: checkpoint.State}` of the runs of `todo` stopped in progress
+    (`train.checkpoint`); the checkpoints of finished runs (left by a stop
+    between a record and its checkpoint's removal) are removed."""
+    from keras_ssgd.train import checkpoint
+
+    for key in done:
+        store.checkpoint_path(key).unlink(missing_ok=True)
+    return {
+        spec.key: checkpoint.read(store.checkpoint_path(spec.key), spec.key,
+                                  store.recipe_changes)
+        for spec in todo if store.checkpoint_path(spec.key).exists()
+    }
 
 
 def compare(build_model, data, methods=None, seeds=3,
@@ -251,7 +277,9 @@ def compare(build_model, data, methods=None, seeds=3,
         noise_levels: levels for the methods without their own.
         output: the run folder; default `results/<date-time>`.
         resume: bool. Continue or extend `output` (same recipe): finished
-            runs are skipped and the results of all runs combine.
+            runs are skipped, a run stopped in progress continues from its
+            checkpoint (the end of its last finished epoch), and the
+            results of all runs combine.
         verbose: 0 silent; 1 a progress line per run (run i of N,
             method, level, seed, epoch, loss, accuracy, time left for the
             run and the sweep), rewritten in place on a terminal, one line

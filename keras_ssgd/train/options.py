@@ -285,9 +285,10 @@ OPTIONS = [
            help="Run folder (default: results/<date-time>)."),
     Option("resume", False, text=bool, plan=False, help=(
         "Continue or extend the run in --output: finished runs are skipped, "
-        "new seeds, methods and levels are added, and the table, verdict "
-        "and plot cover every run in the folder. The recipe must be the "
-        "same.")),
+        "a run stopped in progress continues from the end of its last "
+        "epoch (each run saves a checkpoint every epoch), new seeds, "
+        "methods and levels are added, and the table, verdict and plot "
+        "cover every run in the folder. The recipe must be the same.")),
     Option("quiet", False, text=bool, plan=False,
            help="No progress: only the header and the results."),
     Option("verbose", False, text=bool, plan=False, help=(

@@ -269,7 +269,8 @@ def load_data(config, seed, drop_remainder=False, arrays=None):
 
 
 def train(config, spec, verbose=1, model_path=None, distribution=None,
-          builder=None, arrays=None, extra_callbacks=()):
+          builder=None, arrays=None, extra_callbacks=(), checkpoint=None,
+          restore=None):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file,
@@ -288,8 +289,16 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     A run whose loss becomes NaN or infinite is stopped
     (`keras.callbacks.TerminateOnNaN`) and recorded with
     `status: "diverged"`; it does not raise.
+
+    With `checkpoint` (a path), the run in progress is saved there at the
+    end of every epoch (`train.checkpoint`; one device only). With
+    `restore` (the `checkpoint.State` read from it), the run continues
+    from the epoch it holds instead of starting again; its record is the
+    one of the run never stopped, with `resumed` (how many times it was
+    resumed) added.
     """
     dist = distribution or Single()
+    recipe = config.to_json()  # the folder's recipe, as the checkpoint's
     config = spec.config_of(config)
     # Every method of a seed sees the same data order and initial weights.
     keras.utils.set_random_seed(spec.seed)
@@ -327,10 +336,20 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
             NoiseSchedule(config.phase_plan, noise_level=spec.level)
         )
     callbacks += method.callbacks(spec.level, data, config.epoch_eval)
+    saving = None
+    if checkpoint is not None and isinstance(dist, Single):
+        # After the callbacks whose state it keeps.
+        saving = _checkpointing(checkpoint, spec.key, recipe, callbacks,
+                                restore)
+        callbacks.append(saving)
+    first_epoch = 0 if saving is None or restore is None else restore.epoch
+    if first_epoch and hasattr(train_data, "start_at"):
+        train_data.start_at(first_epoch)  # the order of the epochs left
     callbacks += list(extra_callbacks)
     start = time.perf_counter()
     history = model.fit(
-        train_data, epochs=epochs, callbacks=callbacks,
+        train_data, epochs=epochs, initial_epoch=first_epoch,
+        callbacks=callbacks,
         validation_data=(
             (validation or data.test) if config.epoch_eval else None
         ),
@@ -339,7 +358,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     )
     seconds = time.perf_counter() - start
     method.after_fit(model, data)
-    losses = history.history.get("loss", [])
+    # The epochs of every part of a resumed run, from its checkpoint.
+    logged = history.history if saving is None else saving.history
+    losses = logged.get("loss", [])
     diverged = not losses or not all(math.isfinite(x) for x in losses)
     record = {
         "key": spec.key,
@@ -366,9 +387,11 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         # Per epoch, as fit() logged it (the loss at the perturbed weights).
         "history": {
             name: [_finite_or_none(float(v)) for v in values]
-            for name, values in history.history.items()
+            for name, values in logged.items()
         },
     }
+    if saving is not None and saving.resumed:
+        record["resumed"] = saving.resumed
     if diverged:
         record.update(status="diverged", test_accuracy=None, test_loss=None,
                       train_loss=None, train_accuracy=None)
@@ -412,6 +435,21 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         train_accuracy=100.0 * train_accuracy,
     )
     return record
+
+
+def _checkpointing(path, key, recipe, callbacks, restore):
+    """The callback that saves the run in progress to `path` (and puts
+    `restore` back), keeping the state of the `callbacks` that have one
+    (`get_checkpoint_state`: SWA's average), each named by its class and
+    place."""
+    from keras_ssgd.train.checkpoint import Checkpointing
+
+    stateful = {
+        f"{type(c).__name__}-{i}": c for i, c in enumerate(callbacks)
+        if hasattr(c, "get_checkpoint_state")
+    }
+    return Checkpointing(path, key, recipe, stateful=stateful,
+                         restore=restore)
 
 
 def _hessian_batches(train_eval, size=HESSIAN_BATCH):

@@ -1,0 +1,290 @@
+"""The checkpoint of a run in progress, so that a stopped run continues.
+
+`ssgd-train` writes one checkpoint per running run, beside its record:
+`runs/<key>.checkpoint.npz`, rewritten atomically (`store.atomic_path`) at
+the end of every epoch and deleted once the run's record is written. It
+is one NumPy `.npz` file holding:
+
+- `meta`: a JSON text: the format and its version, the run's key, the
+  recipe (`runner.Config.to_json()`), the epochs finished, the optimizer
+  step, the history so far (per epoch, as `fit()` logged it), how many
+  times the run was resumed before, and the state of the callbacks that
+  keep one (`callback_state`);
+- `model/<i>`: the values of `model.variables` (weights, BatchNorm
+  statistics, Dropout's seed generators, a method's own state such as
+  ARWP's gradient history);
+- `optimizer/<i>`: the values of `model.optimizer.variables` (the step
+  counter, the momentum, Keras's EMA of the weights);
+- `callback/<name>/<i>`: the arrays of a callback's state (SWA's sums);
+- `rng/<i>`: the backend's global random state where Keras draws from it
+  during training (PyTorch: an unseeded Dropout calls
+  `torch.nn.functional.dropout`, which draws from torch's generator).
+
+The values are the variables' own, in their own dtypes, so a run resumed
+from a checkpoint continues bit for bit where the data order is a
+function of the seed and the epoch (`data.pipeline.Batches`) and the
+noise a function of the seed and the optimizer step (`stream`).
+
+A callback keeps a state across a checkpoint by defining
+`get_checkpoint_state() -> (info, arrays)` (a JSON-ready dict and a list
+of NumPy arrays) and `set_checkpoint_state(info, arrays)`; it is called
+after the callback's own `on_train_begin`.
+"""
+
+import dataclasses
+import json
+import zipfile
+
+import keras
+import numpy as np
+
+from keras_ssgd import store as store_lib
+
+FORMAT = "ssgd-train checkpoint"
+VERSION = 1
+SUFFIX = ".checkpoint.npz"
+
+
+@dataclasses.dataclass
+class State:
+    """What a checkpoint holds.
+
+    Attributes:
+        key: str, the run's key.
+        recipe: dict, the recipe (`runner.Config.to_json()`).
+        epoch: int, the epochs finished (the next one to train, 0-based).
+        step: int, the optimizer step after them.
+        history: dict, metric name -> per-epoch values so far.
+        resumed: int, how many times the run was resumed before.
+        model: list of arrays, `model.variables`' values.
+        optimizer: list of arrays, `model.optimizer.variables`' values.
+        callbacks: dict, callback name -> `(info, arrays)`.
+        rng: list of arrays, the backend's global random state
+            (`global_rng_state`).
+    """
+
+    key: str
+    recipe: dict
+    epoch: int
+    step: int
+    history: dict
+    resumed: int
+    model: list
+    optimizer: list
+    callbacks: dict
+    rng: list = dataclasses.field(default_factory=list)
+
+
+def global_rng_state():
+    """The backend's global random state that training may draw from:
+    PyTorch's generators (the CPU's, then each GPU's); none elsewhere
+    (TensorFlow's and JAX's draws in Keras go through seed generators,
+    which are variables)."""
+    if keras.backend.backend() != "torch":
+        return []
+    import torch
+
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available():
+        states += torch.cuda.get_rng_state_all()
+    return [s.cpu().numpy() for s in states]
+
+
+def set_global_rng_state(states):
+    """Puts back `global_rng_state()`."""
+    if not states:
+        return
+    import torch
+
+    torch.set_rng_state(torch.from_numpy(states[0]))
+    if len(states) > 1:
+        torch.cuda.set_rng_state_all(
+            [torch.from_numpy(s) for s in states[1:]])
+
+
+def write(path, state):
+    """Writes `state` to `path` atomically: the file is either the old
+    checkpoint or the new one, never a mix."""
+    meta = {
+        "format": FORMAT, "version": VERSION, "key": state.key,
+        "recipe": state.recipe, "epoch": state.epoch, "step": state.step,
+        "history": state.history, "resumed": state.resumed,
+        "model_variables": len(state.model),
+        "optimizer_variables": len(state.optimizer),
+        "rng_states": len(state.rng),
+        "callbacks": {name: {"info": info, "arrays": len(arrays)}
+                      for name, (info, arrays) in state.callbacks.items()},
+    }
+    arrays = {"meta": np.array(json.dumps(meta))}
+    arrays.update({f"model/{i}": v for i, v in enumerate(state.model)})
+    arrays.update({f"optimizer/{i}": v for i, v in enumerate(state.optimizer)})
+    arrays.update({f"rng/{i}": v for i, v in enumerate(state.rng)})
+    for name, (_, values) in state.callbacks.items():
+        arrays.update({f"callback/{name}/{i}": v
+                       for i, v in enumerate(values)})
+    with store_lib.atomic_path(path) as tmp:
+        with open(tmp, "wb") as file:
+            np.savez(file, **arrays)
+
+
+def read(path, key, recipe_changes):
+    """The checkpoint in `path` of run `key`, checked.
+
+    Args:
+        path: the checkpoint file.
+        key: the run it must belong to.
+        recipe_changes: function of a saved recipe -> '' if it is the
+            run folder's, else the differences in words
+            (`store.RunStore.recipe_changes`).
+
+    Raises:
+        store.StoreError: the file cannot be read (cut short, not a
+            checkpoint), or holds another run or another recipe; the
+            message names the file.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile,
+            zipfile.LargeZipFile) as error:
+        raise store_lib.checkpoint_error(
+            f"Cannot read the checkpoint {path}: it is not a complete .npz "
+            f"file ({type(error).__name__}: {error}); it may have been cut "
+            "short by a crash."
+        ) from None
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+            raise ValueError("not a checkpoint")
+        state = State(
+            key=meta["key"], recipe=meta["recipe"], epoch=int(meta["epoch"]),
+            step=int(meta["step"]), history=dict(meta["history"]),
+            resumed=int(meta["resumed"]),
+            model=[arrays[f"model/{i}"]
+                   for i in range(meta["model_variables"])],
+            optimizer=[arrays[f"optimizer/{i}"]
+                       for i in range(meta["optimizer_variables"])],
+            callbacks={
+                name: (entry["info"],
+                       [arrays[f"callback/{name}/{i}"]
+                        for i in range(entry["arrays"])])
+                for name, entry in meta["callbacks"].items()
+            },
+            rng=[arrays[f"rng/{i}"] for i in range(meta["rng_states"])],
+        )
+    except (KeyError, TypeError, ValueError, AttributeError):
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {path} is not an `ssgd-train` checkpoint of "
+            f"format {VERSION} (its `meta` is missing or incomplete)."
+        ) from None
+    if state.key != key:
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {path} holds the run {state.key!r}, not "
+            f"{key!r} as its name says."
+        )
+    changed = (recipe_changes(state.recipe) if isinstance(state.recipe, dict)
+               else "recipe: not a JSON object")
+    if changed:
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {path} was written by a run of another recipe "
+            f"({changed})."
+        )
+    return state
+
+
+def _values(variables):
+    return [np.array(keras.ops.convert_to_numpy(v)) for v in variables]
+
+
+class Checkpointing(keras.callbacks.Callback):
+    """Writes the run's checkpoint at the end of every epoch; with a
+    `State` to continue from, puts it back when training begins.
+
+    Place it after the callbacks whose state it keeps (their
+    `on_train_begin` resets it, and their `on_epoch_end` updates it
+    before it is saved).
+
+    Args:
+        path: the checkpoint file.
+        key: str, the run's key.
+        recipe: dict, the recipe (`runner.Config.to_json()`).
+        stateful: dict, name -> a callback with `get_checkpoint_state`
+            and `set_checkpoint_state`.
+        restore: a `State`, or None to start from the beginning.
+
+    Attributes:
+        history: dict, the per-epoch logs of every epoch trained so far,
+            the restored ones first.
+        resumed: int, how many times the run was resumed (0: never).
+    """
+
+    def __init__(self, path, key, recipe, stateful=None, restore=None):
+        super().__init__()
+        self.path = path
+        self.key = key
+        self.recipe = recipe
+        self.stateful = dict(stateful or {})
+        self.restore = restore
+        self.history = {} if restore is None else {
+            name: list(values) for name, values in restore.history.items()
+        }
+        self.resumed = 0 if restore is None else restore.resumed + 1
+
+    def on_train_begin(self, logs=None):
+        if self.restore is None:
+            return
+        state = self.restore
+        _assign(self.model.variables, state.model, "model", self.path)
+        optimizer = self.model.optimizer
+        if not optimizer.built:  # TensorFlow builds it at the first step
+            optimizer.build(self.model.trainable_variables)
+        _assign(optimizer.variables, state.optimizer,
+                "optimizer", self.path)
+        missing = sorted(set(self.stateful) - set(state.callbacks))
+        if missing:
+            raise store_lib.checkpoint_error(
+                f"The checkpoint {self.path} holds no state for the "
+                f"callbacks {', '.join(missing)} of this run."
+            )
+        for name, callback in self.stateful.items():
+            callback.set_checkpoint_state(*state.callbacks[name])
+        if len(state.rng) != len(global_rng_state()):
+            raise store_lib.checkpoint_error(
+                f"The checkpoint {self.path} was written under another "
+                "backend or device (its global random state does not fit "
+                f"{keras.backend.backend()}'s)."
+            )
+        set_global_rng_state(state.rng)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(float(value))
+        optimizer = self.model.optimizer
+        write(self.path, State(
+            key=self.key, recipe=self.recipe, epoch=epoch + 1,
+            step=int(keras.ops.convert_to_numpy(optimizer.iterations)),
+            history=self.history, resumed=self.resumed,
+            model=_values(self.model.variables),
+            optimizer=_values(optimizer.variables),
+            callbacks={name: callback.get_checkpoint_state()
+                       for name, callback in self.stateful.items()},
+            rng=global_rng_state(),
+        ))
+
+
+def _assign(variables, values, what, path):
+    """Sets `variables` to `values`; a `StoreError` naming `path` if they
+    do not match (another model, optimizer or method)."""
+    variables = list(variables)
+    shapes = [(tuple(v.shape), str(keras.backend.standardize_dtype(v.dtype)))
+              for v in variables]
+    saved = [(tuple(a.shape), str(a.dtype)) for a in values]
+    if shapes != saved:
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {path} does not fit this run's {what}: it holds "
+            f"{len(saved)} variables, the {what} has {len(shapes)}"
+            + ("" if len(saved) != len(shapes) else
+               " of other shapes or dtypes") + "."
+        )
+    for variable, value in zip(variables, values):
+        variable.assign(value)

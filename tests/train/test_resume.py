@@ -1,0 +1,353 @@
+"""A run stopped in progress continues from its checkpoint (`--resume`),
+to the record and weights of the run never stopped, on every backend;
+damaged and foreign checkpoints are refused, naming the file.
+
+The runs are the MLP on MNIST-1D, a few epochs each. A stop is a
+`KeyboardInterrupt` raised by a callback at the end of an epoch (after
+the checkpoint of that epoch is written), which `ssgd-train` handles as
+Ctrl-C; the e2e test kills a real process with SIGKILL.
+"""
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+
+import h5py
+import keras
+import numpy as np
+import pytest
+
+from keras_ssgd import store
+from keras_ssgd.train import checkpoint
+from keras_ssgd.train import cli
+from keras_ssgd.train import runner
+from keras_ssgd.train.registry import METHODS
+
+TINY = ["--model", "mlp", "--seeds", "1", "--quiet",
+        "--hessian-iterations", "0"]
+# Fields of a record that may differ between a resumed run and the run
+# never stopped: the wall times, the folder of its model, and `resumed`.
+UNEQUAL = {"seconds", "finished", "model_file", "resumed"}
+
+
+def run_cli(args, output):
+    return cli.main([*TINY, *args, "--output", str(output)])
+
+
+class _Stop(keras.callbacks.Callback):
+    """Ctrl-C at the end of epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _stopping_at(monkeypatch, epoch):
+    """Every run that starts from its first epoch is stopped at the end of
+    `epoch`; a resumed one runs to its end."""
+    real = runner.train
+
+    def train(config, spec, **kwargs):
+        if kwargs.get("restore") is None:
+            kwargs["extra_callbacks"] = [*kwargs.get("extra_callbacks", ()),
+                                         _Stop(epoch)]
+        return real(config, spec, **kwargs)
+
+    monkeypatch.setattr(runner, "train", train)
+    return real
+
+
+def _weights(path):
+    """Every array of a `.keras` file's weights, by its place in the file."""
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        data = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(data, "r") as file:
+        file.visititems(lambda name, item: out.__setitem__(name, item[()])
+                        if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+def _temp_files(folder):
+    return sorted(p.name for p in folder.rglob("*") if store.is_temp_file(p))
+
+
+def _stop_and_resume(args, tmp_path, monkeypatch, epoch, runs):
+    """`args` trained twice: stopped at the end of `epoch` in each of its
+    `runs` and resumed each time, then never stopped; both folders."""
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    real = _stopping_at(monkeypatch, epoch)
+    codes = [run_cli(args, stopped)]
+    while codes[-1] == cli.EXIT_INTERRUPTED and len(codes) <= runs:
+        held = sorted(p.name for p in (stopped / "runs").glob(
+            "*" + checkpoint.SUFFIX))
+        assert len(held) == 1, held  # one checkpoint: the run stopped
+        codes.append(run_cli([*args, "--resume"], stopped))
+    assert codes == [cli.EXIT_INTERRUPTED] * runs + [0]
+    monkeypatch.setattr(runner, "train", real)
+    assert run_cli(args, whole) == 0
+    return stopped, whole
+
+
+def _assert_same_runs(stopped, whole):
+    """The records and weights of `stopped` (each run resumed once) are
+    those of `whole`, bit for bit, but for the wall times."""
+    keys = sorted(p.stem for p in store.record_paths(whole))
+    assert keys == sorted(p.stem for p in store.record_paths(stopped))
+    for key in keys:
+        a = json.loads((stopped / "runs" / f"{key}.json").read_text())
+        b = json.loads((whole / "runs" / f"{key}.json").read_text())
+        assert a["resumed"] == 1 and "resumed" not in b
+        assert {k: v for k, v in a.items() if k not in UNEQUAL} == {
+            k: v for k, v in b.items() if k not in UNEQUAL}, key
+        wa = _weights(stopped / "runs" / f"{key}.keras")
+        wb = _weights(whole / "runs" / f"{key}.keras")
+        assert wa.keys() == wb.keys()
+        for name in wa:
+            np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+    for folder in (stopped, whole):
+        assert not list(folder.rglob("*" + checkpoint.SUFFIX))
+        assert _temp_files(folder) == []
+
+
+# The resumed run is the run never stopped (every backend).
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", [
+    ["--method", "ssgd:0.2", "--epochs", "3"],
+    ["--method", "ssgd-split:0.2", "--epochs", "3"],
+    # Stopped at the end of the S phase, resumed into the H phase.
+    ["--method", "ssgd:0.2", "--phases", "1-1S-1H"],
+    # PyTorch's unseeded Dropout draws from torch's global generator.
+    ["--method", "dropout:0.3", "--epochs", "3"],
+], ids=["ssgd", "ssgd-split", "phases", "dropout"])
+def test_a_run_stopped_after_an_epoch_resumes_to_the_same_record_and_weights(
+    args, tmp_path, monkeypatch
+):
+    """Slow tier: two 3-epoch MLP runs on MNIST-1D and a resumption, about
+    10 s per case on 2 CPU cores (TensorFlow; JAX and PyTorch alike)."""
+    stopped, whole = _stop_and_resume(args, tmp_path, monkeypatch, epoch=1,
+                                      runs=1)
+    _assert_same_runs(stopped, whole)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the baselines' resumption, on TensorFlow")
+def test_the_baselines_resume_to_the_same_records_and_weights(
+    tmp_path, monkeypatch
+):
+    """Slow tier: SAM, weight noise, Dropout (its seed generators), EMA
+    (the optimizer's averages) and SWA (the callback's sums), each stopped
+    once and resumed; about 40 s on 2 CPU cores."""
+    methods = ["sam:0.05", "weight-noise:0.2", "dropout:0.3", "ema:0.9",
+               "swa:0.3"]
+    args = ["--epochs", "3"]
+    for method in methods:
+        args += ["--method", method]
+    stopped, whole = _stop_and_resume(args, tmp_path, monkeypatch, epoch=1,
+                                      runs=len(methods))
+    _assert_same_runs(stopped, whole)
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="the files' life, on TensorFlow (the slow tier "
+                    "resumes on every backend)")
+def test_a_checkpoint_is_written_each_epoch_and_removed_when_the_run_ends(
+    tmp_path, monkeypatch
+):
+    """Fast tier: one 2-epoch MLP run (SGD) stopped after its first epoch,
+    then resumed; about 4 s on 2 CPU cores (TensorFlow only)."""
+    out = tmp_path / "run"
+    _stopping_at(monkeypatch, 0)
+    assert run_cli(["--method", "sgd", "--epochs", "2"], out) == 130
+    path = out / "runs" / f"sgd-seed0{checkpoint.SUFFIX}"
+    held = checkpoint.read(path, "sgd-seed0",
+                           lambda recipe: "" if recipe["epochs"] == 2 else "x")
+    assert (held.epoch, held.resumed) == (1, 0)
+    assert held.step == 35  # MNIST-1D: 3500 training signals, batch 100
+    assert len(held.history["loss"]) == 1
+    assert not (out / "runs" / "sgd-seed0.json").exists()
+    assert run_cli(["--method", "sgd", "--epochs", "2", "--resume"],
+                   out) == 0
+    record = json.loads((out / "runs" / "sgd-seed0.json").read_text())
+    assert record["resumed"] == 1 and record["epochs_run"] == 2
+    assert len(record["history"]["loss"]) == 2
+    assert not path.exists()
+    assert _temp_files(out) == []
+
+
+# Damaged and foreign checkpoints.
+
+
+def _fake_train(config, spec, **kwargs):
+    return {
+        "key": spec.key, "method": spec.method, "level": spec.level,
+        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
+        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
+        "seconds": 1.0, "epochs_run": config.epochs,
+    }
+
+
+def _fail_if_called(*args, **kwargs):
+    raise AssertionError("training started despite a damaged checkpoint")
+
+
+def _state(key, recipe):
+    return checkpoint.State(
+        key=key, recipe=recipe, epoch=1, step=35,
+        history={"loss": [1.0]}, resumed=0,
+        model=[np.zeros((2, 2), "float32")],
+        optimizer=[np.array(35, "int64")], callbacks={},
+    )
+
+
+def _folder_with_a_run_to_resume(tmp_path, monkeypatch):
+    """A run folder whose `sgd-seed0` finished and `sgd-seed1` holds a
+    checkpoint (written with no training: a state of the right recipe)."""
+    monkeypatch.setattr(runner, "train", _fake_train)
+    out = tmp_path / "run"
+    assert run_cli(["--method", "sgd", "--epochs", "1"], out) == 0
+    recipe = json.loads((out / "config.json").read_text())["recipe"]
+    path = out / "runs" / f"sgd-seed1{checkpoint.SUFFIX}"
+    checkpoint.write(path, _state("sgd-seed1", recipe))
+    return out, path, recipe
+
+
+def _damage_truncated(path, recipe, tmp_path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return "not a complete .npz file"
+
+
+def _damage_empty(path, recipe, tmp_path):
+    path.write_bytes(b"")
+    return "not a complete .npz file"
+
+
+def _damage_not_a_checkpoint(path, recipe, tmp_path):
+    with open(path, "wb") as file:
+        np.savez(file, weights=np.zeros(3))
+    return "is not an `ssgd-train` checkpoint"
+
+
+def _damage_other_run(path, recipe, tmp_path):
+    checkpoint.write(path, _state("sgd-seed7", recipe))
+    return "holds the run 'sgd-seed7'"
+
+
+def _damage_other_recipe(path, recipe, tmp_path):
+    checkpoint.write(path, _state("sgd-seed1", {**recipe, "lr": 0.3}))
+    return "another recipe (lr: 0.3 there, 0.05 now)"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [_damage_truncated, _damage_empty, _damage_not_a_checkpoint,
+     _damage_other_run, _damage_other_recipe],
+    ids=lambda f: f.__name__[len("_damage_"):],
+)
+def test_resume_with_a_damaged_or_foreign_checkpoint_exits_2_naming_it(
+    damage, tmp_path, monkeypatch, capsys
+):
+    """Fast tier: no training (a fake run and a written state); well under
+    a second."""
+    out, path, recipe = _folder_with_a_run_to_resume(tmp_path, monkeypatch)
+    message = damage(path, recipe, tmp_path)
+    capsys.readouterr()
+    monkeypatch.setattr(runner, "train", _fail_if_called)
+    args = ["--method", "sgd", "--epochs", "1", "--seeds", "2", "--resume"]
+    assert run_cli(args, out) == 2
+    err = capsys.readouterr().err
+    assert "ssgd-train: error: " in err and "Traceback" not in err
+    assert str(path) in err and message in err
+    assert "from its first epoch" in err
+
+
+def test_compare_refuses_a_damaged_checkpoint_in_its_own_words(
+    tmp_path, monkeypatch
+):
+    """Fast tier: no training; well under a second."""
+    import keras_ssgd
+
+    out, path, _ = _folder_with_a_run_to_resume(tmp_path, monkeypatch)
+    path.write_bytes(b"PK\x03\x04 cut short")
+    with pytest.raises(ValueError, match="pick another output") as caught:
+        keras_ssgd.compare("mlp", "mnist1d", methods=["sgd"], seeds=2,
+                           epochs=1, hessian_iterations=0, output=out,
+                           resume=True)
+    assert str(path) in str(caught.value)
+
+
+def test_a_checkpoint_of_another_model_is_refused_when_training_begins(
+    tmp_path, monkeypatch
+):
+    """Fast tier: the recipe matches but the variables do not (a builder
+    changed under the same name); one MLP built, no epoch trained."""
+    from keras_ssgd.train import plan
+
+    real = runner.train
+    _, path, _ = _folder_with_a_run_to_resume(tmp_path, monkeypatch)
+    config, specs, _, _ = plan.make_plan(
+        "mlp", "mnist1d", methods=["sgd"], seeds=2, epochs=1,
+        hessian_iterations=0)
+    held = checkpoint.read(path, "sgd-seed1", lambda recipe: "")
+    with pytest.raises(store.StoreError, match="does not fit this run's "
+                       "model: it holds 1 variables, the model has 6"):
+        real(config, specs[1], verbose=0, checkpoint=path, restore=held)
+
+
+# A real process killed with SIGKILL.
+
+
+@pytest.mark.e2e
+def test_a_run_killed_with_sigkill_resumes_to_the_run_never_stopped(
+    tmp_path
+):
+    """E2e tier: an `ssgd-train` process (S-SGD, MLP, 4 epochs) killed with
+    SIGKILL once its first checkpoint is on disk, resumed by a second
+    process, against a third never stopped; about 60 s on 2 CPU cores."""
+    args = [*TINY, "--method", "ssgd:0.2", "--epochs", "4"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "keras_ssgd", *args, "--output", str(stopped)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
+    )
+    path = stopped / "runs" / f"ssgd-0.2-seed0{checkpoint.SUFFIX}"
+    try:
+        deadline = time.monotonic() + 300
+        while not path.exists():
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint in 300 s"
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == -signal.SIGKILL
+    assert not (stopped / "runs" / "ssgd-0.2-seed0.json").exists()
+    for folder, extra in ((stopped, ["--resume"]), (whole, [])):
+        done = subprocess.run(
+            [sys.executable, "-m", "keras_ssgd", *args, *extra, "--output",
+             str(folder)], capture_output=True, text=True, timeout=300,
+            env=env,
+        )
+        assert done.returncode == 0, done.stderr
+    # Killed between epochs, possibly while a later checkpoint was being
+    # written: its temporary file may stay, and is never read.
+    for leftover in _temp_files(stopped):
+        (stopped / "runs" / leftover).unlink()
+    _assert_same_runs(stopped, whole)
