@@ -288,3 +288,16 @@ def _assign(variables, values, what, path):
         )
     for variable, value in zip(variables, values):
         variable.assign(value)
+
+
+def for_run(path, key, recipe, callbacks, restore):
+    """The callback that saves the run in progress to `path` (and puts
+    `restore` back), keeping the state of the `callbacks` that have one
+    (`get_checkpoint_state`: SWA's average), each named by its class and
+    place."""
+    stateful = {
+        f"{type(c).__name__}-{i}": c for i, c in enumerate(callbacks)
+        if hasattr(c, "get_checkpoint_state")
+    }
+    return Checkpointing(path, key, recipe, stateful=stateful,
+                         restore=restore)

@@ -13,15 +13,12 @@ from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.distributed.engines import Single
+from keras_ssgd.train import checkpoint as checkpoint_lib
+from keras_ssgd.train import evaluation
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import OPTIMIZERS
 from keras_ssgd.train.registry import model_builder
 from keras_ssgd.wrapping import wrap
-from keras_ssgd.store import atomic_path
-
-
-# Examples per batch of the Hessian-vector products (`_hessian_batches`).
-HESSIAN_BATCH = 500
 
 
 @dataclasses.dataclass(frozen=True)
@@ -339,8 +336,8 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     saving = None
     if checkpoint is not None and isinstance(dist, Single):
         # After the callbacks whose state it keeps.
-        saving = _checkpointing(checkpoint, spec.key, recipe, callbacks,
-                                restore)
+        saving = checkpoint_lib.for_run(checkpoint, spec.key, recipe,
+                                        callbacks, restore)
         callbacks.append(saving)
     first_epoch = 0 if saving is None or restore is None else restore.epoch
     if first_epoch and hasattr(train_data, "start_at"):
@@ -383,10 +380,12 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         # S-SGD's split form over worker pairs (keras_ssgd.distributed.pairs)
         "pairs": _paired(model),
         "workers": dist.size,
-        "train_loss_last_epoch": _finite_or_none(losses[-1] if losses else None),
+        "train_loss_last_epoch": evaluation.finite_or_none(
+            losses[-1] if losses else None
+        ),
         # Per epoch, as fit() logged it (the loss at the perturbed weights).
         "history": {
-            name: [_finite_or_none(float(v)) for v in values]
+            name: [evaluation.finite_or_none(float(v)) for v in values]
             for name, values in logged.items()
         },
     }
@@ -398,73 +397,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         if validation is not None:
             record.update(validation_accuracy=None, validation_loss=None)
         return record
-    test_loss, test_accuracy = model.evaluate(data.test, verbose=0)
-    if validation is not None:
-        val_loss, val_accuracy = model.evaluate(validation, verbose=0)
-        record["validation_accuracy"] = 100.0 * val_accuracy
-        record["validation_loss"] = _finite_or_none(val_loss)
-    train_loss, train_accuracy = model.evaluate(data.train_eval, verbose=0)
-    status = "ok" if math.isfinite(test_loss) else "diverged"
-    if config.hessian_iterations and status == "ok" and dist.is_root():
-        # Hessian-vector products of the backend in use
-        # (keras_ssgd.landscape.hvp), over the NumPy batches.
-        from keras_ssgd.landscape.hessian import hessian_eigenvalues
-
-        start = time.perf_counter()
-        try:
-            top = hessian_eigenvalues(
-                model, _hessian_batches(data.train_eval), k=1,
-                iterations=config.hessian_iterations,
-            )
-            record["hessian_top"] = float(top[0])
-        except RuntimeError as error:
-            # ARPACK did not converge: the trained run is kept, without
-            # its eigenvalue, and says why.
-            record["hessian_top"] = None
-            record["hessian_error"] = str(error)
-        record["hessian_seconds"] = time.perf_counter() - start
-    if model_path is not None and dist.is_root():
-        with atomic_path(model_path) as tmp:  # never a half-written model
-            model.save(tmp)
-        record["model_file"] = str(model_path)
-    record.update(
-        status=status,
-        test_accuracy=100.0 * test_accuracy,
-        test_loss=_finite_or_none(test_loss),
-        train_loss=_finite_or_none(train_loss),
-        train_accuracy=100.0 * train_accuracy,
-    )
+    record.update(evaluation.figures(model, data, validation, config,
+                                     dist.is_root(), model_path))
     return record
-
-
-def _checkpointing(path, key, recipe, callbacks, restore):
-    """The callback that saves the run in progress to `path` (and puts
-    `restore` back), keeping the state of the `callbacks` that have one
-    (`get_checkpoint_state`: SWA's average), each named by its class and
-    place."""
-    from keras_ssgd.train.checkpoint import Checkpointing
-
-    stateful = {
-        f"{type(c).__name__}-{i}": c for i, c in enumerate(callbacks)
-        if hasattr(c, "get_checkpoint_state")
-    }
-    return Checkpointing(path, key, recipe, stateful=stateful,
-                         restore=restore)
-
-
-def _hessian_batches(train_eval, size=HESSIAN_BATCH):
-    """The training set for the Hessian: NumPy batches of at least `size`
-    examples (each batch costs a fixed overhead on PyTorch, about a second
-    per batch of the MNIST-1D CNN on 2 CPU cores); tf.data as it is."""
-    from keras_ssgd.data.pipeline import Batches
-
-    if isinstance(train_eval, Batches) and train_eval.batch_size < size:
-        return Batches(train_eval.x, train_eval.y, size, shuffle=False)
-    return train_eval
-
-
-def _finite_or_none(x):
-    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def _paired(model):
