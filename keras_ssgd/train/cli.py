@@ -151,6 +151,8 @@ def parse(argv=None, raise_errors=False):
 
     parser = build_parser(raise_errors=raise_errors)
     args = parser.parse_args(argv)
+    if args.replot is not None:  # no recipe: the folder has it
+        return None, [], args
     try:
         config, specs, _, _ = plan.make_plan(
             **{name: getattr(args, name) for name in PLAN})
@@ -201,6 +203,8 @@ def main(argv=None):
 
 def _run(config, specs, args):
     """`main()` after parsing: trains the runs not done; the exit code."""
+    if args.replot is not None:
+        return _replot(args.replot)
     from keras_ssgd.distributed import engines as distribution_lib
     from keras_ssgd.train import compare as compare_lib
     from keras_ssgd.train import options
@@ -261,6 +265,21 @@ def _run(config, specs, args):
     print(result)
     print(f"\nWrote {result.folder / 'results.json'}, summary.md, "
           "accuracy.png, curves.png")
+    return 0
+
+
+def _replot(folder):
+    """`--replot DIR`: the folder's plots redrawn from its records."""
+    from keras_ssgd.store import StoreError
+    from keras_ssgd.train import compare as compare_lib
+
+    try:
+        paths = compare_lib.replot(folder)
+    except StoreError as error:
+        print(f"ssgd-train: error: --replot {folder}: {error}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    print("Wrote " + ", ".join(str(path) for path in paths))
     return 0
 
 

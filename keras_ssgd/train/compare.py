@@ -108,7 +108,6 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     from keras_ssgd.train import verdict as verdict_lib
     from keras_ssgd.train.registry import METHODS
     from keras_ssgd.store import RunStore
-    from keras_ssgd.store import atomic_path
     from keras_ssgd.store import atomic_write_text
 
     if tensorboard:
@@ -149,22 +148,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
             store.folder / "summary.md",
             report.summary_markdown(config.to_json(), rows, verdicts),
         )
-        plot_path = None
-        if rows:
-            plot_path = store.folder / "accuracy.png"
-            with atomic_path(plot_path) as tmp:
-                report.plot(
-                    rows, tmp, title=f"{config.dataset}, {config.model}",
-                    verdicts=verdicts,
-                )
-            # The learning curves of each method's pick, from the records.
-            records = store.records()
-            if report.curve_picks(records, order):
-                with atomic_path(store.folder / "curves.png") as tmp:
-                    report.plot_curves(
-                        records, tmp, order=order,
-                        title=f"{config.dataset}, {config.model}",
-                    )
+        paths = draw(store.folder, rows, verdicts, store.records(), order,
+                     title=f"{config.dataset}, {config.model}")
+        plot_path = paths[0] if paths else None
         results = json.loads(
             (store.folder / "results.json").read_text(encoding="utf-8")
         )
@@ -223,6 +209,51 @@ def _checkpoints(store, todo, done):
                                   store.recipe_changes)
         for spec in todo if store.checkpoint_path(spec.key).exists()
     }
+
+
+def draw(folder, rows, verdicts, records, order, title):
+    """Draws a run folder's plots: `accuracy.png` (test accuracy against
+    level, with the verdicts) and `curves.png` (the learning curves of each
+    method's pick), each written atomically. Returns the paths written
+    (none without a finished run)."""
+    from keras_ssgd.store import atomic_path
+    from keras_ssgd.train import report
+
+    folder = pathlib.Path(folder)
+    if not rows:
+        return []
+    paths = [folder / "accuracy.png"]
+    with atomic_path(paths[0]) as tmp:
+        report.plot(rows, tmp, title=title, verdicts=verdicts)
+    if report.curve_picks(records, order):
+        paths.append(folder / "curves.png")
+        with atomic_path(paths[1]) as tmp:
+            report.plot_curves(records, tmp, order=order, title=title)
+    return paths
+
+
+def replot(folder):
+    """Redraws the plots of a run folder from its `results.json` (its
+    summary, verdicts and records), training nothing; returns the paths
+    written.
+
+    Raises:
+        store.StoreError: the folder has no readable `results.json`.
+    """
+    from keras_ssgd.store import StoreError
+
+    path = pathlib.Path(folder) / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        recipe = results["config"]["recipe"]
+        rows, records = results["summary"], results["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        text = (f"{path} is not a finished run folder's results "
+                f"({type(error).__name__}: {error})")
+        raise StoreError(lambda words: text) from None
+    return draw(folder, rows, results.get("verdicts"), records,
+                results["config"].get("runs", []),
+                title=f"{recipe['dataset']}, {recipe['model']}")
 
 
 def compare(build_model, data, methods=None, seeds=3,

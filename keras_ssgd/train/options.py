@@ -289,6 +289,9 @@ OPTIONS = [
         "epoch (each run saves a checkpoint every epoch), new seeds, "
         "methods and levels are added, and the table, verdict and plot "
         "cover every run in the folder. The recipe must be the same.")),
+    Option("replot", None, plan=False, metavar="DIR", help=(
+        "Redraw accuracy.png and curves.png of the run folder DIR from its "
+        "records (results.json), train nothing, and exit.")),
     Option("quiet", False, text=bool, plan=False,
            help="No progress: only the header and the results."),
     Option("verbose", False, text=bool, plan=False, help=(

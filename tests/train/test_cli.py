@@ -1,6 +1,7 @@
 """`ssgd-train` end to end on a tiny budget, and its bad-input handling."""
 
 import json
+import pathlib
 import subprocess
 import sys
 
@@ -369,3 +370,25 @@ def test_tensorboard_logs_every_run_with_its_noise_level(tmp_path):
     # The records' histories are the run's own: the scalars are not in them.
     runs = json.loads((out / "results.json").read_text())["runs"]
     assert all("noise_level" not in r["history"] for r in runs)
+
+
+def test_replot_redraws_a_finished_folder_from_its_records(tmp_path, capsys):
+    # A committed record, copied: no training.
+    record = pathlib.Path(__file__).parents[2] / "experiments" / "results" / (
+        "mnist1d-mlp")
+    folder = tmp_path / "done"
+    folder.mkdir()
+    for name in ("results.json", "config.json"):
+        (folder / name).write_text((record / name).read_text())
+    assert cli.main(["--replot", str(folder)]) == 0
+    assert (folder / "accuracy.png").stat().st_size > 1000
+    assert (folder / "curves.png").stat().st_size > 1000
+    assert "curves.png" in capsys.readouterr().out
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "accuracy.png", "config.json", "curves.png", "results.json"]
+
+
+def test_replot_refuses_a_folder_without_results(tmp_path, capsys):
+    assert cli.main(["--replot", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert f"--replot {tmp_path}" in error and "results.json" in error
