@@ -29,6 +29,7 @@ def recipe(folder):
     return json.loads((folder / "config.json").read_text())["recipe"]
 
 
+@pytest.mark.slow  # its pipeline runs in CI through `make smoke`
 def test_table2_smoke_runs_the_paper_recipe_and_writes_the_table(tmp_path):
     smoke("table2_cifar", tmp_path)
     table = (tmp_path / "table2.md").read_text()

@@ -105,6 +105,7 @@ def test_default_output_is_one_line_per_run_and_verbose_adds_keras(
     assert "| sgd | - |" in quiet
 
 
+@pytest.mark.e2e  # real processes, each importing TensorFlow (5 s)
 @pytest.mark.parametrize("onednn", ["0", "1"])
 def test_landscape_help_has_no_tensorflow_log_lines(onednn):
     # oneDNN's start-up line ignores TF_CPP_MIN_LOG_LEVEL; "1" forces it (and
@@ -124,6 +125,7 @@ def test_landscape_help_has_no_tensorflow_log_lines(onednn):
         assert noise not in done.stderr
 
 
+@pytest.mark.e2e  # real processes, each importing TensorFlow (5 s)
 @pytest.mark.parametrize("command", [
     "import sys; from keras_ssgd.train.cli import main; "
     "sys.argv[0] = 'ssgd-train'; sys.exit(main(['--help']))",
