@@ -59,6 +59,8 @@ class NoiseSchedule(keras.callbacks.Callback):
     )
     ```
 
+    Guide: `docs/guides/noise-level.md`.
+
     Reference:
     - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
       Reaching Flat Minima in Deep Neural Network Training", Table 1.
@@ -226,6 +228,8 @@ class StochasticWeightAveraging(keras.callbacks.Callback):
     model.fit(x, y, batch_size=16, epochs=4, verbose=0, callbacks=[swa])
     assert swa.averaged_epochs == 2  # the ends of epochs 2 and 3 (0-based)
     ```
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Izmailov, Podoprikhin, Garipov, Vetrov and Wilson, "Averaging Weights

@@ -51,15 +51,10 @@ class PerturbedModel(keras.Model):
     usually by calling `self._measure(...)` once per perturbed point. The
     base class does the rest, identically for every method:
 
-    - `noise_level == 0` runs Keras's own `train_step`: level 0 is
-      `keras.Model` by construction, on every backend (the train function
-      holds one traced step per branch, and the plain one is Keras's). The
-      level's Python value picks the branch before each call; inside the
-      perturbed branch it is read from a variable, so `NoiseSchedule`
-      changes it without retracing.
-    - The perturbed step skips the update (trainable variables and
-      optimizer state untouched) when the loss is not finite, and reports
-      the loss.
+    - `noise_level == 0` runs Keras's own `train_step` (one traced step
+      per branch, the plain one Keras's); inside the perturbed branch the
+      level is read from a variable, so `NoiseSchedule` never retraces.
+    - A loss that is not finite skips the update, and is reported.
     - Random perturbations are a function of `seed` and the optimizer's step
       counter, so a checkpointed run resumes the same sequence.
     - With `every=k`, only the steps whose index is a multiple of `k`
@@ -87,6 +82,14 @@ class PerturbedModel(keras.Model):
             `1` (every step). Needs `steps_per_execution=1` when it is not
             1: the step's branch is picked before each execution.
         **kwargs: passed to `keras.Model` (`inputs`, `outputs`, `name`, ...).
+
+    Example:
+
+    >>> base = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    >>> keras_ssgd.wrap(base, "sam", rho=0.05, every=5).passes_per_step
+    1.2
+
+    Guide: `docs/guides/concepts.md`.
 
     Reference:
     - Liu, Mai, Chen, Hsieh and You, "Towards Efficient and Scalable

@@ -62,6 +62,8 @@ class AdaptiveRandomPerturbationModel(PerturbedModel):
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for
       Efficiently Improving Generalization", TMLR 2024; the authors' code,
@@ -193,6 +195,8 @@ class MixedAdaptiveRandomPerturbationModel(AdaptiveRandomPerturbationModel):
     x, y = np.random.rand(64, 8), np.random.randint(0, 3, size=64)
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
+
+    Guide: `docs/guides/baselines.md`.
 
     Reference:
     - Li, Yang, Huang and Liu, "Revisiting Random Weight Perturbation for

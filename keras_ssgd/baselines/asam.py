@@ -61,6 +61,8 @@ class AdaptiveSharpnessAwareModel(SharpnessAwareModel):
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Kwon, Kim, Park and Choi, "ASAM: Adaptive Sharpness-Aware
       Minimization for Scale-Invariant Learning of Deep Neural Networks",

@@ -44,6 +44,8 @@ class DropConnectModel(PerturbedModel):
     model = keras_ssgd.wrap(base, method="dropconnect", rate=0.3)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Wan, Zeiler, Zhang, LeCun and Fergus, "Regularization of Neural
       Networks using DropConnect", ICML 2013.

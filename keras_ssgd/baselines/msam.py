@@ -60,6 +60,8 @@ class MomentumSAMModel(PerturbedModel):
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Becker, Altrock and Risse, "Momentum-SAM: Sharpness Aware
       Minimization without Computational Overhead", arXiv:2401.12033

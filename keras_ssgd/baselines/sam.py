@@ -51,6 +51,8 @@ class SharpnessAwareModel(PerturbedModel):
     model.fit(x, y, batch_size=32, epochs=1, verbose=0)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Foret, Kleiner, Mobahi and Neyshabur, "Sharpness-Aware Minimization
       for Efficiently Improving Generalization", ICLR 2021, Algorithm 1.

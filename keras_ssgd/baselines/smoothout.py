@@ -40,6 +40,8 @@ class SmoothOutModel(WeightNoiseModel):
     model = keras_ssgd.wrap(base, method="smoothout", noise_level=0.4)
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Wen, Wang, Yan, Xu, Wu, Chen and Li, "SmoothOut: Smoothing Out Sharp
       Minima to Improve Generalization in Deep Learning", arXiv:1805.07898.

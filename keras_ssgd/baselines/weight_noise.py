@@ -42,6 +42,8 @@ class WeightNoiseModel(PerturbedModel):
     )
     ```
 
+    Guide: `docs/guides/baselines.md`.
+
     Reference:
     - Sung et al., "S-SGD: Symmetrical Stochastic Gradient Descent for
       Reaching Flat Minima in Deep Neural Network Training", Section 3.1,
