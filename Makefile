@@ -67,9 +67,10 @@ define tier_on_backends
 endef
 
 # The fast tier: the step's contract, the split form, the CLI in-process and
-# every public entry point (at most 8 minutes on 2 cores).
+# every public entry point (at most 8 minutes on 2 cores). TensorFlow runs
+# beside JAX-then-PyTorch, each in its own process (tests/side_by_side.sh).
 test: $(VENV)/.installed $(VENV)/.backends
-	$(call tier_on_backends,fast,test)
+	@tests/side_by_side.sh fast test $(PYTEST)
 
 # Real `ssgd-train` processes: exit codes, signals, entry points, the
 # backends with TensorFlow blocked.
