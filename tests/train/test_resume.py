@@ -318,7 +318,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_run_never_stopped(
 ):
     """E2e tier: an `ssgd-train` process (S-SGD, MLP, 4 epochs) killed with
     SIGKILL once its first checkpoint is on disk, resumed by a second
-    process, against a third never stopped; about 60 s on 2 CPU cores."""
+    process, against a third never stopped; about 30 s on 2 CPU cores."""
     args = [*TINY, "--method", "ssgd:0.2", "--epochs", "4"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
