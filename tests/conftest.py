@@ -112,3 +112,16 @@ def check_folder(folder, methods, backend):
     assert results["config"]["recipe"]["data_order"] == (
         "numpy-permutation-per-epoch"
     )
+
+
+def fake_train(config, spec, **kwargs):
+    """A stand-in for `runner.train` that trains nothing: the record of a
+    finished run, for the tests of the run folder around it."""
+    from keras_ssgd.train.registry import METHODS
+
+    return {
+        "key": spec.key, "method": spec.method, "level": spec.level,
+        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
+        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
+        "seconds": 1.0, "epochs_run": config.epochs,
+    }

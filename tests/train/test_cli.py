@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import fake_train as _fake_train
 
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
@@ -220,15 +221,6 @@ def test_every_entry_point_in_process(monkeypatch, capsys):
             main(["--help"])
         assert done.value.code == 0
         assert flag in capsys.readouterr().out
-
-
-def _fake_train(config, spec, **kwargs):
-    return {
-        "key": spec.key, "method": spec.method, "level": spec.level,
-        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
-        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
-        "seconds": 1.0, "epochs_run": config.epochs,
-    }
 
 
 def _fail_if_called(*args, **kwargs):

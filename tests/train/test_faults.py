@@ -10,11 +10,11 @@ import sys
 import time
 
 import pytest
+from conftest import fake_train as _fake_train
 
 from keras_ssgd import store
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
-from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.runner import Config
 from keras_ssgd.train.runner import RunSpec
 
@@ -24,15 +24,6 @@ TINY = ["--model", "mlp", "--epochs", "1", "--seeds", "1", "--quiet",
 
 def run_cli(args, output):
     return cli.main([*TINY, *args, "--output", str(output)])
-
-
-def _fake_train(config, spec, **kwargs):
-    return {
-        "key": spec.key, "method": spec.method, "level": spec.level,
-        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
-        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
-        "seconds": 1.0, "epochs_run": config.epochs,
-    }
 
 
 def _fail_if_called(*args, **kwargs):

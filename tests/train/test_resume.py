@@ -21,12 +21,12 @@ import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import fake_train as _fake_train
 
 from keras_ssgd import store
 from keras_ssgd.train import checkpoint
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
-from keras_ssgd.train.registry import METHODS
 
 TINY = ["--model", "mlp", "--seeds", "1", "--quiet",
         "--hessian-iterations", "0"]
@@ -190,15 +190,6 @@ def test_a_checkpoint_is_written_each_epoch_and_removed_when_the_run_ends(
 
 
 # Damaged and foreign checkpoints.
-
-
-def _fake_train(config, spec, **kwargs):
-    return {
-        "key": spec.key, "method": spec.method, "level": spec.level,
-        "level_name": METHODS[spec.method].level_name, "seed": spec.seed,
-        "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
-        "seconds": 1.0, "epochs_run": config.epochs,
-    }
 
 
 def _fail_if_called(*args, **kwargs):
