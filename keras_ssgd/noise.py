@@ -154,7 +154,8 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
     if distribution == "rademacher":
         return _rademacher(weights, level, seed)
     sizes = [math.prod(w.shape) for w in weights]
-    flat = random.normal((sum(sizes),), dtype="float32", seed=seed)
+    # `keras.random.normal`'s numbers, drawn the backend's fastest way.
+    flat = backends.current().normal(sum(sizes), seed)
     return [
         ops.cast(scale_to_norm(u, level * l2_norm(ops.cast(w, "float32"))), w.dtype)
         for w, u in split_like(flat, weights, sizes)

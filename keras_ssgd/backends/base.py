@@ -18,6 +18,8 @@ Reference:
   `keras/src/optimizers/optimizer.py` (the backend chosen as a class).
 """
 
+from keras import random
+
 from keras_ssgd import backends
 
 
@@ -234,6 +236,20 @@ class Backend:
         )
 
     # The noise draw (`keras_ssgd.noise`).
+
+    def normal(self, size, seed):
+        """`keras.random.normal((size,), dtype="float32", seed=seed)`: the
+        same numbers, drawn the fastest way the backend has.
+
+        Args:
+            size: int, the number of values.
+            seed: int or `keras.random.SeedGenerator` (advanced as
+                `keras.random.normal` advances it).
+
+        Returns:
+            A float32 tensor of shape `(size,)`.
+        """
+        return random.normal((size,), dtype="float32", seed=seed)
 
     def bitcast(self, x, dtype):
         """The bits of `x` read as `dtype` of the same width."""

@@ -18,6 +18,7 @@ from keras import ops
 from keras_ssgd import _keras_compat as compat
 from keras_ssgd import backends
 from keras_ssgd.backends import jax_devices
+from keras_ssgd.backends import threefry
 from keras_ssgd.backends.base import Backend
 
 
@@ -197,6 +198,15 @@ class JAXBackend(Backend):
     def bitcast(self, x, dtype):
         """The bits of `x` read as `dtype` of the same width."""
         return jax.lax.bitcast_convert_type(x, dtype)
+
+    def normal(self, size, seed):
+        """`keras.random.normal` of a seed generator, bit for bit, with the
+        Threefry hash unrolled so that XLA fuses it on a CPU
+        (`keras_ssgd.backends.threefry`); other seeds take Keras's own
+        draw."""
+        if not isinstance(seed, keras.random.SeedGenerator):
+            return super().normal(size, seed)
+        return threefry.normal(seed.next(), size)
 
 
 def _groups(model, extras=()):

@@ -351,3 +351,94 @@ def test_noise_distribution_config_keras_file_and_resume(tmp_path):
     ))
     gaussian.fit(x, y, batch_size=16, epochs=2, shuffle=False, verbose=0)
     assert not np.allclose(weights_of(gaussian)[0], weights_of(straight)[0])
+
+
+# --- The default draw: Keras's normal numbers, drawn fast, and Gaussian.
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000, 784 * 512 + 3])
+def test_the_backend_draw_is_keras_normal_bit_for_bit(size):
+    # `Backend.normal` (on JAX, the Threefry hash unrolled) gives exactly
+    # `keras.random.normal`'s numbers and advances the generator as it does,
+    # so every seeded stream is unchanged.
+    from keras_ssgd import backends
+
+    ours, theirs = _at_step(5, 2), _at_step(5, 2)
+    for _ in range(2):  # the second draw checks the generator's advance
+        got = ops.convert_to_numpy(backends.current().normal(size, ours))
+        want = ops.convert_to_numpy(
+            keras.random.normal((size,), dtype="float32", seed=theirs)
+        )
+        assert got.dtype == np.float32 and got.shape == (size,)
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(ours.state), ops.convert_to_numpy(theirs.state)
+    )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "jax", reason="the JAX draw written out"
+)
+def test_unrolled_threefry_is_jax_random_normal_under_jit():
+    # Compiled, as in the step: the key is traced.
+    import jax
+
+    from keras_ssgd.backends import threefry
+
+    key = jax.numpy.array([2**32 - 5, 123456], dtype="uint32")
+    size = 3001
+    got = jax.jit(lambda k: threefry.normal(k, size))(key)
+    want = jax.jit(lambda k: jax.random.normal(k, (size,)))(key)
+    np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    bits = jax.jit(lambda k: threefry.random_bits(k, size))(key)
+    np.testing.assert_array_equal(
+        np.asarray(bits), np.asarray(jax.random.bits(key, (size,)))
+    )
+
+
+def _scaled_elements(distribution, steps, shape=(64, 64)):
+    """`sqrt(d) * u` for the directions `u = n / ||n||` of `steps` steps of
+    one kernel: standard normal elements for a Gaussian direction (up to
+    the norm's O(1 / d) effect)."""
+    d = int(np.prod(shape))
+    return np.stack([
+        np.sqrt(d) * _row_directions_flat(distribution, shape, step)
+        for step in range(steps)
+    ])
+
+
+def _row_directions_flat(distribution, shape, step):
+    n = noise.symmetric_noise(
+        [ops.ones(shape)], 1.0, _at_step(3, step), distribution=distribution
+    )[0]
+    n = np.asarray(ops.convert_to_numpy(n), "float64").ravel()
+    return n / np.linalg.norm(n)
+
+
+@pytest.mark.parametrize("distribution", noise.DISTRIBUTIONS)
+def test_the_gaussian_direction_is_gaussian_and_rademacher_is_not(distribution):
+    # The isotropy test above passes for both distributions. Here the
+    # elements of sqrt(d) * u (d = 4096, 8 steps: 32768 values) are checked
+    # against N(0, 1) by Kolmogorov-Smirnov and by their fourth moment (3
+    # for a normal, 1 for random signs; its standard error here is about
+    # sqrt(96 / 32768) = 0.054), and so are the projections sqrt(d) * u . v
+    # of 50 steps' directions on 64 fixed random unit vectors v (3200
+    # values). The draws are seeded, so each backend's verdict is fixed;
+    # the bounds (p > 1e-3, 5 standard errors) leave a Gaussian stream far
+    # inside them.
+    from scipy import stats
+
+    u = _scaled_elements(distribution, 50)  # (50, 4096)
+    z = u[:8].ravel()
+    ks = stats.kstest(z, "norm")
+    fourth = np.mean(z**4)
+    v = np.random.default_rng(0).standard_normal((4096, 64))
+    v /= np.linalg.norm(v, axis=0)
+    projected = stats.kstest((u @ v).ravel(), "norm")
+    if distribution == "gaussian":
+        assert ks.pvalue > 1e-3, ks
+        assert abs(fourth - 3) < 5 * 0.054, fourth
+        assert projected.pvalue > 1e-3, projected
+    else:  # the test tells random signs from a Gaussian direction
+        assert ks.pvalue < 1e-12, ks
+        assert abs(fourth - 1) < 1e-4, fourth
