@@ -99,7 +99,7 @@ def symmetric_gradients(model, loss_fn, variables=None, optimizer=None):
 
     loss, gradients, _ = points_lib.measure_points(
         [Point(None, 1.0, 0.5, True), Point(None, -1.0, 0.5, both)],
-        weights, noise, measure, step.after,
+        weights, noise, measure, step.after, step.scope,
     )
     return loss, gradients
 
@@ -208,7 +208,7 @@ def symmetric_value_and_grad(
 
         loss, gradients, aux = points_lib.measure_points(
             [Point(None, 1.0, 0.5, True), Point(None, -1.0, 0.5, True)],
-            weights, noise, measure, step.after,
+            weights, noise, measure, step.after, step.scope,
         )
         return ((loss, tuple(aux)) if has_aux else loss), gradients
 

@@ -2,10 +2,14 @@
 
 A noise filter is a function `noise_filter(variable) -> bool`, called once per
 trainable variable of the model when the training step is traced. The default,
-`kernels`, selects every trainable variable of rank >= 2: Dense and Conv
-kernels, LSTM/GRU `kernel` and `recurrent_kernel`, embeddings. Biases,
-BatchNorm gamma/beta and every other rank-1 variable are never selected by it,
-so by default they are not perturbed; `all_trainable` selects them too.
+`kernels`, selects every trainable variable of rank >= 2 that is not a bias:
+Dense, EinsumDense and Conv kernels, the query, key, value and output kernels
+of `MultiHeadAttention`, LSTM/GRU `kernel` and `recurrent_kernel`,
+embeddings. Biases (every variable Keras names `bias`, whatever its rank:
+`MultiHeadAttention`'s per-head biases and a `GRU`'s `reset_after` bias are
+rank 2), LayerNormalization and BatchNorm gamma/beta and every other rank-1
+variable are never selected by it, so by default they are not perturbed;
+`all_trainable` selects them too.
 
 The layer-type filters (`conv_kernels`, `dense_kernels`, `recurrent_kernels`)
 ask `owning_layer(variable)` which layer created the variable. While a model
@@ -53,8 +57,10 @@ _DENSE_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense)
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")
 def kernels(variable):
-    """Selects every variable of rank >= 2 (the default noise filter)."""
-    return len(variable.shape) >= 2
+    """Selects every variable of rank >= 2 but biases (the default noise
+    filter): a bias (a variable named `bias`) is not perturbed whatever its
+    rank."""
+    return len(variable.shape) >= 2 and variable.name != "bias"
 
 
 @keras.saving.register_keras_serializable(package="keras_ssgd")

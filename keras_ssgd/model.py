@@ -231,10 +231,12 @@ class SymmetricSGDModel(PerturbedModel):
                 keep_statistics=point.keep_statistics,
             )
 
+        backend = backends.current()
         loss, gradients, predictions = points_lib.measure_points(
-            points, weights, noise, measure, backends.current().after
+            points, weights, noise, measure, backend.after, backend.scope
         )
-        self._track(x, y, sample_weight, loss, merge(predictions))
+        with backend.scope("ssgd_metrics"):
+            self._track(x, y, sample_weight, loss, merge(predictions))
         return loss, gradients
 
     def _points(self, data):

@@ -154,12 +154,18 @@ def symmetric_noise(weights, noise_level, seed, distribution="gaussian"):
     if distribution == "rademacher":
         return _rademacher(weights, level, seed)
     sizes = [math.prod(w.shape) for w in weights]
-    # `keras.random.normal`'s numbers, drawn the backend's fastest way.
-    flat = backends.current().normal(sum(sizes), seed)
-    return [
-        ops.cast(scale_to_norm(u, level * l2_norm(ops.cast(w, "float32"))), w.dtype)
-        for w, u in split_like(flat, weights, sizes)
-    ]
+    backend = backends.current()
+    with backend.scope("ssgd_draw"):
+        # `keras.random.normal`'s numbers, drawn the backend's fastest way.
+        flat = backend.normal(sum(sizes), seed)
+    with backend.scope("ssgd_scale"):
+        return [
+            ops.cast(
+                scale_to_norm(u, level * l2_norm(ops.cast(w, "float32"))),
+                w.dtype,
+            )
+            for w, u in split_like(flat, weights, sizes)
+        ]
 
 
 def check_distribution(value, name="distribution"):

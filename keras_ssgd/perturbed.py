@@ -338,7 +338,8 @@ class PerturbedModel(keras.Model):
         finite = ops.isfinite(loss)
         if self._gradient_reducer is not None:
             gradients, finite = self._gradient_reducer(gradients, finite)
-        backends.current().apply_if_finite(self, gradients, finite)
+        with backends.current().scope("ssgd_update"):
+            backends.current().apply_if_finite(self, gradients, finite)
         return self.get_metrics_result()
 
     def _perturbed_step(self, x, y, sample_weight, noise_variables):

@@ -13,6 +13,8 @@ S-SGD's train step (`SymmetricSGDModel`), `symmetric_gradients` and
 it: they differ only in how one point is measured.
 """
 
+import contextlib
+
 from keras import ops
 
 from keras_ssgd import gradients as gradients_lib
@@ -50,7 +52,11 @@ class Point:
         ]
 
 
-def measure_points(points, weights, noise, measure, after):
+def _unnamed(name):
+    return contextlib.nullcontext()
+
+
+def measure_points(points, weights, noise, measure, after, scope=_unnamed):
     """Measures `points` in order and combines them by their shares.
 
     A point starts once the previous point's gradients exist (`after`), so
@@ -67,6 +73,10 @@ def measure_points(points, weights, noise, measure, after):
             anything the caller keeps per pass (predictions, aux).
         after: the backend's `after(dependencies, fn, *args)`: `fn(*args)`
             computed once `dependencies` exist.
+        scope: `scope(name)`, a context naming the ops it encloses for the
+            backend's profiler (`Backend.scope`): `ssgd_perturb`,
+            `ssgd_pass_1`, `ssgd_pass_2`, ..., `ssgd_combine`. None by
+            default.
 
     Returns:
         `(loss, gradients, outputs)`: the loss and the gradients combined
@@ -90,22 +100,25 @@ def measure_points(points, weights, noise, measure, after):
     - Sung et al., "S-SGD", Eq. 3.
     """
     losses, gradients, outputs = [], [], []
-    for point in points:
-        if gradients:
-            values = after(
-                flat_tensors(gradients[-1]), point.values, weights, noise
-            )
-        else:
-            values = point.values(weights, noise)
-        loss, grads, output = measure(point, values)
+    for index, point in enumerate(points, start=1):
+        with scope("ssgd_perturb"):
+            if gradients:
+                values = after(
+                    flat_tensors(gradients[-1]), point.values, weights, noise
+                )
+            else:
+                values = point.values(weights, noise)
+        with scope(f"ssgd_pass_{index}"):
+            loss, grads, output = measure(point, values)
         losses.append(loss)
         gradients.append(grads)
         outputs.append(output)
     shares = [point.weight for point in points]
-    return gradients_lib.combine(losses, shares), [
-        gradients_lib.combine(list(per_point), shares)
-        for per_point in zip(*gradients)
-    ], outputs
+    with scope("ssgd_combine"):
+        return gradients_lib.combine(losses, shares), [
+            gradients_lib.combine(list(per_point), shares)
+            for per_point in zip(*gradients)
+        ], outputs
 
 
 def flat_tensors(gradients):

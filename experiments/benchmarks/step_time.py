@@ -85,12 +85,45 @@ INPUT_SHAPES = {
     "mlp": (784,),
     "mnist1d-cnn": (40, 1),
     "mnist1d-cnn-bn": (40, 1),
+    "transformer": (128,),
 }
+# The transformer encoder: token ids of a sequence of 128, 2 blocks of
+# width 256, 4 heads, feed-forward 1024.
+VOCABULARY, WIDTH, HEADS, FEED_FORWARD, BLOCKS = 1000, 256, 4, 1024, 2
+# The transformer's batch size under `--model all`.
+TRANSFORMER_BATCH = 32
 # The methods timed: all of them unless `--methods` says otherwise.
 TIMED = list(METHODS)
 
 
+def transformer_encoder():
+    """A small transformer encoder classifier: token and position
+    embeddings, `BLOCKS` post-norm blocks of `keras.layers.
+    MultiHeadAttention` and a ReLU feed-forward layer, mean pooling, 10
+    classes."""
+    length = INPUT_SHAPES["transformer"][0]
+    tokens = keras.Input((length,), dtype="int32")
+    x = keras.layers.Embedding(VOCABULARY, WIDTH)(tokens)
+    positions = keras.layers.Embedding(length, WIDTH)(
+        keras.ops.arange(length)[None, :]
+    )
+    x = x + positions
+    for _ in range(BLOCKS):
+        attended = keras.layers.MultiHeadAttention(
+            HEADS, WIDTH // HEADS
+        )(x, x)
+        x = keras.layers.LayerNormalization()(x + attended)
+        hidden = keras.layers.Dense(FEED_FORWARD, activation="relu")(x)
+        x = keras.layers.LayerNormalization()(
+            x + keras.layers.Dense(WIDTH)(hidden)
+        )
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(tokens, keras.layers.Dense(10)(x), name="transformer")
+
+
 def build_model(name):
+    if name == "transformer":
+        return transformer_encoder()
     if name == "resnet20":
         return cifar_resnet(20, num_classes=10)
     if name.startswith("mnist1d-cnn"):
@@ -120,8 +153,11 @@ def make_model(name, method, seed=0):
 def make_data(name, batch_size):
     """Four batches of random inputs and labels, as NumPy arrays."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch_size * 4, *INPUT_SHAPES[name]))
     y = rng.integers(0, 10, batch_size * 4).astype("int32")
+    if name == "transformer":
+        shape = (batch_size * 4, *INPUT_SHAPES[name])
+        return rng.integers(0, VOCABULARY, shape).astype("int32"), y
+    x = rng.standard_normal((batch_size * 4, *INPUT_SHAPES[name]))
     return x.astype("float32"), y
 
 
@@ -257,7 +293,8 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--model", choices=[*INPUT_SHAPES, "all"], default="resnet20",
-        help="Model to measure (default resnet20; all: resnet20 and mlp).",
+        help="Model to measure (default resnet20; all: resnet20, mlp at "
+        "the batch sizes given, and transformer at batch 32).",
     )
     parser.add_argument(
         "--methods", nargs="+", choices=METHODS[1:], default=None,
@@ -374,10 +411,16 @@ def main(argv=None):
         return
 
     backend = keras.backend.backend()
-    names = ["resnet20", "mlp"] if args.model == "all" else [args.model]
+    names = (
+        ["resnet20", "mlp", "transformer"] if args.model == "all"
+        else [args.model]
+    )
     report = {"machine": machine(), "config": vars(args), "runs": []}
     for name in names:
-        for batch_size in args.batch_size:
+        sizes = args.batch_size
+        if args.model == "all" and name == "transformer":
+            sizes = [TRANSFORMER_BATCH]
+        for batch_size in sizes:
             entry = measure(name, batch_size, args)
             report["runs"].append(entry)
             print_summary(entry, args)

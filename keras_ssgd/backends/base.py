@@ -18,6 +18,8 @@ Reference:
   `keras/src/optimizers/optimizer.py` (the backend chosen as a class).
 """
 
+import contextlib
+
 from keras import random
 
 from keras_ssgd import backends
@@ -193,6 +195,16 @@ class Backend:
         """`structure` out of the backend's gradient graph, where tensors
         carry one (PyTorch); as it is by default."""
         return structure
+
+    # Profiling.
+
+    def scope(self, name):
+        """A context that names the ops it encloses `name` in the backend's
+        profiler (`experiments/benchmarks/step_profile.py`): a
+        `tf.name_scope` on TensorFlow, a `jax.named_scope` on JAX, a
+        `torch.profiler.record_function` on PyTorch. It changes no
+        computation, and no Keras variable name. None by default."""
+        return contextlib.nullcontext()
 
     # Ordering, reduction and the update.
 

@@ -152,6 +152,11 @@ class JAXBackend(Backend):
         new_values = {id(v): value for v, value in zip(others, new)}
         return loss, list(gradients), y_pred, lambda v: new_values.get(id(v))
 
+    def scope(self, name):
+        """`jax.named_scope(name)`: the name is kept in the compiled
+        program's metadata (`Backend.scope`)."""
+        return jax.named_scope(name)
+
     def value_and_grad(self, fun, has_aux=False):
         """`jax.value_and_grad`, for `symmetric_value_and_grad`."""
         return jax.value_and_grad(fun, has_aux=has_aux)
@@ -206,7 +211,19 @@ class JAXBackend(Backend):
         draw."""
         if not isinstance(seed, keras.random.SeedGenerator):
             return super().normal(size, seed)
-        return threefry.normal(seed.next(), size)
+        key = seed.next()
+        draw = functools.partial(threefry.normal, size=size)
+        if jax.default_backend() != "cpu":
+            return draw(key)
+        # XLA on a CPU fuses the hash (integer ops, which it counts as
+        # cheap) into every consumer of the draw: the norms, `W + n` and
+        # `W - n` would each hash again. A conditional's result is computed
+        # once; both branches are the same draw, so the predicate is
+        # immaterial. (An optimization barrier would not do: XLA's CPU
+        # pipeline removes barriers before it fuses.) On an accelerator a
+        # conditional would wait for the device, so there the draw stays
+        # as it is.
+        return jax.lax.cond(key[0] >= key[1], draw, draw, key)
 
 
 def _groups(model, extras=()):

@@ -96,6 +96,11 @@ class TensorFlowBackend(Backend):
             cross_replica, args=(gradients, finite)
         )
 
+    def scope(self, name):
+        """`tf.name_scope(name)`: a prefix of the enclosed ops' names
+        (`Backend.scope`)."""
+        return tf.name_scope(name)
+
     def bitcast(self, x, dtype):
         """The bits of `x` read as `dtype` of the same width."""
         return tf.bitcast(x, dtype)

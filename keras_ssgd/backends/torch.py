@@ -68,6 +68,18 @@ class TorchBackend(Backend):
             with torch.no_grad():
                 model.optimizer.apply(gradients, model.trainable_variables)
 
+    # Whether `scope` opens profiler ranges: each costs a few microseconds
+    # in an eager step, so only a profiling run sets it
+    # (`experiments/benchmarks/step_profile.py`).
+    record_ranges = False
+
+    def scope(self, name):
+        """`torch.profiler.record_function(name)` where `record_ranges` is
+        set: a range in the profiler's events (`Backend.scope`)."""
+        if not self.record_ranges:
+            return super().scope(name)
+        return torch.profiler.record_function(name)
+
     def bitcast(self, x, dtype):
         """The bits of `x` read as `dtype` of the same width."""
         return x.view(getattr(torch, dtype))

@@ -34,6 +34,22 @@ def test_kernels_is_the_default_and_skips_rank_one():
     assert selected(filters.kernels) == expected
 
 
+def test_kernels_skips_biases_of_rank_two():
+    # MultiHeadAttention's query, key and value biases are (heads, size)
+    # and a GRU's `reset_after` bias is (2, 3 * units): biases all the same.
+    inputs = keras.Input((6, 8))
+    h = keras.layers.MultiHeadAttention(2, 4, name="mha")(inputs, inputs)
+    h = keras.layers.GRU(3, name="gru")(h)
+    model = keras_ssgd.wrap(keras.Model(inputs, h))
+    ranks = {v.path: len(v.shape) for v in model.trainable_variables}
+    assert ranks["mha/query/bias"] == 2 and ranks["gru/gru_cell/bias"] == 2
+    assert sorted(v.path for v in model.noise_variables) == sorted([
+        "mha/query/kernel", "mha/key/kernel", "mha/value/kernel",
+        "mha/attention_output/kernel",
+        "gru/gru_cell/kernel", "gru/gru_cell/recurrent_kernel",
+    ])
+
+
 def test_layer_type_filters():
     assert selected(filters.conv_kernels) == ["conv/kernel"]
     assert selected(filters.dense_kernels) == ["dense/kernel"]
