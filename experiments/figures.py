@@ -314,6 +314,47 @@ def noise_cost():
     return "\n".join(lines) or "No record yet.\n"
 
 
+def step_profile():
+    """Where an S-SGD step's time goes, from every `step-profile-*.json`
+    record: each named part's op time per step (summed over threads), for
+    Keras's step and S-SGD's."""
+    lines = []
+    for name, record in _benchmark_records("step-profile-"):
+        config, info = record["config"], record["machine"]
+        parts = record["parts"]
+        (method,) = [m for m in parts if m != "keras"]
+        total = sum(parts[method].values()) or 1.0
+        lines += [
+            f"`{name}`: {config['model']}, batch {config['batch_size']}, "
+            f"{config['form']} form, backend {info['backend']}, "
+            f"{record['steps']} profiled steps; {_machine(info)}.",
+            "",
+            "| part | Keras (ms) | S-SGD (ms) | share of S-SGD's op time |",
+            "|---|---|---|---|",
+        ]
+        for part in (*STEP_PARTS, "other"):
+            plain = parts["keras"].get(part, 0.0)
+            ours = parts[method].get(part, 0.0)
+            lines.append(f"| {part} | {plain:.2f} | {ours:.2f} | "
+                         f"{ours / total:.0%} |")
+        lines += [
+            f"| summed op time | {sum(parts['keras'].values()):.2f} | "
+            f"{total:.2f} | |",
+            f"| wall time of a profiled step | "
+            f"{record['wall_ms']['keras']:.2f} | "
+            f"{record['wall_ms'][method]:.2f} | |",
+            "",
+        ]
+    return "\n".join(lines) or "No record yet.\n"
+
+
+# The parts `experiments/benchmarks/step_profile.py` reports, in step order.
+STEP_PARTS = (
+    "ssgd_draw", "ssgd_scale", "ssgd_perturb", "ssgd_pass_1", "ssgd_pass_2",
+    "ssgd_combine", "ssgd_metrics", "ssgd_update",
+)
+
+
 def hessian_cost():
     """What curvature costs, from every `hessian-cost*.json` record."""
     lines = []
@@ -367,6 +408,7 @@ GENERATORS = {
     "verdict-summary": verdict_summary,
     "step-time": step_time,
     "noise-cost": noise_cost,
+    "step-profile": step_profile,
     "hessian-cost": hessian_cost,
 }
 

@@ -63,3 +63,10 @@ def test_the_profile_finds_every_pass_and_the_draw(backend, tmp_path):
     # Keras's own step has none of the parts.
     assert set(plain) <= {"other"} and plain["other"] > 0
     assert record["wall_ms"]["ssgd"] > 0
+
+
+def test_the_figures_show_the_parts_the_profile_reports():
+    sys.path.insert(0, str(ROOT / "experiments"))
+    import figures
+
+    assert figures.STEP_PARTS == step_profile.PARTS
