@@ -21,6 +21,7 @@ name. A run killed at any moment leaves each file either absent or complete
 """
 
 import contextlib
+import errno
 import json
 import os
 import pathlib
@@ -141,10 +142,31 @@ def atomic_path(path):
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        _remove_quietly(tmp)
+        raise write_error(path, error) from error
     except BaseException:
         _remove_quietly(tmp)
         raise
     _fsync_folder(path.parent)
+
+
+def write_error(path, error):
+    """A `StoreError` for a file that could not be written (a full disk, a
+    folder made read-only, a quota): it names the file and the system's
+    reason, and says that what the file held is kept."""
+    reason = error.strerror or str(error)
+    code = errno.errorcode.get(error.errno)
+    if code:
+        reason = f"{reason} ({code})"
+    return _error(
+        f"Could not write {path}: {reason}. What it held before, if "
+        "anything, is kept unchanged, and every file written earlier stays.",
+        lambda words: (
+            "Free space or fix the folder's permissions, then continue with "
+            f"{words.resume}; or pick another {words.output}."
+        ),
+    )
 
 
 def is_temp_file(path):
