@@ -33,11 +33,12 @@ README's and `docs/measured.md`'s figures from them.
 
     python experiments/benchmarks/equal_compute.py                    # the headline
     python experiments/benchmarks/equal_compute.py --model mnist1d-cnn-bn
-    python experiments/benchmarks/equal_compute.py --smoke            # seconds: the MLP, 1 epoch
+    python experiments/benchmarks/equal_compute.py --smoke            # seconds: the MLP, 1 epoch, one configuration per method
 """
 
 import argparse
 import pathlib
+import re
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1]))  # experiments/: _common
@@ -89,8 +90,16 @@ def command(model, smoke=False, seeds=None):
         "--budget", "both", "--hessian-iterations", "0",
     ]
     for method in methods:
-        arguments += ["--method", method]
+        arguments += ["--method", first_configuration(method) if smoke
+                      else method]
     return arguments
+
+
+def first_configuration(method):
+    """`method`'s first level and learning rate only (`--smoke`: every
+    method once, at both budgets): `"ssgd:0.1,0.2@0.1,0.2"` gives
+    `"ssgd:0.1@0.1"`."""
+    return re.sub(r"([:@])([^,:@]+)(?:,[^:@]+)*", r"\1\2", method)
 
 
 def main(argv=None):
@@ -109,7 +118,8 @@ def main(argv=None):
                         "model's).")
     parser.add_argument("--smoke", action="store_true",
                         help="The whole pipeline in seconds: the MLP, 1 "
-                        "epoch, 1 seed, every model's methods.")
+                        "epoch, 1 seed, every model's methods, each at its "
+                        "first level and learning rate.")
     parser.add_argument("--quiet", action="store_true",
                         help="No progress lines.")
     args = parser.parse_args(argv)

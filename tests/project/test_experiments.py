@@ -172,6 +172,9 @@ def test_the_demo_runs_both_budgets_end_to_end(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_equal_compute_smoke_runs_both_budgets_on_both_models(tmp_path, capsys):
+    """Slow tier: the four models' folders, each method at its first
+    configuration and both budgets (16 configurations, the MLP, 1 epoch);
+    about 60 s on 2 busy CPU cores."""
     path = EXPERIMENTS.parent / "benchmarks" / "equal_compute.py"
     spec = importlib.util.spec_from_file_location("equal_compute", path)
     module = importlib.util.module_from_spec(spec)
