@@ -348,6 +348,27 @@ def step_profile():
     return "\n".join(lines) or "No record yet.\n"
 
 
+def vmap_split():
+    """The split step as one batched pass against two half-batch passes,
+    outside Keras, from every `vmap-split-*.json` record."""
+    lines = []
+    for name, record in _benchmark_records("vmap-split-"):
+        config, info = record["config"], record["machine"]
+        lines += [
+            f"`{name}`: the MLP 784-512-512-10 written in "
+            f"{info['backend']}, batch {config['batch_size']}, "
+            f"{config['rounds']} alternating rounds of {config['steps']} "
+            f"steps; {_machine(info)}.",
+            "",
+            "| step | / plain step, median (min - max over rounds) |",
+            "|---|---|",
+        ]
+        lines += [f"| {step} | {_spread(values)} |"
+                  for step, values in record["ratios"].items()]
+        lines.append("")
+    return "\n".join(lines) or "No record yet.\n"
+
+
 # The parts `experiments/benchmarks/step_profile.py` reports, in step order.
 STEP_PARTS = (
     "ssgd_draw", "ssgd_scale", "ssgd_perturb", "ssgd_pass_1", "ssgd_pass_2",
@@ -409,6 +430,7 @@ GENERATORS = {
     "step-time": step_time,
     "noise-cost": noise_cost,
     "step-profile": step_profile,
+    "vmap-split": vmap_split,
     "hessian-cost": hessian_cost,
 }
 

@@ -25,6 +25,7 @@ Usage:
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import statistics
@@ -205,6 +206,7 @@ def main(argv=None):
     record = {
         "machine": {"platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
+                    "cpus": os.cpu_count(), "device": "cpu",
                     "python": platform.python_version(),
                     "backend": args.backend, **versions},
         "config": vars(args), "seconds": times, "ratios": ratios,
