@@ -96,7 +96,9 @@ def jax_steps(batch_size):
         return run
 
     return {"plain": timed(plain), "two-pass": timed(two_pass),
-            "vmap": timed(batched)}, {"jax": jax.__version__}
+            "vmap": timed(batched)}, {
+                "jax": jax.__version__,
+                "device": str(jax.devices()[0].device_kind)}
 
 
 def torch_steps(batch_size):
@@ -156,6 +158,7 @@ def torch_steps(batch_size):
 
     return {"plain": timed(plain), "two-pass": timed(two_pass),
             "vmap": timed(batched)}, {"torch": torch.__version__,
+                                      "device": "cpu",
                                       "threads": torch.get_num_threads()}
 
 
@@ -206,7 +209,7 @@ def main(argv=None):
     record = {
         "machine": {"platform": platform.platform(),
                     "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "device": "cpu",
+                    "cpus": os.cpu_count(),
                     "python": platform.python_version(),
                     "backend": args.backend, **versions},
         "config": vars(args), "seconds": times, "ratios": ratios,
