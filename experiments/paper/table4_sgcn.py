@@ -144,13 +144,22 @@ def load_data(args, data_dir):
     )
 
 
-def train_one(data, units, method, seed, recipe, verbose):
-    """Trains one model; returns its record (history and final WER/CER)."""
+def train_one(data, units, method, seed, recipe, verbose, saved=None):
+    """Trains one model; returns its record (history and final WER/CER).
+
+    With `saved` (the run's checkpoint file, as `ssgd-train` writes them:
+    `keras_ssgd.train.checkpoint`) the run in progress is saved at the end
+    of every epoch, and a run stopped before continues from the file. The
+    training order comes from `tf.data`, which the checkpoint does not hold,
+    so a resumed run continues correctly but not bit for bit; its record
+    says how often it was resumed (`resumed`).
+    """
     import keras
     import numpy as np
 
     import keras_ssgd
     from keras_ssgd.tasks.speech import ctc as speech
+    from keras_ssgd.train import checkpoint
 
     keras.utils.set_random_seed(seed)  # the same initial weights for both methods
     model = keras_ssgd.models.sgcn(
@@ -161,15 +170,29 @@ def train_one(data, units, method, seed, recipe, verbose):
     if method == "ssgd":
         model = keras_ssgd.wrap(model, noise_level=recipe["noise_level"], seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(recipe["lr"]), loss=speech.ctc_loss())
+    callbacks = [keras.callbacks.TerminateOnNaN(),
+                 speech.GreedyWER(data.test, every=recipe["eval_every"],
+                                  epochs=recipe["epochs"])]
+    saving = None
+    if saved is not None:
+        key = saved.name[: -len(checkpoint.SUFFIX)]
+        restore = None
+        if saved.exists():
+            restore = checkpoint.read(saved, key, lambda old: "" if old == recipe
+                                      else "the recipe differs")
+        # After GreedyWER, whose logs it keeps.
+        saving = checkpoint.Checkpointing(saved, key, recipe, restore=restore)
+        callbacks.append(saving)
     start = time.time()
     history = model.fit(
         data.train, epochs=recipe["epochs"], verbose=verbose, shuffle=False,
-        callbacks=[keras.callbacks.TerminateOnNaN(),
-                   speech.GreedyWER(data.test, every=recipe["eval_every"],
-                                    epochs=recipe["epochs"])],
+        callbacks=callbacks,
+        initial_epoch=0 if saving is None or saving.restore is None
+        else saving.restore.epoch,
     )
     seconds = time.time() - start
-    losses = history.history.get("loss", [])
+    logged = history.history if saving is None else saving.history
+    losses = logged.get("loss", [])
     diverged = not losses or not np.isfinite(losses[-1])
     final = None if diverged else speech.evaluate(model, data.test)
     return {
@@ -178,7 +201,9 @@ def train_one(data, units, method, seed, recipe, verbose):
         "test_wer": None if final is None else final["wer"],
         "test_cer": None if final is None else final["cer"],
         "test_utterances": None if final is None else final["utterances"],
-        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "history": {k: [float(v) for v in vs] for k, vs in logged.items()},
+        **({"resumed": saving.resumed} if saving is not None and saving.resumed
+           else {}),
     }
 
 
@@ -222,6 +247,9 @@ def table(rows, depth, smoke):
 
 
 def main(argv=None):
+    from keras_ssgd import store
+    from keras_ssgd.train import checkpoint
+
     parser, args = parse(argv)
     if args.smoke and args.output == parser.get_default("output"):
         args.output = "results/smoke/table4"  # never mixed with real runs
@@ -255,14 +283,20 @@ def main(argv=None):
                 if path.exists():
                     runs.append(json.loads(path.read_text()))
                     continue
-                record = train_one(data, units, method, seed, recipe,
-                                   verbose=0 if args.quiet else 2)
-                path.write_text(json.dumps(record, indent=2) + "\n")
+                saved = path.with_name(path.stem + checkpoint.SUFFIX)
+                try:
+                    record = train_one(data, units, method, seed, recipe,
+                                       verbose=0 if args.quiet else 2,
+                                       saved=saved)
+                except store.StoreError as error:  # a damaged checkpoint
+                    parser.exit(2, f"{parser.prog}: error: {error}\n")
+                store.atomic_write_text(path, json.dumps(record, indent=2) + "\n")
+                saved.unlink(missing_ok=True)  # the run is finished
                 runs.append(record)
     rows = summarize(runs)
     text = table(rows, args.depth, args.smoke)
-    (root / "table4.md").write_text(text)
-    (root / "table4.json").write_text(json.dumps(
+    store.atomic_write_text(root / "table4.md", text)
+    store.atomic_write_text(root / "table4.json", json.dumps(
         {"recipe": recipe, "paper": {str(k): v for k, v in PAPER.items()},
          "summary": rows, "runs": runs}, indent=2) + "\n")
     print(text)

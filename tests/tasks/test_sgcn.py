@@ -248,3 +248,39 @@ def test_script_full_smoke_both_methods(tmp_path):
     results = json.loads((tmp_path / "table4.json").read_text())
     assert [r["method"] for r in results["runs"]] == ["adam", "ssgd"]
     assert all(np.isfinite(r["history"]["loss"]).all() for r in results["runs"])
+
+
+@pytest.mark.slow
+def test_script_stopped_in_a_run_continues_it_from_its_checkpoint(
+    tmp_path, monkeypatch
+):
+    """Slow tier: the smoke run stopped (Ctrl-C) at the end of the first
+    run's first epoch, then run again: that run continues from its
+    checkpoint (2 epochs in its history, `resumed` 1), and no checkpoint
+    remains; about 10 s."""
+    import keras
+
+    table4 = load_script()
+    real_fit = keras.Model.fit
+    stops = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if not stops:
+                stops.append(epoch)
+                raise KeyboardInterrupt
+
+    def fit(self, *args, callbacks=(), **kwargs):
+        return real_fit(self, *args, callbacks=[*callbacks, Stop()], **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    with pytest.raises(KeyboardInterrupt):
+        table4.main(["--smoke", "--quiet", "--output", str(tmp_path)])
+    held = list((tmp_path / "runs").glob("*.checkpoint.npz"))
+    assert [p.name for p in held] == ["2x16-adam-seed0.checkpoint.npz"]
+    assert table4.main(["--smoke", "--quiet", "--output", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "table4.json").read_text())
+    first, second = results["runs"]
+    assert first["resumed"] == 1 and "resumed" not in second
+    assert len(first["history"]["loss"]) == 2 == len(second["history"]["loss"])
+    assert not list((tmp_path / "runs").glob("*.checkpoint.npz"))
