@@ -6,7 +6,7 @@ Layout of a run folder:
     runs/<key>.json  one record per finished run (method, level, seed)
     runs/<key>.keras the trained model of that run
     runs/<key>.checkpoint.npz
-                     the run in progress (`train.checkpoint`): rewritten
+                     the run in progress (`keras_ssgd.checkpoint`): rewritten
                      at the end of every epoch, deleted once its record
                      is written
     results.json     config + every record + the summary, rewritten as
@@ -151,22 +151,27 @@ def atomic_path(path):
     _fsync_folder(path.parent)
 
 
+class WriteError(StoreError, OSError):
+    """A file of the output folder could not be written (a full disk, a
+    folder made read-only, a quota). Still an `OSError`, as the failure
+    that caused it."""
+
+
 def write_error(path, error):
-    """A `StoreError` for a file that could not be written (a full disk, a
-    folder made read-only, a quota): it names the file and the system's
-    reason, and says that what the file held is kept."""
+    """A `WriteError` for `path`, which could not be written: it names the
+    file and the system's reason, and says that what the file held is
+    kept."""
     reason = error.strerror or str(error)
     code = errno.errorcode.get(error.errno)
     if code:
         reason = f"{reason} ({code})"
-    return _error(
-        f"Could not write {path}: {reason}. What it held before, if "
-        "anything, is kept unchanged, and every file written earlier stays.",
-        lambda words: (
-            "Free space or fix the folder's permissions, then continue with "
-            f"{words.resume}; or pick another {words.output}."
-        ),
-    )
+    text = (f"Could not write {path}: {reason}. What it held before, if "
+            "anything, is kept unchanged, and every file written earlier "
+            "stays.")
+    return WriteError(lambda words: (
+        f"{text} Free space or fix the folder's permissions, then continue "
+        f"with {words.resume}; or pick another {words.output}."
+    ))
 
 
 def is_temp_file(path):

@@ -159,7 +159,7 @@ def train_one(data, units, method, seed, recipe, verbose, saved=None):
 
     import keras_ssgd
     from keras_ssgd.tasks.speech import ctc as speech
-    from keras_ssgd.train import checkpoint
+    from keras_ssgd import checkpoint
 
     keras.utils.set_random_seed(seed)  # the same initial weights for both methods
     model = keras_ssgd.models.sgcn(
@@ -248,7 +248,7 @@ def table(rows, depth, smoke):
 
 def main(argv=None):
     from keras_ssgd import store
-    from keras_ssgd.train import checkpoint
+    from keras_ssgd import checkpoint
 
     parser, args = parse(argv)
     if args.smoke and args.output == parser.get_default("output"):

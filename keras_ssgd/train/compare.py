@@ -200,7 +200,7 @@ def _checkpoints(store, todo, done):
     """`{key: checkpoint.State}` of the runs of `todo` stopped in progress
     (`train.checkpoint`); the checkpoints of finished runs (left by a stop
     between a record and its checkpoint's removal) are removed."""
-    from keras_ssgd.train import checkpoint
+    from keras_ssgd import checkpoint
 
     for key in done:
         store.checkpoint_path(key).unlink(missing_ok=True)

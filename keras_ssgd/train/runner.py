@@ -13,7 +13,7 @@ from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.distributed.engines import Single
-from keras_ssgd.train import checkpoint as checkpoint_lib
+from keras_ssgd import checkpoint as checkpoint_lib
 from keras_ssgd.train import evaluation
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import OPTIMIZERS

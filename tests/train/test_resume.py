@@ -24,7 +24,7 @@ import pytest
 from conftest import fake_train as _fake_train
 
 from keras_ssgd import store
-from keras_ssgd.train import checkpoint
+from keras_ssgd import checkpoint
 from keras_ssgd.train import cli
 from keras_ssgd.train import runner
 

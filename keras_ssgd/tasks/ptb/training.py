@@ -7,6 +7,7 @@ import time
 
 import keras
 
+from keras_ssgd import checkpoint as checkpoint_lib
 from keras_ssgd import filters
 from keras_ssgd.tasks.ptb import data as ptb
 from keras_ssgd.tasks.ptb.callbacks import ResetStates
@@ -107,7 +108,7 @@ def compile_model(recipe, base, method, level, seed, steps_per_epoch):
 
 
 def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
-              verbose=1, model_path=None):
+              verbose=1, model_path=None, checkpoint=None, restore=None):
     """Trains one model and returns its record (a JSON-ready dict).
 
     The windows are read in order every epoch (no shuffling: the state
@@ -127,6 +128,12 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
         seed: int, the seed of the initial weights, dropout and noise.
         verbose: int, `fit()`'s verbosity. Defaults to `1`.
         model_path: path or None, where to save the trained plain model.
+        checkpoint: path or None, where the run in progress is saved at the
+            end of every epoch (`keras_ssgd.checkpoint`). The windows are
+            read in order and the states start from zero every epoch, so a
+            run continued from it is the run never stopped.
+        restore: a `keras_ssgd.checkpoint.State` read from `checkpoint`,
+            to continue a stopped run; None to start from the beginning.
 
     Returns:
         A dict: `key`, `method`, `level`, `seed`, `status`, `seconds`,
@@ -151,14 +158,22 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
     steps_per_epoch = int(train.cardinality())
     base = build_model(recipe, vocab_size, recipe.batch_size, seed)
     model = compile_model(recipe, base, method, level, seed, steps_per_epoch)
+    callbacks = [ResetStates(), keras.callbacks.TerminateOnNaN()]
+    saving = None
+    if checkpoint is not None:
+        saving = checkpoint_lib.Checkpointing(
+            checkpoint, run_key(method, level, seed), recipe.to_json(),
+            restore=restore,
+        )
+        callbacks.append(saving)
     start = time.perf_counter()
     history = model.fit(
         train, epochs=recipe.epochs, validation_data=valid, shuffle=False,
-        callbacks=[ResetStates(), keras.callbacks.TerminateOnNaN()],
-        verbose=verbose,
+        callbacks=callbacks, verbose=verbose,
+        initial_epoch=0 if restore is None else restore.epoch,
     )
     seconds = time.perf_counter() - start
-    logs = history.history
+    logs = history.history if saving is None else saving.history
     losses = logs.get("loss", [])
     epochs_run = len(losses)
     record = {
@@ -177,6 +192,8 @@ def train_run(recipe, ids, vocab_size, method="sgd", level=None, seed=0,
             "learning_rate": [recipe.rate_at(e) for e in range(epochs_run)],
         },
     }
+    if saving is not None and saving.resumed:
+        record["resumed"] = saving.resumed
     if epochs_run < recipe.epochs or not all(math.isfinite(v) for v in losses):
         record.update(status="diverged", valid_perplexity=None, test_perplexity=None)
         return record
@@ -219,8 +236,11 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
     """Trains `runs` into `folder`, one record file per finished run.
 
     A folder that already holds runs of the same recipe is continued: the
-    finished runs are kept and skipped. `results.json` (the recipe, every
-    record and `summarize()`) is rewritten after each run.
+    finished runs are kept and skipped, and a run stopped in progress
+    continues from its checkpoint (`runs/<key>.checkpoint.npz`, written at
+    the end of every epoch and deleted when the run's record is written).
+    `results.json` (the recipe, every record and `summarize()`) is
+    rewritten after each run.
 
     Args:
         folder: path of the run folder (`keras_ssgd.store.RunStore`).
@@ -236,7 +256,8 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
     Raises:
         FileNotFoundError: a PTB file is missing (before any training).
         keras_ssgd.store.StoreError: the folder holds another recipe
-            or cannot be written.
+            or cannot be written, or a checkpoint is damaged or another
+            run's (before any training).
     """
     ids, vocabulary = ptb.ptb_ids(data_dir)
     for run in runs:  # checked before anything is trained
@@ -247,15 +268,25 @@ def run_sweep(folder, recipe, data_dir, runs, verbose=1, save_models=True):
     folder = pathlib.Path(folder)
     store = RunStore(folder, config, resume=(folder / "config.json").exists())
     done = store.done()
-    for (method, level, seed), key in zip(runs, keys):
-        if key in done:
-            continue
+    todo = [(run, key) for run, key in zip(runs, keys) if key not in done]
+    # Every checkpoint is checked before anything is trained.
+    held = {
+        key: checkpoint_lib.read(
+            store.checkpoint_path(key), key,
+            lambda saved: "" if saved == recipe.to_json()
+            else "the PTB recipe differs",
+        )
+        for _, key in todo if store.checkpoint_path(key).exists()
+    }
+    for (method, level, seed), key in todo:
         record = train_run(
             recipe, ids, len(vocabulary), method, level, seed, verbose=verbose,
             model_path=store.model_path(key) if save_models else None,
+            checkpoint=store.checkpoint_path(key), restore=held.get(key),
         )
         record["finished"] = time.time()
         store.save(record)
+        store.checkpoint_path(key).unlink(missing_ok=True)
         store.write_results(summarize(store.records()))
     summary = summarize(store.records())
     store.write_results(summary)
