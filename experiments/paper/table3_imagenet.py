@@ -16,8 +16,11 @@ Both methods of a seed start from the same weights and see the same data
 order. The test set is ImageNet's 50,000-image validation set.
 
 Each (model, method, seed) run writes `runs/<key>.json` under `--output`
-when it ends and checkpoints every epoch (`keras.callbacks.BackupAndRestore`):
-run the same command again to continue after an interruption. At the end
+when it ends and checkpoints every epoch (`runs/<key>.checkpoint.npz`, as
+`ssgd-train` does: `keras_ssgd.checkpoint`): run the same command again to
+continue after an interruption. A continued run keeps the history of its
+earlier epochs; ImageNet's `tf.data` order is not held, so it continues
+correctly but not bit for bit, and its record says `resumed`. At the end
 `table3.md` sets the measured means next to the paper's numbers and
 `results.json` holds every run.
 
@@ -171,6 +174,9 @@ def main(argv=None):
 
 
 def _run_all(args):
+    from keras_ssgd import checkpoint
+    from keras_ssgd import store
+
     root = pathlib.Path(args.output)
     (root / "runs").mkdir(parents=True, exist_ok=True)
     # Finished runs are reused only under the same recipe.
@@ -195,28 +201,32 @@ def _run_all(args):
                     continue
                 print(f"\n{key}", flush=True)
                 try:
-                    record = train(args, model, method, seed, key, root)
-                except FileNotFoundError as error:
+                    record = train(args, model, method, seed, key, root, recipe)
+                except (FileNotFoundError, store.StoreError) as error:
                     print(f"table3_imagenet.py: error: {error}", file=sys.stderr)
                     return 2
-                path.write_text(json.dumps(record, indent=1))
+                store.atomic_write_text(path, json.dumps(record, indent=1))
+                # The run is finished: its checkpoint goes.
+                (root / "runs" / f"{key}{checkpoint.SUFFIX}").unlink(
+                    missing_ok=True)
                 records.append(record)
                 print(f"  {key}: {_describe(record)}", flush=True)
     rows = summarize(records, args.noise_level)
     table = table_markdown(rows, args)
-    (root / "results.json").write_text(json.dumps(
+    store.atomic_write_text(root / "results.json", json.dumps(
         {"recipe": _recipe(args), "smoke": args.smoke, "summary": rows,
          "runs": records}, indent=1))
-    (root / "table3.md").write_text(table)
+    store.atomic_write_text(root / "table3.md", table)
     print("\n" + table)
     return 0
 
 
-def train(args, model_name, method, seed, key, root):
+def train(args, model_name, method, seed, key, root, recipe):
     """One run; returns its record (JSON-ready)."""
     import tensorflow as tf
 
     import keras_ssgd
+    from keras_ssgd import checkpoint
     from keras_ssgd.data import load_imagenet
     from keras_ssgd.models import imagenet_resnet
 
@@ -251,22 +261,28 @@ def train(args, model_name, method, seed, key, root):
             # A smoke run's few steps would be mostly graph tracing.
             run_eagerly=args.smoke,
         )
-    callbacks = [
-        keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.BackupAndRestore(str(root / "backup" / key)),
-    ]
+    saved = root / "runs" / f"{key}{checkpoint.SUFFIX}"
+    restore = None
+    if saved.exists():
+        restore = checkpoint.read(saved, key, lambda old: "" if old == recipe
+                                  else "the recipe differs")
+    saving = checkpoint.Checkpointing(saved, key, recipe, restore=restore)
+    callbacks = [keras.callbacks.TerminateOnNaN(), saving]
     start = time.perf_counter()
     history = model.fit(data.train, epochs=args.epochs, callbacks=callbacks,
                         verbose=0 if args.quiet else 1,
+                        initial_epoch=0 if restore is None else restore.epoch,
                         shuffle=False)  # the pipeline reshuffles per epoch
     seconds = time.perf_counter() - start
-    losses = history.history.get("loss", [])
+    logged = saving.history
+    losses = logged.get("loss", [])
     record = {
         "key": key, "model": model_name, "method": method,
         "noise_level": args.noise_level if method == "ssgd" else None,
         "seed": seed, "epochs_run": len(losses), "seconds": seconds,
         "devices": [d.name for d in tf.config.list_logical_devices()],
-        "history": {k: [float(x) for x in v] for k, v in history.history.items()},
+        "history": {k: [float(x) for x in v] for k, v in logged.items()},
+        **({"resumed": saving.resumed} if saving.resumed else {}),
     }
     if not losses or not all(math.isfinite(x) for x in losses):
         record.update(status="diverged", top1=None, top5=None, test_loss=None)

@@ -261,3 +261,37 @@ def test_table3_smoke_runs_end_to_end(tmp_path):
     # Another recipe in the same folder is refused before any training.
     assert table3.main(["--smoke", "--quiet", "--epochs", "2",
                         "--output", str(tmp_path)]) == 2
+
+
+@pytest.mark.slow
+def test_table3_stopped_in_a_run_continues_it_from_its_checkpoint(
+    tmp_path, monkeypatch
+):
+    """Slow tier: the 2-epoch smoke run stopped (Ctrl-C) at the end of the
+    first run's first epoch, then run again: that run continues from its
+    checkpoint (both epochs in its history, `resumed` 1) and no checkpoint
+    remains; about 20 s."""
+    table3 = load_script("table3_imagenet")
+    real_fit = keras.Model.fit
+    stops = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if not stops:
+                stops.append(epoch)
+                raise KeyboardInterrupt
+
+    def fit(self, *args, callbacks=(), **kwargs):
+        return real_fit(self, *args, callbacks=[*callbacks, Stop()], **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)
+    argv = ["--smoke", "--quiet", "--epochs", "2", "--output", str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        table3.main(argv)
+    held = sorted(p.name for p in (tmp_path / "runs").glob("*.checkpoint.npz"))
+    assert held == ["resnet18-sgd-seed0.checkpoint.npz"]
+    assert table3.main(argv) == 0
+    first, second = json.loads((tmp_path / "results.json").read_text())["runs"]
+    assert first["resumed"] == 1 and "resumed" not in second
+    assert len(first["history"]["loss"]) == 2 == len(second["history"]["loss"])
+    assert not list(tmp_path.rglob("*.checkpoint.npz"))
