@@ -174,7 +174,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                 config, spec, verbose=verbose,
                 model_path=store.model_path(spec.key),
                 distribution=distribution, builder=builder, arrays=arrays,
-                extra_callbacks=([bar.start(i)] if bar else []) + (
+                extra_callbacks=([bar.start(i, _first_epoch(restores, spec))]
+                                 if bar else []) + (
                     tensorboard_logs.tensorboard_callbacks(
                         store.folder / "tensorboard" / spec.key, config, spec)
                     if tensorboard else []),
@@ -194,6 +195,12 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         finish()
         raise
     return finish()
+
+
+def _first_epoch(restores, spec):
+    """The epoch run `spec` starts at: its checkpoint's, else 0."""
+    held = restores.get(spec.key)
+    return 0 if held is None else held.epoch
 
 
 def _checkpoints(store, todo, done):

@@ -81,15 +81,18 @@ class SweepProgress:
         self._index = None
         self._started = None
         self._epoch = 0
+        self._first = 0  # the epoch the run in progress started at here
         self._logs = {}
 
     # The run being trained.
 
-    def start(self, index):
-        """Run `index` begins; returns its callback."""
+    def start(self, index, first_epoch=0):
+        """Run `index` begins (at epoch `first_epoch`, where it continues
+        from a checkpoint: the pace counts only the epochs trained here);
+        returns its callback."""
         self._index = index
         self._started = self.clock()
-        self._epoch = 0
+        self._epoch = self._first = first_epoch
         self._logs = {}
         if self.in_place:
             self._write(self._line(), end="")
@@ -108,7 +111,9 @@ class SweepProgress:
         self._index = index
         epochs = record.get("epochs_run") or self._epoch or self.epochs
         self._epoch = epochs
-        self._done_work += epochs * self.costs[index]
+        # The work of this session only: the seconds measured are its own.
+        self._done_work += max(epochs - self._first, 0) * self.costs[index]
+        self._first = 0
         self._done_seconds += elapsed
         self._started = None
         accuracy = record.get("test_accuracy")
@@ -161,18 +166,19 @@ class SweepProgress:
 
     def _run_left(self):
         """Seconds left in the current run, from its pace per epoch."""
-        if not self._epoch or self._started is None:
+        trained = self._epoch - self._first
+        if trained <= 0 or self._started is None:
             return None
         elapsed = self.clock() - self._started
-        return elapsed / self._epoch * max(self.epochs - self._epoch, 0)
+        return elapsed / trained * max(self.epochs - self._epoch, 0)
 
     def _sweep_left(self, next_index, run_left):
         """Seconds left in the sweep: the current run's, then the runs from
         `next_index` on at the pace measured so far."""
         work = self._done_work
         seconds = self._done_seconds
-        if self._started is not None and self._epoch:
-            work += self._epoch * self.costs[self._index]
+        if self._started is not None and self._epoch > self._first:
+            work += (self._epoch - self._first) * self.costs[self._index]
             seconds += self.clock() - self._started
         if not work:
             return None

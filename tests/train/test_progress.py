@@ -166,3 +166,25 @@ def test_landscape_line_reports_each_point_to_one_progress(capsys):
                               progress=lambda: calls.append(1))
     assert len(calls) == 6
     assert "/step" not in capsys.readouterr().out  # no bar of its own
+
+
+def test_a_run_continued_from_a_checkpoint_is_paced_by_its_own_epochs():
+    # Run 1 of 2 continues at epoch 3 of 4 (a checkpoint); its one epoch
+    # here takes 10 s. Its pace is 10 s an epoch, not 10 s for 4 epochs:
+    # the second run's 4 epochs are 40 s away once it ends.
+    stream, clock = io.StringIO(), Clock()
+    progress = SweepProgress(SPECS[:2], epochs=4, stream=stream,
+                             in_place=True, clock=clock)
+    callback = progress.start(0, first_epoch=3)
+    assert "epoch 3/4" in stream.getvalue()
+    clock.now += 10
+    callback.on_epoch_end(3, {"loss": 0.5})
+    progress.finish(0, {"status": "ok", "test_accuracy": 90.0,
+                        "epochs_run": 4})
+    first = stream.getvalue().split("\n")[0].split("\r")[-1]
+    assert first.endswith("sweep ETA 40 s\x1b[K"), first
+    callback = progress.start(1)
+    clock.now += 10
+    callback.on_epoch_end(0, {"loss": 0.5})
+    assert stream.getvalue().split("\r")[-1].startswith(
+        "[2/2] ssgd 0.2 seed 0  epoch 1/4  loss 0.5000  ETA 30 s")
