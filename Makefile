@@ -55,17 +55,6 @@ PYTEST_ARGS ?=
 PYTEST := $(PY) -m pytest -q -p randomly --randomly-dont-reset-seed $(ORDER) \
 	$(PYTEST_ARGS)
 
-# One tier on TensorFlow, then its backend-neutral files (BACKEND_NEUTRAL in
-# tests/conftest.py) under JAX and PyTorch, with the wall time at the end.
-define tier_on_backends
-	@start=$$(date +%s); set -e; \
-	for backend in tensorflow jax torch; do \
-	    echo "== tier $(1), KERAS_BACKEND=$$backend"; \
-	    KERAS_BACKEND=$$backend $(PYTEST) --tier $(1); \
-	done; \
-	echo "== tier $(1) (make $(2)) passed on the 3 backends in $$(( $$(date +%s) - start )) s"
-endef
-
 # The fast tier: the step's contract, the split form, the CLI in-process and
 # every public entry point (at most 8 minutes on 2 cores). TensorFlow runs
 # beside JAX-then-PyTorch, each in its own process (tests/side_by_side.sh).
@@ -73,9 +62,9 @@ test: $(VENV)/.installed $(VENV)/.backends
 	@tests/side_by_side.sh fast test $(PYTEST)
 
 # Real `ssgd-train` processes: exit codes, signals, entry points, the
-# backends with TensorFlow blocked.
+# backends with TensorFlow blocked; side by side as `make test`.
 test-e2e: $(VENV)/.installed $(VENV)/.backends
-	$(call tier_on_backends,e2e,test-e2e)
+	@tests/side_by_side.sh e2e test-e2e $(PYTEST)
 
 # Every Python example of the README, docs/, experiments/README.md and the
 # docstrings (tests/project/doc_examples.py).
@@ -129,16 +118,12 @@ test-exact: $(VENV)/.installed $(VENV)/.backends
 # Keras's own tests of Model, Functional, Sequential and the trainers (from
 # the installed Keras's source distribution, fetched into build/) against
 # SymmetricSGDModel (tests/conformance): TensorFlow in full at level 0, and
-# the tests that train (one variant each) at level 0.1 on the three backends.
-CONFORMANCE := $(PY) -m pytest -q -p no:randomly $(PYTEST_ARGS) \
-	--tier conformance tests/conformance
+# the tests that train (one variant each) at level 0.1 on the three backends
+# (tests/conformance/run.sh), TensorFlow beside JAX then PyTorch.
 test-conformance: $(VENV)/.installed $(VENV)/.backends
 	$(PY) tests/conformance/fetch_keras_tests.py
-	$(CONFORMANCE)
-	for backend in tensorflow jax torch; do \
-	    KERAS_BACKEND=$$backend $(CONFORMANCE) --conformance-level=0.1 \
-	        --conformance-profile=quick-train || exit 1; \
-	done
+	@tests/side_by_side.sh conformance test-conformance \
+	    tests/conformance/run.sh $(PY) $(PYTEST_ARGS)
 
 # The data-parallel engines, each test launching several processes or
 # devices: Horovod (Gloo ranks), MultiWorkerMirroredStrategy (workers over
