@@ -63,6 +63,7 @@ ALLOWED = (
     (r"\b(noise level|level|levels|lr|learning rate|rho|momentum"
      r"|weight decay)\s+\d+\.\d+(,\s*\d+\.\d+)*",
      "a setting (a level, a learning rate), not a measurement"),
+    (r"\bat most\s+\d+\.\d+x", "a target, not a measurement"),
 )
 
 

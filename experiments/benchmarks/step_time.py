@@ -96,6 +96,20 @@ TRANSFORMER_BATCH = 32
 TIMED = list(METHODS)
 
 
+class PositionEmbedding(keras.layers.Layer):
+    """Adds a learned vector per position to a `(batch, length, width)`
+    sequence (as `keras_hub.layers.PositionEmbedding`, without KerasHub)."""
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=tuple(input_shape[1:]), initializer="glorot_uniform",
+            name="embeddings",
+        )
+
+    def call(self, x):
+        return x + keras.ops.expand_dims(self.embeddings, 0)
+
+
 def transformer_encoder():
     """A small transformer encoder classifier: token and position
     embeddings, `BLOCKS` post-norm blocks of `keras.layers.
@@ -104,10 +118,7 @@ def transformer_encoder():
     length = INPUT_SHAPES["transformer"][0]
     tokens = keras.Input((length,), dtype="int32")
     x = keras.layers.Embedding(VOCABULARY, WIDTH)(tokens)
-    positions = keras.layers.Embedding(length, WIDTH)(
-        keras.ops.arange(length)[None, :]
-    )
-    x = x + positions
+    x = PositionEmbedding(name="positions")(x)
     for _ in range(BLOCKS):
         attended = keras.layers.MultiHeadAttention(
             HEADS, WIDTH // HEADS
