@@ -38,6 +38,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
                    without TensorFlow's start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).
     store          Results on disk: a run folder, its records, atomic writes.
+    checkpoint     A run in progress on disk, to continue it after a stop.
     _keras_compat  Every private Keras name the package uses, each tested.
 
 The tools built on it:
