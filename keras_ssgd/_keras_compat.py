@@ -90,6 +90,15 @@ def compute_loss(model, **kwargs):
     return model._compute_loss(**kwargs)
 
 
+def compile_arguments(model):
+    """The arguments `keras.Model.compile` last received for `model` (a
+    dict: `optimizer`, `loss`, `metrics`, ...), as a `compile()` override
+    resolved them (KerasHub tasks' `"auto"`); `None` before any
+    `compile()`."""
+    config = getattr(model, "_compile_config", None)
+    return None if config is None else dict(config.config)
+
+
 def loss_tracker(model):
     """The mean metric behind the `loss` that `fit()` reports."""
     return model._loss_tracker
@@ -212,6 +221,7 @@ MEMBERS = (
     ("Model._unpickle_model", "model", "_unpickle_model"),
     ("Model._compute_loss", "model", "_compute_loss"),
     ("Model._loss_tracker", "model", "_loss_tracker"),
+    ("Model._compile_config", "model", "_compile_config"),
     ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
     ("BatchNormalization._moments", "batchnorm", "_moments"),
     ("Optimizer._get_variable_index", "optimizer", "_get_variable_index"),
@@ -229,7 +239,8 @@ MEMBERS = (
 
 __all__ = [
     "Functional", "GLOBAL_CUSTOM_NAMES", "MEMBERS", "Trainer",
-    "batchnorm_moments_as", "call_has_training_arg", "compute_loss",
+    "batchnorm_moments_as", "call_has_training_arg", "compile_arguments",
+    "compute_loss",
     "first_moment", "flatten_layers", "functional_variant",
     "keeps_first_moment", "own_variables", "unpickle_model",
     "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",

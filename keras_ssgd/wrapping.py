@@ -36,8 +36,10 @@ def wrap(model, method="ssgd", **kwargs):
       `compute_loss`, at every level, on every backend; at level 0 `fit()`
       is the model's own `fit()`. The wrapped model's `compile()` takes
       the model's `compile()` arguments: it compiles `model` with them,
-      then itself with the ones `keras.Model.compile` knows (`optimizer`,
-      `metrics`, ...).
+      then itself with what the model's `compile()` passed on to
+      `keras.Model.compile`, defaults resolved: `compile()` with no
+      arguments on a KerasHub task model trains with the optimizer, loss
+      and metrics the task picks, as `task.compile()` would.
     - `train_step` and `test_step` are refused (a `ValueError`): `wrap()`
       trains through `call` and `compute_loss`, so an override of either
       step would be skipped without a word. Put the loss in
@@ -189,14 +191,17 @@ class _OwnLoss:
 
     `compile()` compiles the inner model with the arguments it is given
     (so its `compute_loss` finds what its `compile` stored, its compiled
-    loss included), then the wrapper with those `keras.Model.compile`
-    knows; every pass's loss is the inner model's `compute_loss`.
+    loss included), then the wrapper with what the inner model's `compile`
+    passed on to `keras.Model.compile`: its defaults resolved (a KerasHub
+    task's `compile()` picks its optimizer, loss and metrics), its own
+    arguments (a `Distiller`'s `alpha`) left to it, and the same optimizer
+    object. Every pass's loss is the inner model's `compute_loss`.
     """
 
     def compile(self, *args, **kwargs):
         self.model.compile(*args, **kwargs)
         if _overrides(self.model, "compile"):
-            args, kwargs = (), _keras_compile_arguments(
+            args, kwargs = (), _resolved_compile_arguments(
                 self.model, args, kwargs
             )
         super().compile(*args, **kwargs)
@@ -225,6 +230,18 @@ class _OwnLoss:
         self.compile(**keras.saving.deserialize_keras_object(config))
         if getattr(self, "optimizer", None) is not None and self.built:
             self.optimizer.build(self.trainable_variables)
+
+
+def _resolved_compile_arguments(model, args, kwargs):
+    """What `model.compile(*args, **kwargs)` (an override) passed on to
+    `keras.Model.compile`, with `model`'s optimizer object; the arguments of
+    the override that `keras.Model.compile` takes, where it recorded none."""
+    resolved = compat.compile_arguments(model)
+    if resolved is None:
+        return _keras_compile_arguments(model, args, kwargs)
+    if getattr(model, "optimizer", None) is not None:
+        resolved["optimizer"] = model.optimizer
+    return resolved
 
 
 def _keras_compile_arguments(model, args, kwargs):

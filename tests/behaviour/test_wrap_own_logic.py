@@ -191,6 +191,59 @@ def test_a_distiller_trains_with_its_own_compile_and_loss():
     assert "sparse_categorical_accuracy" in history
 
 
+class AutoCompiled(keras.Model):
+    """A `compile()` with defaults of its own, as KerasHub's task models
+    have (`optimizer="auto"`, `loss="auto"`, `metrics="auto"`, each resolved
+    before `keras.Model.compile` sees it)."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(x)
+
+    def compile(self, optimizer="auto", loss="auto", metrics="auto",
+                **kwargs):
+        if optimizer == "auto":
+            optimizer = keras.optimizers.Adam(0.01)
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy()]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
+                        **kwargs)
+
+
+@pytest.mark.exact
+def test_a_models_compile_defaults_carry_over_and_level_0_is_its_own_fit():
+    # `model.compile()` with no arguments: the wrapper trains with the
+    # optimizer, loss and metrics the model's own `compile()` chose.
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = rng.integers(0, 3, 16).astype("int32")
+
+    def build():
+        keras.utils.set_random_seed(0)
+        model = AutoCompiled()
+        model(x[:1])
+        return model
+
+    plain = build()
+    plain.compile()
+    expected = plain.fit(x, y, batch_size=4, epochs=2, shuffle=False,
+                         verbose=0).history
+    base = build()
+    model = keras_ssgd.wrap(base, noise_level=0.0, seed=0)
+    model.compile()
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    got = model.fit(x, y, batch_size=4, epochs=2, shuffle=False,
+                    verbose=0).history
+    assert got == expected  # the metric included, bit for bit
+    for a, b in zip(base.get_weights(), plain.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 class OwnTrainStep(keras.Model):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
