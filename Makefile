@@ -103,12 +103,15 @@ test-all: test test-e2e test-examples test-slow test-distributed test-exact \
 # The bit-for-bit claims (tests marked `exact`: level 0 against Keras) under
 # each CPU setting that changes how TensorFlow compiles a graph: oneDNN's
 # graph rewrites off and on, one CPU and every CPU (taskset sizes the
-# thread pools), on the three backends.
+# thread pools), on the three backends. TF_ENABLE_ONEDNN_OPTS is read by
+# TensorFlow alone, so JAX and PyTorch run once per CPU set.
 ALL_CPUS := 0-$(shell expr $$(nproc) - 1)
 test-exact: $(VENV)/.installed $(VENV)/.backends
 	set -e; for onednn in 0 1; do for cpus in 0 $(ALL_CPUS); do \
 	    echo "== TF_ENABLE_ONEDNN_OPTS=$$onednn, CPUs $$cpus"; \
-	    for backend in tensorflow jax torch; do \
+	    backends="tensorflow jax torch"; \
+	    [ $$onednn = 0 ] || backends=tensorflow; \
+	    for backend in $$backends; do \
 	        KERAS_BACKEND=$$backend TF_ENABLE_ONEDNN_OPTS=$$onednn \
 	        taskset -c $$cpus $(PY) -m pytest -q -p no:randomly \
 	            $(PYTEST_ARGS) --tier exact; \
