@@ -125,3 +125,23 @@ def fake_train(config, spec, **kwargs):
         "status": "ok", "test_accuracy": 50.0, "train_loss": 1.0,
         "seconds": 1.0, "epochs_run": config.epochs,
     }
+
+
+def stop_once_after_an_epoch(monkeypatch):
+    """Makes the first epoch that any `keras.Model.fit` trains from now on
+    end in a Ctrl-C (`KeyboardInterrupt`, after the epoch's callbacks that
+    come before it, checkpoints included); later epochs and fits run on."""
+    real_fit = keras.Model.fit
+    stops = []
+
+    class Stop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if not stops:
+                stops.append(epoch)
+                raise KeyboardInterrupt
+
+    def fit(self, *args, callbacks=(), **kwargs):
+        return real_fit(self, *args, callbacks=[*(callbacks or ()), Stop()],
+                        **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit)

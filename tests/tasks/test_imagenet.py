@@ -8,6 +8,7 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from conftest import stop_once_after_an_epoch
 import tensorflow as tf
 
 import keras_ssgd
@@ -272,19 +273,7 @@ def test_table3_stopped_in_a_run_continues_it_from_its_checkpoint(
     checkpoint (both epochs in its history, `resumed` 1) and no checkpoint
     remains; about 20 s."""
     table3 = load_script("table3_imagenet")
-    real_fit = keras.Model.fit
-    stops = []
-
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if not stops:
-                stops.append(epoch)
-                raise KeyboardInterrupt
-
-    def fit(self, *args, callbacks=(), **kwargs):
-        return real_fit(self, *args, callbacks=[*callbacks, Stop()], **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", fit)
+    stop_once_after_an_epoch(monkeypatch)
     argv = ["--smoke", "--quiet", "--epochs", "2", "--output", str(tmp_path)]
     with pytest.raises(KeyboardInterrupt):
         table3.main(argv)

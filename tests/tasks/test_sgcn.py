@@ -8,6 +8,7 @@ import pathlib
 import keras
 import numpy as np
 import pytest
+from conftest import stop_once_after_an_epoch
 
 import keras_ssgd
 from keras_ssgd import filters
@@ -258,22 +259,8 @@ def test_script_stopped_in_a_run_continues_it_from_its_checkpoint(
     run's first epoch, then run again: that run continues from its
     checkpoint (2 epochs in its history, `resumed` 1), and no checkpoint
     remains; about 10 s."""
-    import keras
-
     table4 = load_script()
-    real_fit = keras.Model.fit
-    stops = []
-
-    class Stop(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            if not stops:
-                stops.append(epoch)
-                raise KeyboardInterrupt
-
-    def fit(self, *args, callbacks=(), **kwargs):
-        return real_fit(self, *args, callbacks=[*callbacks, Stop()], **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", fit)
+    stop_once_after_an_epoch(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         table4.main(["--smoke", "--quiet", "--output", str(tmp_path)])
     held = list((tmp_path / "runs").glob("*.checkpoint.npz"))
