@@ -301,18 +301,21 @@ def noise_cost():
     lines = []
     for name, record in _benchmark_records("noise-cost-"):
         args, info = record["arguments"], record["machine"]
-        lines += [
+        lines += _ratio_table(
             f"`{name}`: the MLP 784-512-512-10, batch {args['batch_size']}, "
             f"backend {info['backend']}, {args['rounds']} rounds; "
             f"{_machine(info)}.",
-            "",
             "| ratio | median (min - max over rounds) |",
-            "|---|---|",
-        ]
-        lines += [f"| {ratio} | {_spread(values, 3)} |"
-                  for ratio, values in record["ratios"].items()]
-        lines.append("")
+            record["ratios"], digits=3)
     return "\n".join(lines) or "No record yet.\n"
+
+
+def _ratio_table(caption, header, ratios, digits=2):
+    """The lines of a record's caption and its table of per-round ratios
+    (`name -> values`), each as `median (min - max)`."""
+    return [caption, "", header, "|---|---|",
+            *(f"| {name} | {_spread(values, digits)} |"
+              for name, values in ratios.items()), ""]
 
 
 def step_profile():
@@ -355,18 +358,13 @@ def vmap_split():
     lines = []
     for name, record in _benchmark_records("vmap-split-"):
         config, info = record["config"], record["machine"]
-        lines += [
+        lines += _ratio_table(
             f"`{name}`: the MLP 784-512-512-10 written in "
             f"{info['backend']}, batch {config['batch_size']}, "
             f"{config['rounds']} alternating rounds of {config['steps']} "
             f"steps; {_machine(info)}.",
-            "",
             "| step | / plain step, median (min - max over rounds) |",
-            "|---|---|",
-        ]
-        lines += [f"| {step} | {_spread(values)} |"
-                  for step, values in record["ratios"].items()]
-        lines.append("")
+            record["ratios"])
     return "\n".join(lines) or "No record yet.\n"
 
 
