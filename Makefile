@@ -7,7 +7,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= cpu,test
 
-.PHONY: demo figures test test-e2e test-examples test-slow test-distributed test-exact \
+.PHONY: demo figures hub test test-e2e test-examples test-slow test-distributed test-exact \
 	test-conformance test-keras-floor test-image test-all smoke benchmark wheels \
 	horovod lint docs docker docker-cpu clean
 
@@ -28,6 +28,17 @@ $(VENV)/.installed: setup.py $(CONSTRAINTS)
 $(VENV)/.backends: $(VENV)/.installed
 	$(PIP_INSTALL) -e ".[jax,torch]"
 	touch $@
+
+# KerasHub (the `hub` extra) for its e2e tests and guide, at the releases
+# of constraints.txt. keras-hub and tensorflow-text would pull in the full
+# `tensorflow` package beside tensorflow-cpu (the same release): installed
+# without it, with the two packages their task models and tokenizers use.
+$(VENV)/.hub: $(VENV)/.installed $(CONSTRAINTS)
+	$(PIP_INSTALL) --no-deps keras-hub tokenizers tensorflow-text
+	$(PIP_INSTALL) regex kagglehub
+	touch $@
+
+hub: $(VENV)/.hub
 
 # SGD vs S-SGD on both MNIST-1D CNNs, the CNN without BatchNorm at equal
 # epochs and at equal passes, the verdicts at the end (experiments/demo.py;
@@ -63,12 +74,12 @@ test: $(VENV)/.installed $(VENV)/.backends
 
 # Real `ssgd-train` processes: exit codes, signals, entry points, the
 # backends with TensorFlow blocked; side by side as `make test`.
-test-e2e: $(VENV)/.installed $(VENV)/.backends
+test-e2e: $(VENV)/.installed $(VENV)/.backends $(VENV)/.hub
 	@tests/side_by_side.sh e2e test-e2e $(PYTEST)
 
 # Every Python example of the README, docs/, experiments/README.md and the
 # docstrings (tests/project/doc_examples.py).
-test-examples: $(VENV)/.installed $(VENV)/.backends
+test-examples: $(VENV)/.installed $(VENV)/.backends $(VENV)/.hub
 	$(PYTEST) --tier examples
 
 test-slow: $(VENV)/.installed $(VENV)/.backends

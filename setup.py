@@ -60,6 +60,11 @@ setup(
             # `ssgd-train --tensorboard` (tensorflow-cpu does not bring it).
             "tensorboard",
         ],
+        # KerasHub's task models (docs/guides/keras-hub.md). keras-hub
+        # pulls in tensorflow-text, which installs the full `tensorflow`
+        # package beside tensorflow-cpu: on a CPU-only machine, `make hub`
+        # installs the same releases without it (constraints.txt).
+        "hub": ["keras-hub>=0.32"],
         # TensorBoard logs (`ssgd-train --tensorboard`).
         "tensorboard": ["tensorboard"],
         # The documentation site: `make docs` (mkdocs.yml).

@@ -3,7 +3,8 @@
 `wrap` builds the model class of a method of `keras_ssgd.methods.METHODS`
 (its `model_class`) around the user's model; `SymmetricSGDWrapper` and
 `wrapper_class` are the classes it builds for a model that is not a layer
-graph.
+graph, or that computes its own loss, or preprocesses its own data (a
+KerasHub task).
 """
 
 import inspect
@@ -48,6 +49,13 @@ def wrap(model, method="ssgd", **kwargs):
       PyTorch) or `symmetric_value_and_grad` (JAX): S-SGD then runs
       inside the step (the guide "S-SGD in a train_step of your own").
     - `predict_step` is not called: `predict()` runs `call`.
+    - The preprocessing of a KerasHub task (KerasHub's `PipelineModel`,
+      whose `fit`, `evaluate` and `predict` run its `preprocess_samples`
+      over raw data): the wrapper's `fit`, `evaluate` and `predict` do too,
+      so `wrapped.fit(texts, labels)` trains on what `task.fit(texts,
+      labels)` would (the guide "Fine-tuning a KerasHub model with
+      S-SGD"). Any other override of `fit`, `evaluate` or `predict` is
+      not run.
 
     Args:
         model: a `keras.Model`.
@@ -103,8 +111,9 @@ def wrap(model, method="ssgd", **kwargs):
     cls = _method_class(method)
     _refuse_own_steps(model)
     kwargs.setdefault("name", model.name)
-    if _computes_own_loss(model):
-        return wrapper_class(cls, own_loss=True)(model, **kwargs)
+    own_loss, preprocessing = _computes_own_loss(model), preprocesses(model)
+    if own_loss or preprocessing:
+        return wrapper_class(cls, own_loss, preprocessing)(model, **kwargs)
     graph = _functional_graph(model)
     if graph is not None:
         inputs, outputs = graph
@@ -183,6 +192,92 @@ class _InnerModel:
         config = super().get_config()
         config["model"] = keras.saving.serialize_keras_object(self.model)
         return config
+
+
+class _Preprocessing:
+    """Mixin of a wrapper whose inner model preprocesses raw data in its own
+    `fit`, `evaluate` and `predict` (a KerasHub task: strings become token
+    ids through its attached `preprocessor`).
+
+    The wrapper's `fit`, `evaluate` and `predict` batch the data as
+    KerasHub's do (`tf.data`, `batch_size` or 32 a batch, in order: a
+    dataset is not shuffled by `fit`) and map the inner model's
+    `preprocess_samples` over the batches, so `wrapped.fit(texts, labels)`
+    trains on what `task.fit(texts, labels)` would. A `tf.data.Dataset`
+    is taken as it is, batched, and preprocessed the same way.
+    """
+
+    def fit(self, x=None, y=None, batch_size=None, sample_weight=None,
+            validation_data=None, **kwargs):
+        if kwargs.get("validation_split"):
+            raise ValueError(
+                f"Argument `validation_split` is not supported by model "
+                f"'{self.name}', which preprocesses its data as the "
+                f"{type(self.model).__name__} it wraps: pass "
+                "`validation_data` instead. Received: validation_split="
+                f"{kwargs['validation_split']!r}"
+            )
+        x = self._preprocessed(x, y, sample_weight, batch_size)
+        if validation_data is not None:
+            validation_data = self._preprocessed(
+                *_unpacked(validation_data), batch_size
+            )
+        return super().fit(x, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None,
+                 **kwargs):
+        if kwargs.get("_use_cached_eval_dataset"):  # fit's validation data
+            return super().evaluate(x, y, batch_size=batch_size,
+                                    sample_weight=sample_weight, **kwargs)
+        x = self._preprocessed(x, y, sample_weight, batch_size)
+        return super().evaluate(x, **kwargs)
+
+    def predict(self, x, batch_size=None, **kwargs):
+        return super().predict(
+            self._preprocessed(x, None, None, batch_size), **kwargs
+        )
+
+    def _preprocessed(self, x, y, sample_weight, batch_size):
+        try:
+            import tensorflow as tf
+        except ImportError as error:
+            raise ImportError(
+                f"Model '{self.name}' preprocesses its data with `tf.data`, "
+                f"as the {type(self.model).__name__} it wraps does: install "
+                "TensorFlow (KerasHub's text preprocessing needs it on "
+                "every backend)."
+            ) from error
+        if isinstance(x, tf.data.Dataset):
+            given = {"y": y, "sample_weight": sample_weight,
+                     "batch_size": batch_size}
+            for name, value in given.items():
+                if value is not None:
+                    raise ValueError(
+                        f"Argument `{name}` must be None when `x` is a "
+                        f"`tf.data.Dataset` (it holds them). Received: "
+                        f"{name}={value!r}"
+                    )
+            dataset = x
+        else:
+            samples = keras.tree.map_structure(
+                lambda a: a if isinstance(a, (tf.Tensor, str, list))
+                else keras.ops.convert_to_numpy(a),
+                keras.utils.pack_x_y_sample_weight(x, y, sample_weight),
+            )
+            dataset = tf.data.Dataset.from_tensor_slices(samples).batch(
+                batch_size or 32
+            )
+        return dataset.map(
+            self.model.preprocess_samples,
+            num_parallel_calls=tf.data.AUTOTUNE,
+        ).prefetch(tf.data.AUTOTUNE)
+
+
+def _unpacked(data):
+    """`(x, y, sample_weight)` of validation data: a dataset, or a tuple."""
+    if isinstance(data, tuple):
+        return keras.utils.unpack_x_y_sample_weight(data)
+    return data, None, None
 
 
 class _OwnLoss:
@@ -292,31 +387,36 @@ class SymmetricSGDWrapper(_InnerModel, SymmetricSGDModel):
     """
 
 
-def wrapper_class(cls, own_loss=False):
+def wrapper_class(cls, own_loss=False, preprocessing=False):
     """The registered wrapper of `PerturbedModel` subclass `cls`.
 
     `SymmetricSGDWrapper` for S-SGD; for the baselines
     `WeightNoiseModelWrapper` and so on, created and registered here. With
     `own_loss`, the wrapper of a model that computes its own loss
     (`SymmetricSGDModelOwnLossWrapper`, ...): its `compile` and
-    `compute_loss` are the inner model's (see `wrap`).
+    `compute_loss` are the inner model's (see `wrap`). With
+    `preprocessing`, the wrapper of a KerasHub task, which preprocesses raw
+    data in its own `fit`, `evaluate` and `predict`
+    (`SymmetricSGDModelOwnLossPreprocessingWrapper`, ...): the wrapper's do
+    too, with the task's `preprocess_samples`.
     """
-    key = (cls, own_loss)
+    key = (cls, own_loss, preprocessing)
     if key not in _WRAPPERS:
+        name = cls.__name__ + ("OwnLoss" if own_loss else "")
+        name += ("Preprocessing" if preprocessing else "") + "Wrapper"
+        bases = (_InnerModel, cls)
+        doc = f"A `{cls.__name__}` that calls one inner model"
+        if preprocessing:
+            bases = (_Preprocessing, *bases)
+            doc += ", preprocessing raw data as the inner model does"
         if own_loss:
-            name = f"{cls.__name__}OwnLossWrapper"
-            bases = (_OwnLoss, _InnerModel, cls)
-            doc = (
-                f"A `{cls.__name__}` that calls one inner model and trains "
-                "it with the inner model's own `compute_loss`."
-            )
-        else:
-            name = f"{cls.__name__}Wrapper"
-            bases = (_InnerModel, cls)
-            doc = f"A `{cls.__name__}` that calls one inner model."
+            bases = (_OwnLoss, *bases)
+            doc += (", and trains it with the inner model's own "
+                    "`compute_loss`")
         wrapper = type(
             name, bases,
-            {"__module__": __name__, "__qualname__": name, "__doc__": doc},
+            {"__module__": __name__, "__qualname__": name,
+             "__doc__": doc + "."},
         )
         _WRAPPERS[key] = keras.saving.register_keras_serializable(
             package="keras_ssgd"
@@ -324,7 +424,19 @@ def wrapper_class(cls, own_loss=False):
     return _WRAPPERS[key]
 
 
-_WRAPPERS = {(SymmetricSGDModel, False): SymmetricSGDWrapper}
+def preprocesses(model):
+    """Whether `model` preprocesses raw data in its own `fit`, `evaluate`
+    and `predict` with a `preprocess_samples` method: KerasHub's
+    `PipelineModel`, the base of every KerasHub task. Read from the model's
+    class hierarchy, so KerasHub is never imported here."""
+    return any(
+        klass.__name__ == "PipelineModel"
+        and "preprocess_samples" in vars(klass)
+        for klass in type(model).__mro__
+    )
+
+
+_WRAPPERS = {(SymmetricSGDModel, False, False): SymmetricSGDWrapper}
 
 
 def _wrappable():
@@ -339,8 +451,10 @@ def _wrappable():
 # `keras_ssgd.methods.register` gets its wrappers when `wrap()` first
 # builds it.)
 for _name in _wrappable():
-    wrapper_class(methods.METHODS[_name].model_class)
-    wrapper_class(methods.METHODS[_name].model_class, own_loss=True)
+    for _own_loss in (False, True):
+        for _preprocessing in (False, True):
+            wrapper_class(methods.METHODS[_name].model_class, _own_loss,
+                          _preprocessing)
 
 
 def _method_class(method):

@@ -12,7 +12,8 @@ BACKEND_NEUTRAL = {"test_backends.py", "test_cli_every_backend.py",
                    "test_wrap_own_logic.py", "test_custom_step.py",
                    "test_weight_averaging.py",
                    "test_every.py", "test_msam.py", "test_arwp.py",
-                   "test_precision_accumulation.py", "test_resume.py"}
+                   "test_precision_accumulation.py", "test_resume.py",
+                   "test_keras_hub.py"}
 
 
 def pytest_ignore_collect(collection_path, config):

@@ -298,3 +298,74 @@ def test_a_keras_ssgd_model_is_not_wrapped_twice():
     with pytest.raises(ValueError, match="already a keras_ssgd "
                        "SymmetricSGDModel.*perturb its weights twice"):
         keras_ssgd.wrap(model)
+
+
+class PipelineModel(keras.Model):
+    """Stands in for KerasHub's `PipelineModel`, the base of its tasks: it
+    preprocesses raw samples in its own `fit`, `evaluate` and `predict`
+    through `preprocess_samples` (here: scales the inputs by 2)."""
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        return keras.utils.pack_x_y_sample_weight(x * 2.0, y, sample_weight)
+
+
+@keras.saving.register_keras_serializable(package="test_wrap_own_logic")
+class Task(PipelineModel):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(x)
+
+
+def test_a_pipeline_models_data_is_preprocessed_as_its_own_fit_would(
+        tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 4)).astype("float32")
+    y = rng.integers(0, 3, 16).astype("int32")
+
+    def build(cls):
+        keras.utils.set_random_seed(0)
+        model = cls()
+        model(x[:1])
+        return model
+
+    def compiled(model):
+        model.compile(optimizer=keras.optimizers.SGD(0.1),
+                      loss=keras.losses.SparseCategoricalCrossentropy(
+                          from_logits=True))
+        return model
+
+    plain = compiled(build(AutoCompiled))  # a Dense(3) too
+    expected = plain.fit(x * 2.0, y, batch_size=4, epochs=2, shuffle=False,
+                         verbose=0).history
+    task = build(Task)
+    model = compiled(keras_ssgd.wrap(task, noise_level=0.0, seed=0))
+    got = model.fit(x, y, batch_size=4, epochs=2, verbose=0,
+                    validation_data=(x, y)).history
+    np.testing.assert_allclose(got["loss"], expected["loss"], rtol=1e-6)
+    for a, b in zip(task.get_weights(), plain.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(got["val_loss"][-1],
+                               model.evaluate(x, y, verbose=0), rtol=1e-6)
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               plain.predict(x * 2.0, verbose=0), rtol=1e-6)
+
+    with pytest.raises(ValueError, match=r"`validation_split`.*pass "
+                       r"`validation_data`.*validation_split=0\.5"):
+        model.fit(x, y, validation_split=0.5, verbose=0)
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)
+    with pytest.raises(ValueError, match=r"`y` must be None .*Received: y="):
+        model.fit(dataset, y, verbose=0)
+    model.fit(dataset, verbose=0)
+
+    # Saved and loaded, it is the same class: registered at import.
+    model.save(tmp_path / "wrapped.keras")
+    loaded = keras.saving.load_model(tmp_path / "wrapped.keras")
+    assert type(loaded) is type(model)
+    assert type(model).__name__ == "SymmetricSGDModelPreprocessingWrapper"
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               model.predict(x, verbose=0), rtol=1e-6)
