@@ -99,6 +99,14 @@ def compile_arguments(model):
     return None if config is None else dict(config.config)
 
 
+def build_metrics(model, batch):
+    """Creates the variables of `model`'s compiled loss and metrics from
+    one `(x, y)` batch, as `fit()` does before its first step on JAX and
+    PyTorch (on TensorFlow, without a strategy, Keras defers this to the
+    tracing of the first step)."""
+    model._symbolic_build(data_batch=batch)
+
+
 def loss_tracker(model):
     """The mean metric behind the `loss` that `fit()` reports."""
     return model._loss_tracker
@@ -222,6 +230,7 @@ MEMBERS = (
     ("Model._compute_loss", "model", "_compute_loss"),
     ("Model._loss_tracker", "model", "_loss_tracker"),
     ("Model._compile_config", "model", "_compile_config"),
+    ("Model._symbolic_build", "model", "_symbolic_build"),
     ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
     ("BatchNormalization._moments", "batchnorm", "_moments"),
     ("Optimizer._get_variable_index", "optimizer", "_get_variable_index"),
@@ -239,7 +248,8 @@ MEMBERS = (
 
 __all__ = [
     "Functional", "GLOBAL_CUSTOM_NAMES", "MEMBERS", "Trainer",
-    "batchnorm_moments_as", "call_has_training_arg", "compile_arguments",
+    "batchnorm_moments_as", "build_metrics", "call_has_training_arg",
+    "compile_arguments",
     "compute_loss",
     "first_moment", "flatten_layers", "functional_variant",
     "keeps_first_moment", "own_variables", "unpickle_model",

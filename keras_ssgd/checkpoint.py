@@ -2,19 +2,24 @@
 
 `ssgd-train` writes one checkpoint per running run, beside its record:
 `runs/<key>.checkpoint.npz`, rewritten atomically (`store.atomic_path`) at
-the end of every epoch and deleted once the run's record is written. It
-is one NumPy `.npz` file holding:
+the end of every epoch (and, with `every`, every `every` optimizer steps
+within an epoch) and deleted once the run's record is written. It is one
+NumPy `.npz` file holding:
 
 - `meta`: a JSON text: the format and its version, the run's key, the
-  recipe (`runner.Config.to_json()`), the epochs finished, the optimizer
-  step, the history so far (per epoch, as `fit()` logged it), how many
-  times the run was resumed before, and the state of the callbacks that
-  keep one (`callback_state`);
+  recipe (`runner.Config.to_json()`), the epochs finished, the batches of
+  the next epoch already trained (0 at an epoch's end), the optimizer
+  step, the history so far (per finished epoch, as `fit()` logged it), how
+  many times the run was resumed before, and the state of the callbacks
+  that keep one (`callback_state`);
 - `model/<i>`: the values of `model.variables` (weights, BatchNorm
   statistics, Dropout's seed generators, a method's own state such as
   ARWP's gradient history);
 - `optimizer/<i>`: the values of `model.optimizer.variables` (the step
   counter, the momentum, Keras's EMA of the weights);
+- `metrics/<i>`: within an epoch, the values of `model.metrics_variables`
+  (the running sums behind the epoch's logged loss and accuracy), so the
+  epoch's logs are those of the run never stopped;
 - `callback/<name>/<i>`: the arrays of a callback's state (SWA's sums);
 - `rng/<i>`: the backend's global random state where Keras draws from it
   during training (PyTorch: an unseeded Dropout calls
@@ -22,7 +27,8 @@ is one NumPy `.npz` file holding:
 
 The values are the variables' own, in their own dtypes, so a run resumed
 from a checkpoint continues bit for bit where the data order is a
-function of the seed and the epoch (`data.pipeline.Batches`) and the
+function of the seed and the epoch (`data.pipeline.Batches`, which also
+serves the rest of an epoch from any batch: `Batches.rest_of`) and the
 noise a function of the seed and the optimizer step (`stream`).
 
 A callback keeps a state across a checkpoint by defining
@@ -41,7 +47,10 @@ import numpy as np
 from keras_ssgd import store as store_lib
 
 FORMAT = "ssgd-train checkpoint"
-VERSION = 1
+# 2: `batch` and `metrics/<i>` (checkpoints within an epoch). A version-1
+# file is read as an epoch's end.
+VERSION = 2
+READABLE = (1, 2)
 SUFFIX = ".checkpoint.npz"
 
 
@@ -61,6 +70,10 @@ class State:
         callbacks: dict, callback name -> `(info, arrays)`.
         rng: list of arrays, the backend's global random state
             (`global_rng_state`).
+        batch: int, the batches of epoch `epoch` already trained (0: the
+            checkpoint is at the end of epoch `epoch - 1`).
+        metrics: list of arrays, `model.metrics_variables`' values within
+            an epoch (empty at an epoch's end).
     """
 
     key: str
@@ -73,6 +86,8 @@ class State:
     optimizer: list
     callbacks: dict
     rng: list = dataclasses.field(default_factory=list)
+    batch: int = 0
+    metrics: list = dataclasses.field(default_factory=list)
 
 
 def global_rng_state():
@@ -107,11 +122,13 @@ def write(path, state):
     checkpoint or the new one, never a mix."""
     meta = {
         "format": FORMAT, "version": VERSION, "key": state.key,
-        "recipe": state.recipe, "epoch": state.epoch, "step": state.step,
+        "recipe": state.recipe, "epoch": state.epoch, "batch": state.batch,
+        "step": state.step,
         "history": state.history, "resumed": state.resumed,
         "model_variables": len(state.model),
         "optimizer_variables": len(state.optimizer),
         "rng_states": len(state.rng),
+        "metrics_variables": len(state.metrics),
         "callbacks": {name: {"info": info, "arrays": len(arrays)}
                       for name, (info, arrays) in state.callbacks.items()},
     }
@@ -119,6 +136,7 @@ def write(path, state):
     arrays.update({f"model/{i}": v for i, v in enumerate(state.model)})
     arrays.update({f"optimizer/{i}": v for i, v in enumerate(state.optimizer)})
     arrays.update({f"rng/{i}": v for i, v in enumerate(state.rng)})
+    arrays.update({f"metrics/{i}": v for i, v in enumerate(state.metrics)})
     for name, (_, values) in state.callbacks.items():
         arrays.update({f"callback/{name}/{i}": v
                        for i, v in enumerate(values)})
@@ -156,6 +174,8 @@ def read(path, key, recipe_changes):
         meta = json.loads(str(arrays["meta"]))
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError("not a checkpoint")
+        if meta.get("version") not in READABLE:
+            raise ValueError("another version")
         state = State(
             key=meta["key"], recipe=meta["recipe"], epoch=int(meta["epoch"]),
             step=int(meta["step"]), history=dict(meta["history"]),
@@ -171,11 +191,15 @@ def read(path, key, recipe_changes):
                 for name, entry in meta["callbacks"].items()
             },
             rng=[arrays[f"rng/{i}"] for i in range(meta["rng_states"])],
+            batch=int(meta.get("batch", 0)),
+            metrics=[arrays[f"metrics/{i}"]
+                     for i in range(meta.get("metrics_variables", 0))],
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise store_lib.checkpoint_error(
             f"The checkpoint {path} is not an `ssgd-train` checkpoint of "
-            f"format {VERSION} (its `meta` is missing or incomplete)."
+            f"format {' or '.join(map(str, READABLE))} (its `meta` is "
+            "missing, incomplete, or of another version)."
         ) from None
     if state.key != key:
         raise store_lib.checkpoint_error(
@@ -197,8 +221,9 @@ def _values(variables):
 
 
 class Checkpointing(keras.callbacks.Callback):
-    """Writes the run's checkpoint at the end of every epoch; with a
-    `State` to continue from, puts it back when training begins.
+    """Writes the run's checkpoint at the end of every epoch, and with
+    `every` every `every` optimizer steps within an epoch; with a `State`
+    to continue from, puts it back when training begins.
 
     Place it after the callbacks whose state it keeps (their
     `on_train_begin` resets it, and their `on_epoch_end` updates it
@@ -211,24 +236,38 @@ class Checkpointing(keras.callbacks.Callback):
         stateful: dict, name -> a callback with `get_checkpoint_state`
             and `set_checkpoint_state`.
         restore: a `State`, or None to start from the beginning.
+        every: int or None. Also write after every `every` batches of an
+            epoch (counted from the epoch's first, so a multiple of the
+            steps per execution is always between two executions); needs
+            `steps_per_epoch`, and a training set the run can resume in
+            the middle of an epoch (`data.pipeline.Batches.rest_of`).
+        steps_per_epoch: int, the batches of an epoch.
 
     Attributes:
         history: dict, the per-epoch logs of every epoch trained so far,
             the restored ones first.
         resumed: int, how many times the run was resumed (0: never).
+        skip: int, the batches of the first epoch of this fit that the
+            run trained before it was stopped (`fit()` is then given the
+            rest of that epoch only).
     """
 
-    def __init__(self, path, key, recipe, stateful=None, restore=None):
+    def __init__(self, path, key, recipe, stateful=None, restore=None,
+                 every=None, steps_per_epoch=None):
         super().__init__()
         self.path = path
         self.key = key
         self.recipe = recipe
         self.stateful = dict(stateful or {})
         self.restore = restore
+        self.every = every
+        self.steps_per_epoch = steps_per_epoch
         self.history = {} if restore is None else {
             name: list(values) for name, values in restore.history.items()
         }
         self.resumed = 0 if restore is None else restore.resumed + 1
+        self.skip = 0 if restore is None else restore.batch
+        self._epoch = None
 
     def on_train_begin(self, logs=None):
         if self.restore is None:
@@ -256,20 +295,48 @@ class Checkpointing(keras.callbacks.Callback):
             )
         set_global_rng_state(state.rng)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        state = self.restore
+        if state is not None and state.batch and epoch == state.epoch:
+            # Within the epoch the run was stopped in: its running metrics
+            # (fit() reset them just before this call).
+            _assign(self.model.metrics_variables, state.metrics, "metrics",
+                    self.path)
+        self.restore = None  # put back once
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.every:
+            return
+        # `batch` is the last step of the execution that just ended,
+        # counted from this fit's first; the first epoch of a resumed fit
+        # starts `skip` batches in.
+        done = batch + 1 + self.skip
+        if done >= self.steps_per_epoch or done % self.every:
+            return  # not due (the epoch's end writes anyway)
+        model = self.model  # on JAX, this attaches the step's state
+        write(self.path, self._state(model, self._epoch, done,
+                                     _values(model.metrics_variables)))
+
     def on_epoch_end(self, epoch, logs=None):
+        self.skip = 0
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
-        optimizer = self.model.optimizer
-        write(self.path, State(
-            key=self.key, recipe=self.recipe, epoch=epoch + 1,
+        write(self.path, self._state(self.model, epoch + 1, 0, []))
+
+    def _state(self, model, epoch, batch, metrics):
+        optimizer = model.optimizer
+        return State(
+            key=self.key, recipe=self.recipe, epoch=epoch, batch=batch,
             step=int(keras.ops.convert_to_numpy(optimizer.iterations)),
             history=self.history, resumed=self.resumed,
-            model=_values(self.model.variables),
+            model=_values(model.variables),
             optimizer=_values(optimizer.variables),
             callbacks={name: callback.get_checkpoint_state()
                        for name, callback in self.stateful.items()},
             rng=global_rng_state(),
-        ))
+            metrics=metrics,
+        )
 
 
 def _assign(variables, values, what, path):
@@ -290,14 +357,16 @@ def _assign(variables, values, what, path):
         variable.assign(value)
 
 
-def for_run(path, key, recipe, callbacks, restore):
+def for_run(path, key, recipe, callbacks, restore, every=None,
+            steps_per_epoch=None):
     """The callback that saves the run in progress to `path` (and puts
     `restore` back), keeping the state of the `callbacks` that have one
     (`get_checkpoint_state`: SWA's average), each named by its class and
-    place."""
+    place; with `every`, also every `every` steps within an epoch."""
     stateful = {
         f"{type(c).__name__}-{i}": c for i, c in enumerate(callbacks)
         if hasattr(c, "get_checkpoint_state")
     }
     return Checkpointing(path, key, recipe, stateful=stateful,
-                         restore=restore)
+                         restore=restore, every=every,
+                         steps_per_epoch=steps_per_epoch)

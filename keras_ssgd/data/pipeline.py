@@ -105,6 +105,18 @@ class Batches(keras.utils.PyDataset):
         self._order = None
         self._finished = True
 
+    def rest_of(self, epoch, start):
+        """The batches `start`, `start + 1`, ... of epoch `epoch` (0-based),
+        in its order, as a `PyDataset` of their own: for a run that
+        continues from a checkpoint written within an epoch. It leaves
+        this object's epochs as they are."""
+        return _Rest(self, epoch, start)
+
+    def rows(self, order, index):
+        """Batch `index` of an epoch of order `order` (`self.order(e)`)."""
+        rows = order[index * self.batch_size:(index + 1) * self.batch_size]
+        return self.x[rows], self.y[rows]
+
     def on_epoch_begin(self):
         # The next epoch starts once the current one has been served to
         # its last batch: a pass Keras starts and drops after one batch
@@ -125,9 +137,7 @@ class Batches(keras.utils.PyDataset):
             self._order = self.order(max(self.epoch, 0))
         if index == len(self) - 1:
             self._finished = True
-        rows = self._order[index * self.batch_size:
-                           (index + 1) * self.batch_size]
-        return self.x[rows], self.y[rows]
+        return self.rows(self._order, index)
 
     def __iter__(self):
         # Each iteration is the next epoch, however far the last one went.
@@ -149,6 +159,32 @@ class Batches(keras.utils.PyDataset):
         return tf.data.Dataset.from_generator(
             lambda: iter(self), output_signature=signature
         ).prefetch(2)
+
+
+class _Rest(keras.utils.PyDataset):
+    """The batches `start`, `start + 1`, ... of one epoch of a `Batches`
+    (`Batches.rest_of`)."""
+
+    def __init__(self, batches, epoch, start):
+        super().__init__()
+        if not 0 <= start < len(batches):
+            raise ValueError(
+                f"Argument `start` must be a batch of the epoch, from 0 to "
+                f"{len(batches) - 1}. Received: start={start}"
+            )
+        self.batches = batches
+        self.start = start
+        self.order = batches.order(epoch)
+
+    def __len__(self):
+        return len(self.batches) - self.start
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(
+                f"Batch index {index} out of range for {len(self)} batches"
+            )
+        return self.batches.rows(self.order, self.start + index)
 
 
 def batches(x, y, batch_size, seed=None, shuffle=True, drop_remainder=False):

@@ -157,6 +157,7 @@ def parse(argv=None, raise_errors=False):
         config, specs, _, _ = plan.make_plan(
             **{name: getattr(args, name) for name in PLAN})
         plan.check_primary(args.primary, specs)
+        plan.check_checkpoint_every(args.checkpoint_every, config)
     except ArgumentError as error:
         parser.error(error.cli())
     except ValueError as error:  # DataError, ModelMismatch, UserCodeError
@@ -248,6 +249,7 @@ def _run(config, specs, args):
             required=report.RECORD_FIELDS,
             progress=None if args.quiet else sys.stdout,
             primary=args.primary, tensorboard=args.tensorboard,
+            checkpoint_every=args.checkpoint_every,
         )
     except StoreError as error:
         print(f"ssgd-train: error: {_worded(error)}", file=sys.stderr)

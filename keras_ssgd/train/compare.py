@@ -64,7 +64,7 @@ def default_output():
 
 def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
           builder=None, arrays=None, log=print, required=(), progress=None,
-          primary=None, tensorboard=False):
+          primary=None, tensorboard=False, checkpoint_every=None):
     """Trains the runs of `specs` not already in `output`; a `Comparison`.
 
     The run folder holds one record per finished run (see `store`); the
@@ -98,6 +98,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
         tensorboard: bool. Write each run's TensorBoard logs to
             `output/tensorboard/<run key>/`
             (`tensorboard_logs.tensorboard_callbacks`).
+        checkpoint_every: int or None. Also checkpoint a run in progress
+            after every that many batches of an epoch
+            (`runner.train`).
 
     Raises:
         store.StoreError: the folder cannot be used.
@@ -181,6 +184,7 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                     if tensorboard else []),
                 checkpoint=store.checkpoint_path(spec.key),
                 restore=restores.get(spec.key),
+                checkpoint_every=checkpoint_every,
             )
             record["finished"] = time.time()
             store.save(record)
@@ -270,7 +274,7 @@ def compare(build_model, data, methods=None, seeds=3,
             steps_per_execution=None, noise_filter=None,
             eval_every_epoch=False, hessian_iterations=20, data_dir=None,
             validation_split=0.0, budget="epochs", every=5, weight_decay=0.0,
-            primary=None):
+            primary=None, checkpoint_every=None):
     """Trains methods on a model and data, several seeds each; compares them.
 
     Every method starts, per seed, from the same initial weights and sees
@@ -316,8 +320,10 @@ def compare(build_model, data, methods=None, seeds=3,
         output: the run folder; default `results/<date-time>`.
         resume: bool. Continue or extend `output` (same recipe): finished
             runs are skipped, a run stopped in progress continues from its
-            checkpoint (the end of its last finished epoch), and the
-            results of all runs combine.
+            checkpoint (the end of its last finished epoch, or with
+            `checkpoint_every` its last checkpoint within an epoch) to the
+            result it would have had, and the results of all runs
+            combine.
         verbose: 0 silent; 1 a progress line per run (run i of N,
             method, level, seed, epoch, loss, accuracy, time left for the
             run and the sweep), rewritten in place on a terminal, one line
@@ -365,6 +371,11 @@ def compare(build_model, data, methods=None, seeds=3,
             against SGD at equal epochs; every other verdict line is
             adjusted for multiple comparisons (Holm). Defaults to the
             first method other than SGD.
+        checkpoint_every: int or None. With `output`, also checkpoint the
+            run in progress after every that many batches of an epoch (a
+            multiple of `steps_per_execution`), so that
+            `resume=True` continues from there; MNIST-1D and in-memory
+            arrays. Defaults to the end of every epoch only.
             (`ssgd-train`'s options are these arguments, with dashes.)
 
     Returns:
@@ -437,6 +448,7 @@ def compare(build_model, data, methods=None, seeds=3,
         weight_decay=weight_decay,
     )
     primary = plan.check_primary(primary, specs)
+    checkpoint_every = plan.check_checkpoint_every(checkpoint_every, config)
     if output is None:
         output = default_output()
     log = print if verbose else (lambda text: None)
@@ -446,6 +458,7 @@ def compare(build_model, data, methods=None, seeds=3,
             builder=builder, arrays=arrays, log=log,
             required=report.RECORD_FIELDS,
             progress=sys.stdout if verbose else None, primary=primary,
+            checkpoint_every=checkpoint_every,
         )
     except StoreError as error:
         # A run folder's error in this function's arguments.

@@ -285,10 +285,18 @@ OPTIONS = [
            help="Run folder (default: results/<date-time>)."),
     Option("resume", False, text=bool, plan=False, help=(
         "Continue or extend the run in --output: finished runs are skipped, "
-        "a run stopped in progress continues from the end of its last "
-        "epoch (each run saves a checkpoint every epoch), new seeds, "
+        "a run stopped in progress continues from its last checkpoint "
+        "(each run saves one every epoch, and with --checkpoint-every N "
+        "after every N batches) to the result it would have had, new seeds, "
         "methods and levels are added, and the table, verdict and plot "
         "cover every run in the folder. The recipe must be the same.")),
+    Option("checkpoint_every", None, checks.integer(1, optional=True),
+           text=int, plan=False, metavar="N", help=(
+               "Also checkpoint the run in progress after every N batches "
+               "of an epoch (a multiple of "
+               "--steps-per-execution), so that --resume continues from "
+               "there; MNIST-1D and in-memory arrays (other data resume at "
+               "an epoch's end). Default: at the end of every epoch only.")),
     Option("replot", None, plan=False, metavar="DIR", help=(
         "Redraw accuracy.png and curves.png of the run folder DIR from its "
         "records (results.json), train nothing, and exit.")),

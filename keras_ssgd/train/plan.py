@@ -356,6 +356,23 @@ def _specs(config, runs, plan):
     return list(specs.values())
 
 
+def check_checkpoint_every(every, config):
+    """`every` (optimizer steps between checkpoints within an epoch, or
+    None), a multiple of `config.steps_per_execution`: Keras hands control
+    back to callbacks between executions only."""
+    from keras_ssgd.train import checks
+
+    every = checks.integer(1, optional=True)(every, "checkpoint_every")
+    per = config.steps_per_execution or 1
+    if every is not None and every % per:
+        raise ArgumentError(
+            "checkpoint_every", f"must be a multiple of steps_per_execution "
+            f"({per}): a checkpoint is written between executions of "
+            f"{per} steps", every,
+        )
+    return every
+
+
 def check_primary(primary, specs):
     """`primary` (a method name of `specs` other than SGD, or None)."""
     names = list(dict.fromkeys(s.method for s in specs

@@ -11,10 +11,13 @@ from keras_ssgd import schedules
 from keras_ssgd.callbacks import NoiseSchedule
 from keras_ssgd.data import TENSORFLOW_DATASETS
 from keras_ssgd.data.pipeline import DATA_ORDER
+from keras_ssgd.data.pipeline import Batches
 from keras_ssgd.phases import PhasePlan
 from keras_ssgd.distributed.engines import Single
 from keras_ssgd import checkpoint as checkpoint_lib
+from keras_ssgd import store as store_lib
 from keras_ssgd.train import evaluation
+from keras_ssgd.train import resumption
 from keras_ssgd.train.registry import METHODS
 from keras_ssgd.train.registry import OPTIMIZERS
 from keras_ssgd.train.registry import model_builder
@@ -267,7 +270,7 @@ def load_data(config, seed, drop_remainder=False, arrays=None):
 
 def train(config, spec, verbose=1, model_path=None, distribution=None,
           builder=None, arrays=None, extra_callbacks=(), checkpoint=None,
-          restore=None):
+          restore=None, checkpoint_every=None):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file,
@@ -288,11 +291,14 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     `status: "diverged"`; it does not raise.
 
     With `checkpoint` (a path), the run in progress is saved there at the
-    end of every epoch (`train.checkpoint`; one device only). With
-    `restore` (the `checkpoint.State` read from it), the run continues
-    from the epoch it holds instead of starting again; its record is the
-    one of the run never stopped, with `resumed` (how many times it was
-    resumed) added.
+    end of every epoch (`keras_ssgd.checkpoint`; one device only), and with
+    `checkpoint_every` also after every that many batches of an epoch,
+    where the training data can be resumed within an epoch (a
+    `data.pipeline.Batches`: MNIST-1D and in-memory arrays; elsewhere at
+    epochs' ends only). With `restore` (the `checkpoint.State` read from
+    it), the run continues from the epoch and batch it holds instead of
+    starting again (`resumption`); its record is the one of the run never
+    stopped, with `resumed` (how many times it was resumed) added.
     """
     dist = distribution or Single()
     recipe = config.to_json()  # the folder's recipe, as the checkpoint's
@@ -336,23 +342,40 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     saving = None
     if checkpoint is not None and isinstance(dist, Single):
         # After the callbacks whose state it keeps.
-        saving = checkpoint_lib.for_run(checkpoint, spec.key, recipe,
-                                        callbacks, restore)
+        within = isinstance(train_data, Batches)
+        saving = checkpoint_lib.for_run(
+            checkpoint, spec.key, recipe, callbacks, restore,
+            every=checkpoint_every if within else None,
+            steps_per_epoch=steps)
         callbacks.append(saving)
     first_epoch = 0 if saving is None or restore is None else restore.epoch
-    if first_epoch and hasattr(train_data, "start_at"):
+    skip = 0 if saving is None else saving.skip
+    if skip and not isinstance(train_data, Batches):
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {checkpoint} was written within an epoch, and "
+            f"this run's training data ({type(train_data).__name__}) can "
+            "only be resumed at an epoch's end."
+        )
+    if first_epoch and not skip and hasattr(train_data, "start_at"):
         train_data.start_at(first_epoch)  # the order of the epochs left
     callbacks += list(extra_callbacks)
-    start = time.perf_counter()
-    history = model.fit(
-        train_data, epochs=epochs, initial_epoch=first_epoch,
-        callbacks=callbacks,
+    fit_kwargs = dict(
         validation_data=(
             (validation or data.test) if config.epoch_eval else None
         ),
         verbose=verbose if dist.is_root() else 0,
         shuffle=False,  # the pipeline reshuffles per epoch
     )
+    start = time.perf_counter()
+    if skip:
+        history = resumption.fit_from_within_an_epoch(
+            model, train_data, first_epoch, skip, epochs, callbacks,
+            **fit_kwargs)
+    else:
+        history = model.fit(
+            train_data, epochs=epochs, initial_epoch=first_epoch,
+            callbacks=callbacks, **fit_kwargs,
+        )
     seconds = time.perf_counter() - start
     method.after_fit(model, data)
     # The epochs of every part of a resumed run, from its checkpoint.
