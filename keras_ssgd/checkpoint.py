@@ -44,6 +44,7 @@ import zipfile
 import keras
 import numpy as np
 
+from keras_ssgd import kill_points
 from keras_ssgd import store as store_lib
 
 FORMAT = "ssgd-train checkpoint"
@@ -306,17 +307,17 @@ class Checkpointing(keras.callbacks.Callback):
         self.restore = None  # put back once
 
     def on_train_batch_end(self, batch, logs=None):
-        if not self.every:
-            return
         # `batch` is the last step of the execution that just ended,
         # counted from this fit's first; the first epoch of a resumed fit
         # starts `skip` batches in.
         done = batch + 1 + self.skip
-        if done >= self.steps_per_epoch or done % self.every:
-            return  # not due (the epoch's end writes anyway)
-        model = self.model  # on JAX, this attaches the step's state
-        write(self.path, self._state(model, self._epoch, done,
-                                     _values(model.metrics_variables)))
+        # Due within the epoch only: the epoch's end writes anyway.
+        if self.every and done < self.steps_per_epoch and not (
+                done % self.every):
+            model = self.model  # on JAX, this attaches the step's state
+            write(self.path, self._state(model, self._epoch, done,
+                                         _values(model.metrics_variables)))
+        kill_points.reached("batch")
 
     def on_epoch_end(self, epoch, logs=None):
         self.skip = 0

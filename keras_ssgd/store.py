@@ -28,6 +28,8 @@ import pathlib
 import secrets
 import types
 
+from keras_ssgd import kill_points
+
 
 class StoreError(Exception):
     """The output folder cannot be used; the message says why.
@@ -138,10 +140,14 @@ def atomic_path(path):
     path = pathlib.Path(path)
     tmp = _temp_name(path, suffix=path.suffix)
     try:
+        kill_points.reached("write-start")
         yield tmp
+        kill_points.reached("write-written")
         with open(tmp, "rb+") as file:
             os.fsync(file.fileno())
+        kill_points.reached("write-synced")
         os.replace(tmp, path)
+        kill_points.reached("write-renamed")
     except OSError as error:
         _remove_quietly(tmp)
         raise write_error(path, error) from error
@@ -204,6 +210,16 @@ def _fsync_folder(folder):
         pass
     finally:
         os.close(fd)
+
+
+def temp_files(folder):
+    """The temporary files of atomic writes in the run folder `folder`
+    (and its `runs/`): left only by a process killed while writing."""
+    folder = pathlib.Path(folder)
+    return sorted(
+        path for where in (folder, folder / "runs") if where.is_dir()
+        for path in where.iterdir() if is_temp_file(path)
+    )
 
 
 def record_paths(folder):
@@ -276,6 +292,10 @@ class RunStore:
                     f"recipe, or pick another {w.output}."
                 ))
             self.records()  # every record readable, before any training
+            # A kill during a write leaves its temporary file, which is
+            # never read: the folder's one writer removes them.
+            for leftover in self.temp_files():
+                _remove_quietly(leftover)
             # Several invocations over one recipe combine: the plan keeps
             # the runs planned before (in their order), then the new ones.
             planned = saved.get("runs")
@@ -317,6 +337,10 @@ class RunStore:
         )
         notes = " ".join(_FIELD_NOTES[k] for k in changed if k in _FIELD_NOTES)
         return f"{text}. {notes}" if notes else text
+
+    def temp_files(self):
+        """The temporary files left in the folder by a killed write."""
+        return temp_files(self.folder)
 
     def records(self):
         """The finished runs' records, in the order they finished.
