@@ -75,6 +75,8 @@ class State:
             checkpoint is at the end of epoch `epoch - 1`).
         metrics: list of arrays, `model.metrics_variables`' values within
             an epoch (empty at an epoch's end).
+        workers: int, the processes the run was spread over (Horovod's
+            ranks; 1 on one device).
     """
 
     key: str
@@ -89,6 +91,7 @@ class State:
     rng: list = dataclasses.field(default_factory=list)
     batch: int = 0
     metrics: list = dataclasses.field(default_factory=list)
+    workers: int = 1
 
 
 def global_rng_state():
@@ -124,7 +127,7 @@ def write(path, state):
     meta = {
         "format": FORMAT, "version": VERSION, "key": state.key,
         "recipe": state.recipe, "epoch": state.epoch, "batch": state.batch,
-        "step": state.step,
+        "step": state.step, "workers": state.workers,
         "history": state.history, "resumed": state.resumed,
         "model_variables": len(state.model),
         "optimizer_variables": len(state.optimizer),
@@ -146,7 +149,16 @@ def write(path, state):
             np.savez(file, **arrays)
 
 
-def read(path, key, recipe_changes):
+def _check_workers(path, state, workers):
+    if state.workers != workers:
+        raise store_lib.checkpoint_error(
+            f"The checkpoint {path} was written by a run over "
+            f"{state.workers} process(es); this run has {workers}. Continue "
+            "it with the same number of ranks."
+        )
+
+
+def read(path, key, recipe_changes, workers=None):
     """The checkpoint in `path` of run `key`, checked.
 
     Args:
@@ -155,6 +167,8 @@ def read(path, key, recipe_changes):
         recipe_changes: function of a saved recipe -> '' if it is the
             run folder's, else the differences in words
             (`store.RunStore.recipe_changes`).
+        workers: int, the processes of the run that will continue it
+            (Horovod's ranks), or None not to check.
 
     Raises:
         store.StoreError: the file cannot be read (cut short, not a
@@ -195,6 +209,7 @@ def read(path, key, recipe_changes):
             batch=int(meta.get("batch", 0)),
             metrics=[arrays[f"metrics/{i}"]
                      for i in range(meta.get("metrics_variables", 0))],
+            workers=int(meta.get("workers", 1)),
         )
     except (KeyError, TypeError, ValueError, AttributeError):
         raise store_lib.checkpoint_error(
@@ -214,6 +229,8 @@ def read(path, key, recipe_changes):
             f"The checkpoint {path} was written by a run of another recipe "
             f"({changed})."
         )
+    if workers is not None:
+        _check_workers(path, state, workers)
     return state
 
 
@@ -243,6 +260,10 @@ class Checkpointing(keras.callbacks.Callback):
             `steps_per_epoch`, and a training set the run can resume in
             the middle of an epoch (`data.pipeline.Batches.rest_of`).
         steps_per_epoch: int, the batches of an epoch.
+        writes: bool, whether this process writes the checkpoint (Horovod:
+            rank 0; every rank restores from the same file).
+        workers: int, the processes the run is spread over; a checkpoint
+            of a run over another number is refused.
 
     Attributes:
         history: dict, the per-epoch logs of every epoch trained so far,
@@ -254,9 +275,13 @@ class Checkpointing(keras.callbacks.Callback):
     """
 
     def __init__(self, path, key, recipe, stateful=None, restore=None,
-                 every=None, steps_per_epoch=None):
+                 every=None, steps_per_epoch=None, writes=True, workers=1):
         super().__init__()
+        if restore is not None:
+            _check_workers(path, restore, workers)
         self.path = path
+        self.writes = writes
+        self.workers = workers
         self.key = key
         self.recipe = recipe
         self.stateful = dict(stateful or {})
@@ -312,8 +337,9 @@ class Checkpointing(keras.callbacks.Callback):
         # starts `skip` batches in.
         done = batch + 1 + self.skip
         # Due within the epoch only: the epoch's end writes anyway.
-        if self.every and done < self.steps_per_epoch and not (
-                done % self.every):
+        due = (self.every and done < self.steps_per_epoch
+               and not done % self.every)
+        if due and self.writes:
             model = self.model  # on JAX, this attaches the step's state
             write(self.path, self._state(model, self._epoch, done,
                                          _values(model.metrics_variables)))
@@ -323,7 +349,8 @@ class Checkpointing(keras.callbacks.Callback):
         self.skip = 0
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
-        write(self.path, self._state(self.model, epoch + 1, 0, []))
+        if self.writes:
+            write(self.path, self._state(self.model, epoch + 1, 0, []))
 
     def _state(self, model, epoch, batch, metrics):
         optimizer = model.optimizer
@@ -337,6 +364,7 @@ class Checkpointing(keras.callbacks.Callback):
                        for name, callback in self.stateful.items()},
             rng=global_rng_state(),
             metrics=metrics,
+            workers=self.workers,
         )
 
 
@@ -359,7 +387,7 @@ def _assign(variables, values, what, path):
 
 
 def for_run(path, key, recipe, callbacks, restore, every=None,
-            steps_per_epoch=None):
+            steps_per_epoch=None, writes=True, workers=1):
     """The callback that saves the run in progress to `path` (and puts
     `restore` back), keeping the state of the `callbacks` that have one
     (`get_checkpoint_state`: SWA's average), each named by its class and
@@ -370,4 +398,5 @@ def for_run(path, key, recipe, callbacks, restore, every=None,
     }
     return Checkpointing(path, key, recipe, stateful=stateful,
                          restore=restore, every=every,
-                         steps_per_epoch=steps_per_epoch)
+                         steps_per_epoch=steps_per_epoch, writes=writes,
+                         workers=workers)

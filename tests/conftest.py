@@ -146,3 +146,49 @@ def stop_once_after_an_epoch(monkeypatch):
                         **kwargs)
 
     monkeypatch.setattr(keras.Model, "fit", fit)
+
+
+# Fields of a record that may differ between a resumed run and the run
+# never stopped: the wall times, the folder of its model, and `resumed`.
+UNEQUAL = {"seconds", "finished", "model_file", "resumed"}
+
+
+def keras_file_weights(path):
+    """Every array of a `.keras` file's weights, by its place in the file."""
+    import io
+    import zipfile
+
+    import h5py
+
+    out = {}
+    with zipfile.ZipFile(path) as archive:
+        data = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(data, "r") as file:
+        file.visititems(lambda name, item: out.__setitem__(name, item[()])
+                        if isinstance(item, h5py.Dataset) else None)
+    return out
+
+
+def assert_same_runs(stopped, whole):
+    """The records and weights of run folder `stopped` (each run resumed
+    once) are those of `whole`, bit for bit, but for the wall times; no
+    checkpoint or temporary file is left in either."""
+    from keras_ssgd import checkpoint
+    from keras_ssgd import store
+
+    keys = sorted(p.stem for p in store.record_paths(whole))
+    assert keys == sorted(p.stem for p in store.record_paths(stopped))
+    for key in keys:
+        a = json.loads((stopped / "runs" / f"{key}.json").read_text())
+        b = json.loads((whole / "runs" / f"{key}.json").read_text())
+        assert a["resumed"] == 1 and "resumed" not in b
+        assert {k: v for k, v in a.items() if k not in UNEQUAL} == {
+            k: v for k, v in b.items() if k not in UNEQUAL}, key
+        wa = keras_file_weights(stopped / "runs" / f"{key}.keras")
+        wb = keras_file_weights(whole / "runs" / f"{key}.keras")
+        assert wa.keys() == wb.keys()
+        for name in wa:
+            np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
+    for folder in (stopped, whole):
+        assert not list(folder.rglob("*" + checkpoint.SUFFIX))
+        assert store.temp_files(folder) == []

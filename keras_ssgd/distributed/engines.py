@@ -26,6 +26,10 @@ class Single:
     size = 1
     drop_remainder = False
     transform = None  # maps a built plain model to the one to train
+    # Whether a run stopped in progress continues from its checkpoint
+    # (`keras_ssgd.checkpoint`), which the root process writes; the other
+    # engines' runs start again from their first epoch.
+    resumes = True
 
     def is_root(self):
         return True
@@ -67,6 +71,7 @@ class Horovod(Single):
     options = ("shared_noise", "scale_lr", "warmup_epochs", "sync_batchnorm")
     feature = "Horovod"
     drop_remainder = True
+    resumes = True  # rank 0 writes; every rank reads the same checkpoint
 
     def __init__(
         self, shared_noise=False, scale_lr=True, warmup_epochs=5,
@@ -115,6 +120,7 @@ class Mirrored(Single):
 
     name = "mirrored"
     feature = "MirroredStrategy"
+    resumes = False
 
     def __init__(self):
         import tensorflow as tf
@@ -227,6 +233,7 @@ class KerasDataParallel(Single):
     name = "keras"
     options = ("scale_lr", "warmup_epochs")
     drop_remainder = True
+    resumes = False
 
     def __init__(self, scale_lr=True, warmup_epochs=5):
         backends.require(

@@ -15,6 +15,7 @@ parser is made from `options.OPTIONS`), then runs the same checks
 
 import argparse
 import contextlib
+import pathlib
 import signal
 import sys
 import threading
@@ -157,7 +158,8 @@ def parse(argv=None, raise_errors=False):
         config, specs, _, _ = plan.make_plan(
             **{name: getattr(args, name) for name in PLAN})
         plan.check_primary(args.primary, specs)
-        plan.check_checkpoint_every(args.checkpoint_every, config)
+        plan.check_checkpoint_every(args.checkpoint_every, config,
+                                    args.distributed)
     except ArgumentError as error:
         parser.error(error.cli())
     except ValueError as error:  # DataError, ModelMismatch, UserCodeError
@@ -289,17 +291,33 @@ def _follow(config, specs, args, dist):
     """A non-root Horovod rank: trains the same runs, writes nothing.
 
     With --resume it skips the runs rank 0 skips: the ones with a record in
-    the output folder (read before rank 0 starts writing new ones).
+    the output folder, and continues those rank 0 continues, from the same
+    checkpoints (all read before training: rank 0 writes a checkpoint only
+    once every rank trains with it). Rank 0 checks the files and the
+    recipe, and stops the job if one is refused.
     """
+    from keras_ssgd import checkpoint
     from keras_ssgd.train import runner
     from keras_ssgd.store import record_paths
 
-    done = set()
-    if args.resume and args.output:
+    done, restores, folder = set(), {}, None
+    if args.output:
+        folder = pathlib.Path(args.output) / "runs"
+    if args.resume and folder is not None:
         done = {path.stem for path in record_paths(args.output)}
+        for spec in specs:
+            path = folder / (spec.key + checkpoint.SUFFIX)
+            if spec.key not in done and path.exists():
+                restores[spec.key] = checkpoint.read(
+                    path, spec.key, lambda recipe: "", workers=dist.size)
     for spec in specs:
         if spec.key not in done:
-            runner.train(config, spec, verbose=0, distribution=dist)
+            runner.train(
+                config, spec, verbose=0, distribution=dist,
+                checkpoint=(None if folder is None
+                            else folder / (spec.key + checkpoint.SUFFIX)),
+                restore=restores.get(spec.key),
+            )
     return 0
 
 

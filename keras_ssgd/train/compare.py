@@ -122,7 +122,9 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
     todo = [spec for spec in specs if spec.key not in done]
     # The runs in progress when the last invocation stopped, each checked
     # before any training (a damaged checkpoint is refused, naming it).
-    restores = _checkpoints(store, todo, done) if resume else {}
+    restores = (_checkpoints(store, todo, done,
+                             1 if distribution is None else distribution.size)
+                if resume else {})
     # The plan's order (ties between configurations go to the first): the
     # runs of this invocation, then those of earlier ones in the folder.
     order = list(store.config.get("runs", []))
@@ -207,7 +209,7 @@ def _first_epoch(restores, spec):
     return 0 if held is None else held.epoch
 
 
-def _checkpoints(store, todo, done):
+def _checkpoints(store, todo, done, workers=1):
     """`{key: checkpoint.State}` of the runs of `todo` stopped in progress
     (`train.checkpoint`); the checkpoints of finished runs (left by a stop
     between a record and its checkpoint's removal) are removed."""
@@ -217,7 +219,7 @@ def _checkpoints(store, todo, done):
         store.checkpoint_path(key).unlink(missing_ok=True)
     return {
         spec.key: checkpoint.read(store.checkpoint_path(spec.key), spec.key,
-                                  store.recipe_changes)
+                                  store.recipe_changes, workers=workers)
         for spec in todo if store.checkpoint_path(spec.key).exists()
     }
 

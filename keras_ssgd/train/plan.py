@@ -356,13 +356,20 @@ def _specs(config, runs, plan):
     return list(specs.values())
 
 
-def check_checkpoint_every(every, config):
-    """`every` (optimizer steps between checkpoints within an epoch, or
-    None), a multiple of `config.steps_per_execution`: Keras hands control
-    back to callbacks between executions only."""
+def check_checkpoint_every(every, config, distributed="none"):
+    """`every` (batches between checkpoints within an epoch, or None), a
+    multiple of `config.steps_per_execution` (Keras hands control back to
+    callbacks between executions only), on one device (the engines that
+    resume, Horovod, do so at epochs' ends)."""
     from keras_ssgd.train import checks
 
     every = checks.integer(1, optional=True)(every, "checkpoint_every")
+    if every is not None and distributed != "none":
+        raise ArgumentError(
+            "checkpoint_every", f"needs distributed='none' (here "
+            f"{distributed!r}): a run spread over devices is checkpointed "
+            "at the end of every epoch", every,
+        )
     per = config.steps_per_execution or 1
     if every is not None and every % per:
         raise ArgumentError(

@@ -291,7 +291,8 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     `status: "diverged"`; it does not raise.
 
     With `checkpoint` (a path), the run in progress is saved there at the
-    end of every epoch (`keras_ssgd.checkpoint`; one device only), and with
+    end of every epoch (`keras_ssgd.checkpoint`; one device, or Horovod's
+    ranks: rank 0 writes, every rank restores), and with
     `checkpoint_every` also after every that many batches of an epoch,
     where the training data can be resumed within an epoch (a
     `data.pipeline.Batches`: MNIST-1D and in-memory arrays; elsewhere at
@@ -340,13 +341,15 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
         )
     callbacks += method.callbacks(spec.level, data, config.epoch_eval)
     saving = None
-    if checkpoint is not None and isinstance(dist, Single):
-        # After the callbacks whose state it keeps.
+    if checkpoint is not None and dist.resumes:
+        # After the callbacks whose state it keeps. Every process restores;
+        # the root writes. Within an epoch where the data can continue from
+        # any batch: one process's NumPy batches.
         within = isinstance(train_data, Batches)
         saving = checkpoint_lib.for_run(
             checkpoint, spec.key, recipe, callbacks, restore,
             every=checkpoint_every if within else None,
-            steps_per_epoch=steps)
+            steps_per_epoch=steps, writes=dist.is_root(), workers=dist.size)
         callbacks.append(saving)
     first_epoch = 0 if saving is None or restore is None else restore.epoch
     skip = 0 if saving is None else saving.skip
@@ -356,8 +359,10 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
             f"this run's training data ({type(train_data).__name__}) can "
             "only be resumed at an epoch's end."
         )
-    if first_epoch and not skip and hasattr(train_data, "start_at"):
-        train_data.start_at(first_epoch)  # the order of the epochs left
+    if first_epoch and not skip and hasattr(data.train, "start_at"):
+        # The order of the epochs left (also under an engine's shards,
+        # which iterate `data.train` once per epoch).
+        data.train.start_at(first_epoch)
     callbacks += list(extra_callbacks)
     fit_kwargs = dict(
         validation_data=(

@@ -177,3 +177,49 @@ def test_ssgd_train_under_horovodrun_writes_one_result(tmp_path):
     # ssgd-split runs as the pair form on 2 ranks: one pass per rank.
     assert runs["ssgd-split"]["pairs"] and runs["ssgd-split"]["passes_per_step"] == 1
     assert not runs["ssgd"]["pairs"] and runs["ssgd"]["passes_per_step"] == 2
+
+
+def test_ssgd_train_killed_on_both_ranks_resumes_to_the_run_never_stopped(
+        tmp_path):
+    """Two ranks of `ssgd-train` (S-SGD's pair form: ranks 0 and 1 measure
+    at `W + n` and `W - n`), both killed with SIGKILL in the middle of
+    their second epoch, then continued by `horovodrun ... --resume`: rank 0
+    wrote the checkpoint of the first epoch and both ranks restore it. The
+    record and the weights are those of the run never stopped, bit for
+    bit. About 60 s on 2 CPU cores (three `horovodrun` jobs)."""
+    import json
+
+    from conftest import assert_same_runs
+
+    from keras_ssgd import kill_points
+
+    horovodrun = os.path.join(os.path.dirname(sys.executable), "horovodrun")
+    command = [
+        horovodrun, "--gloo", "-np", "2", "-H", "localhost:2",
+        os.path.join(os.path.dirname(sys.executable), "ssgd-train"),
+        "--distributed", "horovod", "--model", "mlp", "--epochs", "3",
+        "--seeds", "1", "--method", "ssgd-split:0.3", "--batch-size", "500",
+        "--quiet", "--hessian-iterations", "0",
+    ]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+
+    def run(folder, *extra, kill=None):
+        return subprocess.run(
+            [*command, *extra, "--output", str(folder)],
+            capture_output=True, text=True, timeout=300,
+            env=dict(env, **({kill_points.VARIABLE: kill} if kill else {})),
+        )
+
+    stopped, whole = tmp_path / "stopped", tmp_path / "whole"
+    # One execution of 7 steps an epoch: its second end is in epoch 1,
+    # before that epoch's checkpoint.
+    killed = run(stopped, kill="batch:2")
+    assert killed.returncode != 0
+    held = list((stopped / "runs").glob("*.checkpoint.npz"))
+    assert len(held) == 1 and not list((stopped / "runs").glob("*.json"))
+    check(run(stopped, "--resume"))
+    check(run(whole))
+    a, b = (json.loads((f / "results.json").read_text())["runs"][0]
+            for f in (stopped, whole))
+    assert a["resumed"] == 1 and a["pairs"] and a["workers"] == 2
+    assert_same_runs(stopped, whole)

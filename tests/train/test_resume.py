@@ -8,19 +8,17 @@ the checkpoint of that epoch is written), which `ssgd-train` handles as
 Ctrl-C; the e2e test kills a real process with SIGKILL.
 """
 
-import io
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-import zipfile
 
-import h5py
 import keras
 import numpy as np
 import pytest
+from conftest import assert_same_runs as _assert_same_runs
 from conftest import fake_train as _fake_train
 
 from keras_ssgd import store
@@ -30,9 +28,6 @@ from keras_ssgd.train import runner
 
 TINY = ["--model", "mlp", "--seeds", "1", "--quiet",
         "--hessian-iterations", "0"]
-# Fields of a record that may differ between a resumed run and the run
-# never stopped: the wall times, the folder of its model, and `resumed`.
-UNEQUAL = {"seconds", "finished", "model_file", "resumed"}
 
 
 def run_cli(args, output):
@@ -66,17 +61,6 @@ def _stopping_at(monkeypatch, epoch):
     return real
 
 
-def _weights(path):
-    """Every array of a `.keras` file's weights, by its place in the file."""
-    out = {}
-    with zipfile.ZipFile(path) as archive:
-        data = io.BytesIO(archive.read("model.weights.h5"))
-    with h5py.File(data, "r") as file:
-        file.visititems(lambda name, item: out.__setitem__(name, item[()])
-                        if isinstance(item, h5py.Dataset) else None)
-    return out
-
-
 def _temp_files(folder):
     return sorted(p.name for p in folder.rglob("*") if store.is_temp_file(p))
 
@@ -96,27 +80,6 @@ def _stop_and_resume(args, tmp_path, monkeypatch, epoch, runs):
     monkeypatch.setattr(runner, "train", real)
     assert run_cli(args, whole) == 0
     return stopped, whole
-
-
-def _assert_same_runs(stopped, whole):
-    """The records and weights of `stopped` (each run resumed once) are
-    those of `whole`, bit for bit, but for the wall times."""
-    keys = sorted(p.stem for p in store.record_paths(whole))
-    assert keys == sorted(p.stem for p in store.record_paths(stopped))
-    for key in keys:
-        a = json.loads((stopped / "runs" / f"{key}.json").read_text())
-        b = json.loads((whole / "runs" / f"{key}.json").read_text())
-        assert a["resumed"] == 1 and "resumed" not in b
-        assert {k: v for k, v in a.items() if k not in UNEQUAL} == {
-            k: v for k, v in b.items() if k not in UNEQUAL}, key
-        wa = _weights(stopped / "runs" / f"{key}.keras")
-        wb = _weights(whole / "runs" / f"{key}.keras")
-        assert wa.keys() == wb.keys()
-        for name in wa:
-            np.testing.assert_array_equal(wa[name], wb[name], err_msg=name)
-    for folder in (stopped, whole):
-        assert not list(folder.rglob("*" + checkpoint.SUFFIX))
-        assert _temp_files(folder) == []
 
 
 # The resumed run is the run never stopped (every backend).
