@@ -107,6 +107,11 @@ def build_metrics(model, batch):
     model._symbolic_build(data_batch=batch)
 
 
+def tensorboard_writers(callback):
+    """The summary writers a `keras.callbacks.TensorBoard` has opened."""
+    return list(callback._writers.values())
+
+
 def loss_tracker(model):
     """The mean metric behind the `loss` that `fit()` reports."""
     return model._loss_tracker
@@ -231,6 +236,7 @@ MEMBERS = (
     ("Model._loss_tracker", "model", "_loss_tracker"),
     ("Model._compile_config", "model", "_compile_config"),
     ("Model._symbolic_build", "model", "_symbolic_build"),
+    ("TensorBoard._writers", "tensorboard", "_writers"),
     ("Model._get_state_sharding_spec", "jax-model", "_get_state_sharding_spec"),
     ("BatchNormalization._moments", "batchnorm", "_moments"),
     ("Optimizer._get_variable_index", "optimizer", "_get_variable_index"),
@@ -255,5 +261,6 @@ __all__ = [
     "keeps_first_moment", "own_variables", "unpickle_model",
     "functional_init_arguments", "jax_distribute_data", "jax_initialize_rng",
     "loss_tracker", "state_sharding_spec", "state_sharding_spec_as",
+    "tensorboard_writers",
     "tf_strategy_reduce_to_as", "tf_strategy_supports_no_merge_call",
 ]

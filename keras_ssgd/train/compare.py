@@ -180,7 +180,8 @@ def sweep(config, specs, output, resume=False, verbose=0, distribution=None,
                 model_path=store.model_path(spec.key),
                 distribution=distribution, builder=builder, arrays=arrays,
                 extra_callbacks=([bar.start(i, _first_epoch(restores, spec))]
-                                 if bar else []) + (
+                                 if bar else []),
+                logging_callbacks=(
                     tensorboard_logs.tensorboard_callbacks(
                         store.folder / "tensorboard" / spec.key, config, spec)
                     if tensorboard else []),

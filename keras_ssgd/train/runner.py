@@ -270,7 +270,7 @@ def load_data(config, seed, drop_remainder=False, arrays=None):
 
 def train(config, spec, verbose=1, model_path=None, distribution=None,
           builder=None, arrays=None, extra_callbacks=(), checkpoint=None,
-          restore=None, checkpoint_every=None):
+          restore=None, checkpoint_every=None, logging_callbacks=()):
     """Trains one run and returns its record (a JSON-ready dict).
 
     With `model_path`, the trained model is saved there (a `.keras` file,
@@ -280,7 +280,9 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
     `builder` (a model builder) and `arrays` (the data as `Arrays`), if
     given, replace the ones `config.model` and `config.dataset` name.
     `extra_callbacks` go to `fit` after the run's own (the sweep's progress
-    line, `progress.SweepProgress`).
+    line, `progress.SweepProgress`); `logging_callbacks` (TensorBoard's)
+    before the run's checkpoint, so that an epoch the checkpoint holds is
+    logged.
 
     With a validation split (`config.validation_split`), per-epoch
     evaluation (`config.epoch_eval`) uses the validation set, and the
@@ -340,6 +342,7 @@ def train(config, spec, verbose=1, model_path=None, distribution=None,
             NoiseSchedule(config.phase_plan, noise_level=spec.level)
         )
     callbacks += method.callbacks(spec.level, data, config.epoch_eval)
+    callbacks += list(logging_callbacks)
     saving = None
     if checkpoint is not None and dist.resumes:
         # After the callbacks whose state it keeps. Every process restores;

@@ -28,6 +28,8 @@ def _lookup(kind, where):
         return getattr(_model(), where)
     if kind == "batchnorm":
         return getattr(keras.layers.BatchNormalization(), where)
+    if kind == "tensorboard":
+        return getattr(keras.callbacks.TensorBoard(), where)
     if kind in ("optimizer", "adam"):
         optimizer = (keras.optimizers.Adam() if kind == "adam"
                      else keras.optimizers.SGD(momentum=0.9))

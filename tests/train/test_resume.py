@@ -168,6 +168,52 @@ def test_a_run_stopped_within_an_epoch_resumes_to_the_same_record_and_weights(
     _assert_same_runs(stopped, whole)
 
 
+@pytest.mark.e2e
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="TensorBoard's files, on TensorFlow")
+def test_a_resumed_runs_tensorboard_curves_are_one(tmp_path):
+    """e2e tier: an `ssgd-train` process with --tensorboard killed (SIGKILL)
+    just after its first epoch's checkpoint, then resumed: the log folder
+    holds each epoch's loss once, the history of the record; about 12 s on
+    2 CPU cores."""
+    from tensorflow.python.summary.summary_iterator import summary_iterator
+
+    from keras_ssgd import kill_points
+
+    out = tmp_path / "run"
+    args = [*TINY, "--method", "ssgd:0.2", "--epochs", "3", "--tensorboard",
+            "--output", str(out)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           # The 2nd write is the first epoch's checkpoint (after
+           # config.json): killed once it is renamed into place.
+           kill_points.VARIABLE: "write-renamed:2"}
+    killed = subprocess.run([sys.executable, "-m", "keras_ssgd", *args],
+                            env=env, capture_output=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL
+    assert checkpoint.read(out / "runs" / f"ssgd-0.2-seed0{checkpoint.SUFFIX}",
+                           "ssgd-0.2-seed0", lambda recipe: "").epoch == 1
+    assert cli.main([*args, "--resume"]) == 0
+    logs = out / "tensorboard" / "ssgd-0.2-seed0" / "train"
+    losses = {}
+    for events in sorted(logs.glob("events.out.tfevents*")):
+        for event in summary_iterator(str(events)):
+            for value in event.summary.value:
+                if value.tag == "epoch_loss":
+                    losses.setdefault(event.step, []).append(
+                        float(tf_value(value)))
+    record = json.loads((out / "runs" / "ssgd-0.2-seed0.json").read_text())
+    assert record["resumed"] == 1
+    assert losses == {epoch: [np.float32(loss)] for epoch, loss in
+                      enumerate(record["history"]["loss"])}
+
+
+def tf_value(value):
+    """A scalar summary's number (TF2 writes it as a tensor)."""
+    import tensorflow as tf
+
+    return tf.make_ndarray(value.tensor)
+
+
 def test_checkpoint_every_must_be_a_multiple_of_steps_per_execution(
         tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
