@@ -305,6 +305,11 @@ class Checkpointing(keras.callbacks.Callback):
             optimizer.build(self.model.trainable_variables)
         _assign(optimizer.variables, state.optimizer,
                 "optimizer", self.path)
+        # A method on one step in `k` counts the steps from the optimizer's
+        # step counter, which `fit()` read before this restore.
+        sync = getattr(self.model, "sync_step_clock", None)
+        if sync is not None:
+            sync()
         missing = sorted(set(self.stateful) - set(state.callbacks))
         if missing:
             raise store_lib.checkpoint_error(

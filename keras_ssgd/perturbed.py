@@ -247,15 +247,25 @@ class PerturbedModel(keras.Model):
                 f"plain). Received: every={self._every!r} with "
                 f"steps_per_execution={self.steps_per_execution}"
             )
-        # The count of the steps to come starts from the optimizer's step
-        # counter, read now, while the variables hold the state on every
-        # backend (JAX moves it out of them during `fit()`).
+        self.sync_step_clock()
+        return backends.current().make_train_function(
+            self, super().make_train_function, force
+        )
+
+    def sync_step_clock(self):
+        """Reads the optimizer's step counter again, as the count of the
+        steps to come (with `every` other than 1, which steps perturb).
+
+        `fit()` reads it when it starts; call this when the optimizer's
+        state is put back after that, before the first step: a checkpoint
+        restored in a callback's `on_train_begin`
+        (`keras_ssgd.checkpoint.Checkpointing` does).
+        """
+        # While the variables hold the state on every backend (JAX moves
+        # it out of them during `fit()`'s steps).
         self._clock.step = (
             self._optimizer_step()
             if self.optimizer is not None and self._every != 1 else None
-        )
-        return backends.current().make_train_function(
-            self, super().make_train_function, force
         )
 
     @property

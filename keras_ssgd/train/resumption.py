@@ -9,8 +9,13 @@ then epochs `e + 1` onwards. To the run's callbacks the two are one
 training: they see its beginning once, before the first, and its end
 once, after the last (`Part`). The epoch's running metrics are put back
 by the checkpoint's callback when epoch `e` begins, so its logs are those
-of the run never stopped.
+of the run never stopped. Keras's `fit()` also ends by finalizing the
+optimizer's variables (an optimizer with `use_ema=True` puts its averages
+into the weights): the first call skips that when the training goes on
+after it.
 """
+
+import contextlib
 
 import keras
 
@@ -100,11 +105,12 @@ def fit_from_within_an_epoch(model, train, epoch, skip, epochs, callbacks,
     # The epoch's running metrics are put back when it begins, before its
     # first step (`Checkpointing.on_epoch_begin`): they must exist by then.
     compat.build_metrics(model, rest[0])
-    history = model.fit(
-        rest, epochs=epoch + 1, initial_epoch=epoch,
-        callbacks=[Part(c, begins=True, ends=last) for c in callbacks],
-        **fit_kwargs,
-    )
+    with contextlib.nullcontext() if last else _not_finalized(model):
+        history = model.fit(
+            rest, epochs=epoch + 1, initial_epoch=epoch,
+            callbacks=[Part(c, begins=True, ends=last) for c in callbacks],
+            **fit_kwargs,
+        )
     if last:
         return history
     if model.stop_training:  # a callback stopped it: the training ends
@@ -117,3 +123,15 @@ def fit_from_within_an_epoch(model, train, epoch, skip, epochs, callbacks,
         callbacks=[Part(c, begins=False, ends=True) for c in callbacks],
         **fit_kwargs,
     )
+
+
+@contextlib.contextmanager
+def _not_finalized(model):
+    """`model.optimizer.finalize_variable_values` does nothing inside: for
+    a `fit()` call that does not end the training."""
+    optimizer = model.optimizer
+    optimizer.finalize_variable_values = lambda var_list: None
+    try:
+        yield
+    finally:
+        del vars(optimizer)["finalize_variable_values"]

@@ -46,15 +46,18 @@ class _Stop(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def _stopping_at(monkeypatch, epoch):
+def _stopping_at(monkeypatch, epoch, batch=None):
     """Every run that starts from its first epoch is stopped at the end of
-    `epoch`; a resumed one runs to its end."""
+    `epoch` (or, with `batch`, after that batch of it); a resumed one runs
+    to its end."""
     real = runner.train
 
     def train(config, spec, **kwargs):
         if kwargs.get("restore") is None:
+            stop = _Stop(epoch) if batch is None else _StopWithin(epoch,
+                                                                  batch)
             kwargs["extra_callbacks"] = [*kwargs.get("extra_callbacks", ()),
-                                         _Stop(epoch)]
+                                         stop]
         return real(config, spec, **kwargs)
 
     monkeypatch.setattr(runner, "train", train)
@@ -65,11 +68,12 @@ def _temp_files(folder):
     return sorted(p.name for p in folder.rglob("*") if store.is_temp_file(p))
 
 
-def _stop_and_resume(args, tmp_path, monkeypatch, epoch, runs):
-    """`args` trained twice: stopped at the end of `epoch` in each of its
-    `runs` and resumed each time, then never stopped; both folders."""
+def _stop_and_resume(args, tmp_path, monkeypatch, epoch, runs, batch=None):
+    """`args` trained twice: stopped at the end of `epoch` (or after its
+    batch `batch`) in each of its `runs` and resumed each time, then never
+    stopped; both folders."""
     stopped, whole = tmp_path / "stopped", tmp_path / "whole"
-    real = _stopping_at(monkeypatch, epoch)
+    real = _stopping_at(monkeypatch, epoch, batch)
     codes = [run_cli(args, stopped)]
     while codes[-1] == cli.EXIT_INTERRUPTED and len(codes) <= runs:
         held = sorted(p.name for p in (stopped / "runs").glob(
@@ -231,15 +235,17 @@ def test_the_baselines_resume_to_the_same_records_and_weights(
     tmp_path, monkeypatch
 ):
     """Slow tier: SAM, weight noise, Dropout (its seed generators), EMA
-    (the optimizer's averages) and SWA (the callback's sums), each stopped
-    once and resumed; about 40 s on 2 CPU cores."""
+    (the optimizer's averages), SWA (the callback's sums) and the every-k
+    methods (S-SGD and SAM on one step in 5), each stopped within its
+    second epoch (after batch 24 of 35, a checkpoint every 8) and resumed;
+    about 60 s on 2 CPU cores."""
     methods = ["sam:0.05", "weight-noise:0.2", "dropout:0.3", "ema:0.9",
-               "swa:0.3"]
-    args = ["--epochs", "3"]
+               "swa:0.3", "ssgd-every:0.2", "sam-every:0.05"]
+    args = ["--epochs", "3", "--checkpoint-every", "8"]
     for method in methods:
         args += ["--method", method]
     stopped, whole = _stop_and_resume(args, tmp_path, monkeypatch, epoch=1,
-                                      runs=len(methods))
+                                      runs=len(methods), batch=23)
     _assert_same_runs(stopped, whole)
 
 
