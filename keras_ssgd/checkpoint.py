@@ -294,6 +294,7 @@ class Checkpointing(keras.callbacks.Callback):
         self.resumed = 0 if restore is None else restore.resumed + 1
         self.skip = 0 if restore is None else restore.batch
         self._epoch = None
+        self._rng = None  # a global random state to put back, at a step
 
     def on_train_begin(self, logs=None):
         if self.restore is None:
@@ -324,7 +325,14 @@ class Checkpointing(keras.callbacks.Callback):
                 "backend or device (its global random state does not fit "
                 f"{keras.backend.backend()}'s)."
             )
-        set_global_rng_state(state.rng)
+        if state.batch:
+            # Within an epoch, at its first step: starting the rest of the
+            # epoch may draw from it (PyTorch's DataLoader draws a seed for
+            # each new iterator, which the run never stopped did not do
+            # there).
+            self._rng = state.rng
+        else:
+            set_global_rng_state(state.rng)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -335,6 +343,11 @@ class Checkpointing(keras.callbacks.Callback):
             _assign(self.model.metrics_variables, state.metrics, "metrics",
                     self.path)
         self.restore = None  # put back once
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._rng is not None:
+            set_global_rng_state(self._rng)
+            self._rng = None
 
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the last step of the execution that just ended,
