@@ -16,8 +16,14 @@ import pytest
 
 import keras_ssgd
 
-hub = pytest.importorskip("keras_hub")
 pytestmark = pytest.mark.e2e
+hub = None  # keras_hub, imported by the tests that run (not at collection)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _keras_hub():
+    global hub
+    hub = pytest.importorskip("keras_hub")
 
 VOCABULARY, SEQUENCE = 12, 8
 
