@@ -39,6 +39,7 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     user_code      The user's own functions by name (`package.module:function`).
     store          Results on disk: a run folder, its records, atomic writes.
     checkpoint     A run in progress on disk, to continue it after a stop.
+    kill_points    Named points where a test kills the process (tests only).
     _keras_compat  Every private Keras name the package uses, each tested.
 
 The tools built on it:
