@@ -82,8 +82,10 @@ test-e2e: $(VENV)/.installed $(VENV)/.backends $(VENV)/.hub
 test-examples: $(VENV)/.installed $(VENV)/.backends $(VENV)/.hub
 	$(PYTEST) --tier examples
 
+# Side by side as `make test` (the JAX and PyTorch processes run the
+# backend-neutral slow tests and TensorFlow's second share).
 test-slow: $(VENV)/.installed $(VENV)/.backends
-	$(PYTEST) --tier slow
+	@tests/side_by_side.sh slow test-slow $(PYTEST)
 
 # The Keras contract (tests/behaviour/test_keras_contract.py,
 # tests/core/test_split.py and tests/behaviour/test_keras_compat.py: every

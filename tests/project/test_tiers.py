@@ -77,3 +77,15 @@ def test_a_collection_error_is_named_under_every_tier_option(pytester):
         result = pytester.runpytest_inprocess("--tier", tier)
         assert result.ret == pytest.ExitCode.INTERRUPTED
         result.stdout.fnmatch_lines([f"*tier {tier} (make test*): 1 failed*"])
+
+
+def test_the_second_share_names_test_files_of_the_suite():
+    # A file renamed away from conftest.SECOND_SHARE would run in the first
+    # share again, unbalancing the side-by-side tiers without a word.
+    import pathlib
+
+    from conftest import SECOND_SHARE
+
+    tests = pathlib.Path(__file__).parents[1]
+    names = {p.name for p in tests.rglob("test_*.py")}
+    assert SECOND_SHARE <= names, sorted(SECOND_SHARE - names)
