@@ -2,6 +2,11 @@
 
 As in Keras's torch trainer the step runs eagerly: each pass is one forward
 pass and one backward pass, and a conditional is a Python `if`.
+
+The default noise draw (`TorchBackend.normal`) is torch's own generator,
+seeded from both words of the seed: Keras's `keras.random.normal` on PyTorch
+seeds it with their sum, so step `t + 1` of seed `s` drew step `t` of seed
+`s + 1`.
 """
 
 import math
@@ -11,6 +16,7 @@ import torch
 
 from keras_ssgd import backends
 from keras_ssgd.backends.base import Backend
+from keras_ssgd.backends.seeds import stream_seed
 
 
 class TorchBackend(Backend):
@@ -84,6 +90,46 @@ class TorchBackend(Backend):
         """The bits of `x` read as `dtype` of the same width."""
         return x.view(getattr(torch, dtype))
 
+    def normal(self, size, seed):
+        """`size` standard normal float32 numbers from torch's own generator
+        (`torch.normal`: Mersenne Twister on a CPU, Philox on CUDA), seeded
+        with `stream_seed` of the seed's two words.
+
+        The draw is as fast as `keras.random.normal`'s, which uses the same
+        generator; its numbers differ. Keras seeds the generator with the
+        sum of the two words (`[seed, step]` for the model's noise), so two
+        seeds one apart drew the same directions one step apart; here every
+        `(seed, step)` gets its own stream. The numbers are a function of
+        `(seed, step)` for a given PyTorch version and device type.
+
+        Args:
+            size: int, the number of values.
+            seed: int or `keras.random.SeedGenerator` (advanced by one, as
+                `keras.random.normal` advances it).
+
+        Returns:
+            A float32 tensor of shape `(size,)`, on Keras's device.
+
+        Example:
+
+        >>> g = keras.random.SeedGenerator(7)
+        >>> TorchBackend().normal(3, g).shape
+        torch.Size([3])
+        """
+        if isinstance(seed, keras.random.SeedGenerator):
+            state = seed.next()
+            words = [int(w) for w in state.tolist()]
+            device = state.device
+        else:
+            words = [int(seed), 0]
+            device = keras.ops.zeros(()).device
+        generator = torch.Generator(device=device)
+        generator.manual_seed(stream_seed(*words))
+        return torch.normal(
+            0.0, 1.0, (size,), generator=generator, dtype=torch.float32,
+            device=device,
+        )
+
     def rademacher(self, weights, level, drawn, layouts, bits_per_word):
         """`keras_ssgd.noise`'s Rademacher noise after the draw, in
         PyTorch's own ops.
@@ -121,3 +167,4 @@ class TorchBackend(Backend):
                 n = n[..., :width]
             noise.append(n.reshape(shape).to(w.dtype))
         return noise
+

@@ -33,7 +33,8 @@ The S-SGD step (what `keras_ssgd.SymmetricSGDModel` runs):
     baselines/     The methods S-SGD is compared with: SAM, ASAM, SmoothOut,
                    weight noise, DropConnect (each a PerturbedModel).
     backends/      What differs on TensorFlow, JAX and PyTorch; jax_devices,
-                   the step per device under keras.distribution.
+                   the step per device under keras.distribution; seeds,
+                   PyTorch's generator seeded from both seed words.
     native_log     The commands' quieting: Keras and TensorFlow imported
                    without TensorFlow's start-up lines (oneDNN, absl).
     user_code      The user's own functions by name (`package.module:function`).

@@ -134,6 +134,26 @@ def test_noise_is_a_function_of_seed_and_step(distribution):
     assert not np.allclose(_numpy(first)[0], _numpy(second)[0])
 
 
+def _default_draw(size, generator):
+    """The default draw's numbers: `keras.random.normal`'s on TensorFlow and
+    JAX; on PyTorch, torch's generator seeded with `stream_seed` of the two
+    seed words (Keras's seeds it with their sum)."""
+    if keras.backend.backend() != "torch":
+        return ops.convert_to_numpy(
+            keras.random.normal((size,), dtype="float32", seed=generator)
+        )
+    import torch
+
+    from keras_ssgd.backends.seeds import stream_seed
+
+    words = [int(w) for w in ops.convert_to_numpy(generator.next())]
+    torch_generator = torch.Generator()
+    torch_generator.manual_seed(stream_seed(*words))
+    return torch.normal(
+        0.0, 1.0, (size,), generator=torch_generator, dtype=torch.float32
+    ).numpy()
+
+
 def test_the_default_is_the_gaussian_stream_unchanged():
     # The default distribution keeps every seeded stream: one normal draw of
     # the total size, split per weight and rescaled.
@@ -143,9 +163,7 @@ def test_the_default_is_the_gaussian_stream_unchanged():
         weights, 0.5, _at_step(5, 2), distribution="gaussian"
     ))
     sizes = [int(np.prod(w.shape)) for w in weights]
-    flat = np.asarray(ops.convert_to_numpy(keras.random.normal(
-        (sum(sizes),), dtype="float32", seed=_at_step(5, 2)
-    )), "float64")
+    flat = np.asarray(_default_draw(sum(sizes), _at_step(5, 2)), "float64")
     offset = 0
     for w, d, g, size in zip(_numpy(weights), default, gaussian, sizes):
         np.testing.assert_array_equal(d, g)
@@ -360,20 +378,54 @@ def test_noise_distribution_config_keras_file_and_resume(tmp_path):
 def test_the_backend_draw_is_keras_normal_bit_for_bit(size):
     # `Backend.normal` (on JAX, the Threefry hash unrolled) gives exactly
     # `keras.random.normal`'s numbers and advances the generator as it does,
-    # so every seeded stream is unchanged.
+    # so every seeded stream is unchanged; on PyTorch, the numbers of
+    # torch's generator seeded from both seed words (`_default_draw`).
     from keras_ssgd import backends
 
     ours, theirs = _at_step(5, 2), _at_step(5, 2)
     for _ in range(2):  # the second draw checks the generator's advance
         got = ops.convert_to_numpy(backends.current().normal(size, ours))
-        want = ops.convert_to_numpy(
-            keras.random.normal((size,), dtype="float32", seed=theirs)
-        )
+        want = _default_draw(size, theirs)
         assert got.dtype == np.float32 and got.shape == (size,)
         np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(
         ops.convert_to_numpy(ours.state), ops.convert_to_numpy(theirs.state)
     )
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "torch", reason="PyTorch's draw"
+)
+def test_torch_draw_gives_each_seed_and_step_its_own_stream():
+    # Keras's `keras.random.normal` on PyTorch seeds torch's generator with
+    # the sum of the seed words: the model's noise at step t + 1 of seed s
+    # was its noise at step t of seed s + 1. The default draw seeds it with
+    # both words mixed.
+    weights = [ops.ones((40, 40))]
+
+    def direction(seed, step):
+        return _numpy(noise.symmetric_noise(weights, 1.0, _at_step(seed, step)))[0]
+
+    def keras_draw(seed, step):
+        return ops.convert_to_numpy(
+            keras.random.normal((1600,), seed=_at_step(seed, step))
+        )
+
+    np.testing.assert_array_equal(keras_draw(0, 5), keras_draw(1, 4))
+    assert not np.allclose(direction(0, 5), direction(1, 4))
+    assert not np.allclose(direction(0, 5), direction(5, 0))
+    np.testing.assert_array_equal(direction(0, 5), direction(0, 5))
+
+
+def test_stream_seed_is_splitmix64():
+    # SplitMix64's first output from state 0 (the state plus the golden
+    # gamma 0x9E3779B97F4A7C15, mixed) is 0xE220A8397B1DCDAF.
+    from keras_ssgd.backends.seeds import stream_seed
+
+    assert stream_seed(0x9E3779B9, 0x7F4A7C15) == 0xE220A8397B1DCDAF
+    assert stream_seed(-1, -1) == stream_seed(2**32 - 1, 2**32 - 1)
+    seeds = {stream_seed(s, t) for s in range(64) for t in range(64)}
+    assert len(seeds) == 64 * 64 and all(0 <= x < 2**64 for x in seeds)
 
 
 @pytest.mark.skipif(
