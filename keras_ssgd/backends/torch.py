@@ -116,18 +116,10 @@ class TorchBackend(Backend):
         >>> TorchBackend().normal(3, g).shape
         torch.Size([3])
         """
-        if isinstance(seed, keras.random.SeedGenerator):
-            state = seed.next()
-            words = [int(w) for w in state.tolist()]
-            device = state.device
-        else:
-            words = [int(seed), 0]
-            device = keras.ops.zeros(()).device
-        generator = torch.Generator(device=device)
-        generator.manual_seed(stream_seed(*words))
+        generator = _seeded_generator(seed)
         return torch.normal(
             0.0, 1.0, (size,), generator=generator, dtype=torch.float32,
-            device=device,
+            device=generator.device,
         )
 
     def rademacher(self, weights, level, drawn, layouts, bits_per_word):
@@ -168,3 +160,21 @@ class TorchBackend(Backend):
             noise.append(n.reshape(shape).to(w.dtype))
         return noise
 
+
+# Outside `torch.compile` (`jit_compile=True`), as Keras's own seeding:
+# TorchDynamo does not trace a `torch.Generator`.
+@torch.compiler.disable
+def _seeded_generator(seed):
+    """A torch generator on Keras's device, seeded with `stream_seed` of
+    the words `seed` gives (a `SeedGenerator`, advanced by one, or an int
+    `s`, read as `[s, 0]`)."""
+    if isinstance(seed, keras.random.SeedGenerator):
+        state = seed.next()
+        words = [int(w) for w in state.tolist()]
+        device = state.device
+    else:
+        words = [int(seed), 0]
+        device = keras.ops.zeros(()).device
+    generator = torch.Generator(device=device)
+    generator.manual_seed(stream_seed(*words))
+    return generator
