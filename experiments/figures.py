@@ -275,9 +275,10 @@ def step_time():
     for name, record in _benchmark_records("step-time-"):
         config, info = record["config"], record["machine"]
         lines += [
-            f"`{name}`: backend {info['backend']}, {config['rounds']} "
-            f"alternating rounds of {config['steps']} steps; "
-            f"{_machine(info)}.",
+            f"`{name}`: backend {info['backend']}, "
+            + ("`jit_compile=True`, " if config.get("jit_compile") else "")
+            + f"{config['rounds']} alternating rounds of {config['steps']} "
+            f"steps; {_machine(info)}.",
             "",
             "| model | batch | Keras (images/s) | S-SGD / Keras | split / "
             "Keras | level 0 / Keras |",
@@ -349,6 +350,48 @@ def step_profile():
             f"{record['wall_ms'][method]:.2f} | |",
             "",
         ]
+    return "\n".join(lines) or "No record yet.\n"
+
+
+def _median_interval(values):
+    """The distribution-free 95% interval of the median that
+    `step_against.py` prints (its `median_interval`)."""
+    sys.path.insert(0, str(ROOT / "experiments" / "benchmarks"))
+    import step_against as script
+
+    return script.median_interval(values)
+
+
+def step_against():
+    """The step-time ratios of this package against an earlier commit's,
+    measured in one run, from every `step-against-*.json` record: per
+    method, each version's ratio to its own Keras step and the per-round
+    quotient `this / earlier` (median, min - max, and a distribution-free
+    95% interval for the median)."""
+    lines = []
+    for name, record in _benchmark_records("step-against-"):
+        this, earlier = record["rounds"]["this"], record["rounds"]["against"]
+        lines += [
+            f"`{name}`: {record['model']}, batch {record['batch_size']}, "
+            f"backend {record['machine']['backend']}, {len(this)} "
+            f"alternating rounds of {record['steps']} steps; commit "
+            f"{record['this']['commit'][:7]} against "
+            f"{record['against']['commit'][:7]}; "
+            f"{_machine(record['machine'])}.",
+            "",
+            "| method | this / Keras | earlier / Keras | this / earlier "
+            "| its 95% interval |",
+            "|---|---|---|---|---|",
+        ]
+        for method in record["methods"]:
+            ours = [r[method] / r["keras"] for r in this]
+            theirs = [r[method] / r["keras"] for r in earlier]
+            quotient = record["quotient_rounds"][method]
+            low, high = _median_interval(quotient)
+            lines.append(
+                f"| {method} | {_spread(ours)} | {_spread(theirs)} | "
+                f"{_spread(quotient, 3)} | {low:.3f} - {high:.3f} |")
+        lines.append("")
     return "\n".join(lines) or "No record yet.\n"
 
 
@@ -430,6 +473,7 @@ GENERATORS = {
     "noise-cost": noise_cost,
     "step-profile": step_profile,
     "vmap-split": vmap_split,
+    "step-against": step_against,
     "hessian-cost": hessian_cost,
 }
 

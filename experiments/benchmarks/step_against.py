@@ -16,7 +16,8 @@ script answers it in one run:
   one worker runs at a time;
 - per round, each version's ratio to its own Keras step, and their
   quotient `this / REF`: the change's effect on the ratio (1.00 is no
-  change).
+  change), reported as the median over rounds with a distribution-free
+  95% interval for it (order statistics).
 
 The record (`experiments/results/benchmarks/step-against-<model>-<backend>
 .json` by default) holds every round's times, both versions' commits, the
@@ -191,6 +192,21 @@ def ratios(rounds, method):
     return [r[method] / r["keras"] for r in rounds]
 
 
+def median_interval(values, confidence=0.95):
+    """A distribution-free interval for the median of `values` (order
+    statistics: the number of values below the median is binomial, n and
+    1/2). Returns `(low, high)`; with fewer than 6 values it is their range,
+    which then covers the median with less than `confidence`."""
+    from scipy import stats
+
+    ordered = sorted(values)
+    n = len(ordered)
+    k = int(stats.binom.ppf((1 - confidence) / 2, n, 0.5))
+    if k < 1:
+        return ordered[0], ordered[-1]
+    return ordered[k - 1], ordered[n - k]
+
+
 def summary(record):
     """The lines printed at the end: per method, each version's median
     ratio and the median of the per-round quotients."""
@@ -201,15 +217,16 @@ def summary(record):
         f"{record['steps']} steps; this checkout against "
         f"{record['against']['commit'][:7]}",
         f"{'method':<13}{'this / keras':>14}{'ref / keras':>13}"
-        f"{'this / ref':>12}   rounds",
+        f"{'this / ref':>12}{'95% interval':>18}",
     ]
     for method in record["methods"]:
         quotient = record["quotient_rounds"][method]
+        low, high = median_interval(quotient)
         lines.append(
             f"{method:<13}{statistics.median(ratios(this, method)):>14.3f}"
             f"{statistics.median(ratios(ref, method)):>13.3f}"
-            f"{statistics.median(quotient):>12.3f}   "
-            + " ".join(f"{q:.3f}" for q in quotient)
+            f"{statistics.median(quotient):>12.3f}"
+            f"{f'[{low:.3f}, {high:.3f}]':>18}"
         )
     return "\n".join(lines)
 

@@ -145,6 +145,11 @@ def build_model(name):
     return keras.Model(inputs, keras.layers.Dense(10)(x), name="mlp")
 
 
+# `compile(jit_compile=...)` for every method (`--jit-compile`); Keras's
+# default ("auto") otherwise.
+JIT_COMPILE = "auto"
+
+
 def make_model(name, method, seed=0):
     keras.utils.set_random_seed(seed)
     model = build_model(name)
@@ -155,6 +160,7 @@ def make_model(name, method, seed=0):
             split_batch=method == "ssgd_split",
         )
     model.compile(
+        jit_compile=JIT_COMPILE,
         optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     )
@@ -342,6 +348,11 @@ def parse_args(argv):
         "TensorFlow's choice). 1 runs independent ops, such as the two "
         "S-SGD passes, one at a time.",
     )
+    parser.add_argument(
+        "--jit-compile", action="store_true",
+        help="compile(jit_compile=True) for every method (PyTorch: "
+        "torch.compile; TensorFlow: XLA). The record's name ends in -jit.",
+    )
     parser.add_argument("--memory-probe", choices=METHODS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for flag in ("steps", "rounds"):
@@ -414,6 +425,9 @@ def main(argv=None):
 
     if args.methods:
         TIMED[:] = ["keras"] + [m for m in METHODS[1:] if m in args.methods]
+    global JIT_COMPILE
+    if args.jit_compile:
+        JIT_COMPILE = True
     if args.memory_probe:
         probe = memory_probe(
             args.model, args.memory_probe, args.batch_size[0], args.steps
@@ -436,8 +450,9 @@ def main(argv=None):
             report["runs"].append(entry)
             print_summary(entry, args)
 
+    suffix = "-jit" if args.jit_compile else ""
     path = pathlib.Path(args.output or RECORDS / (
-        f"step-time-{args.model}-{backend}.json"))
+        f"step-time-{args.model}-{backend}{suffix}.json"))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2))
     print(f"\nWrote {path}")
@@ -459,6 +474,8 @@ def measure(name, batch_size, args):
         extra = []
         if args.inter_op_threads is not None:
             extra = ["--inter-op-threads", str(args.inter_op_threads)]
+        if args.jit_compile:
+            extra.append("--jit-compile")
         entry["memory"] = measure_memory(name, batch_size, args.steps, extra)
     return entry
 

@@ -14,6 +14,10 @@ alternating rounds:
   passes at `W + n` and `W - n`, gradients averaged;
 - `vmap`: the same step as one batched pass over the stacked weights.
 
+Before timing, the two forms' gradients are computed at the same weights
+and compared: they must agree to `TOLERANCE` of the largest element (the
+record keeps the difference), or the script stops.
+
 It prints each step's time and the ratios to `plain` (medians over rounds,
 with their range) and writes a record beside the other benchmarks.
 
@@ -31,6 +35,8 @@ import platform
 import statistics
 import sys
 import time
+
+import numpy as np
 
 RECORDS = pathlib.Path(__file__).resolve().parents[1] / "results" / "benchmarks"
 SIZES = [(784, 512), (512, 512), (512, 10)]
@@ -70,22 +76,31 @@ def jax_steps(batch_size):
     def plain(ws, bs, ns, x, y):
         return update(ws, bs, *grad(ws, bs, x, y))
 
-    @jax.jit
-    def two_pass(ws, bs, ns, x, y):
+    def two_pass_gradients(ws, bs, ns, x, y):
         g1 = grad([w + n for w, n in zip(ws, ns)], bs, x[:half], y[:half])
         g2 = grad([w - n for w, n in zip(ws, ns)], bs, x[half:], y[half:])
-        mean = [[(a + b) / 2 for a, b in zip(p, q)] for p, q in zip(g1, g2)]
-        return update(ws, bs, *mean)
+        return [[(a + b) / 2 for a, b in zip(p, q)] for p, q in zip(g1, g2)]
 
-    @jax.jit
-    def batched(ws, bs, ns, x, y):
+    def batched_gradients(ws, bs, ns, x, y):
         stacked = [jnp.stack([w + n, w - n]) for w, n in zip(ws, ns)]
         gw, gb = jax.vmap(grad, in_axes=(0, None, 0, 0))(
             stacked, bs, x.reshape(2, half, 784), y.reshape(2, half))
-        return update(ws, bs, [g.mean(0) for g in gw],
-                      [g.mean(0) for g in gb])
+        return [g.mean(0) for g in gw], [g.mean(0) for g in gb]
+
+    @jax.jit
+    def two_pass(ws, bs, ns, x, y):
+        return update(ws, bs, *two_pass_gradients(ws, bs, ns, x, y))
+
+    @jax.jit
+    def batched(ws, bs, ns, x, y):
+        return update(ws, bs, *batched_gradients(ws, bs, ns, x, y))
 
     args = (weights, biases, noise, x, y)
+    gradients = {
+        name: lambda f=f: jax.tree.map(np.asarray, jax.jit(f)(*args))
+        for name, f in (("two-pass", two_pass_gradients),
+                        ("vmap", batched_gradients))
+    }
 
     def timed(step):
         def run(count):
@@ -96,7 +111,7 @@ def jax_steps(batch_size):
         return run
 
     return {"plain": timed(plain), "two-pass": timed(two_pass),
-            "vmap": timed(batched)}, {
+            "vmap": timed(batched)}, gradients, {
                 "jax": jax.__version__,
                 "device": str(jax.devices()[0].device_kind)}
 
@@ -135,20 +150,27 @@ def torch_steps(batch_size):
     def plain():
         update(weights, biases, *grad(weights, biases, x, y))
 
-    def two_pass():
+    def two_pass_gradients():
         g1 = grad([w + n for w, n in zip(weights, noise)], biases,
                   x[:half], y[:half])
         g2 = grad([w - n for w, n in zip(weights, noise)], biases,
                   x[half:], y[half:])
-        update(weights, biases,
-               *[[(a + b) / 2 for a, b in zip(p, q)] for p, q in zip(g1, g2)])
+        return [[(a + b) / 2 for a, b in zip(p, q)] for p, q in zip(g1, g2)]
 
-    def batched():
+    def batched_gradients():
         stacked = [torch.stack([w + n, w - n]) for w, n in zip(weights, noise)]
         gw, gb = func.vmap(grad, in_dims=(0, None, 0, 0))(
             stacked, biases, x.reshape(2, half, 784), y.reshape(2, half))
-        update(weights, biases, [g.mean(0) for g in gw],
-               [g.mean(0) for g in gb])
+        return [g.mean(0) for g in gw], [g.mean(0) for g in gb]
+
+    def two_pass():
+        update(weights, biases, *two_pass_gradients())
+
+    def batched():
+        update(weights, biases, *batched_gradients())
+
+    def as_numpy(f):
+        return lambda: [[g.numpy() for g in part] for part in f()]
 
     def timed(step):
         def run(count):
@@ -157,9 +179,34 @@ def torch_steps(batch_size):
         return run
 
     return {"plain": timed(plain), "two-pass": timed(two_pass),
-            "vmap": timed(batched)}, {"torch": torch.__version__,
+            "vmap": timed(batched)}, {
+                "two-pass": as_numpy(two_pass_gradients),
+                "vmap": as_numpy(batched_gradients)}, {
+                                      "torch": torch.__version__,
                                       "device": "cpu",
                                       "threads": torch.get_num_threads()}
+
+
+def difference(gradients):
+    """The largest difference between the two-pass and the batched step's
+    gradients, relative to the largest gradient element, computed at the
+    same weights before any timing; a `RuntimeError` past `TOLERANCE`, so
+    that the timed steps are known to compute the same step."""
+    two_pass, batched = gradients["two-pass"](), gradients["vmap"]()
+    pairs = [(a, b) for p, q in zip(two_pass, batched) for a, b in zip(p, q)]
+    scale = max(float(np.max(np.abs(a))) for a, _ in pairs)
+    worst = max(float(np.max(np.abs(a - b))) for a, b in pairs) / scale
+    if not worst <= TOLERANCE:
+        raise RuntimeError(
+            f"The batched split step's gradients differ from the two-pass "
+            f"step's by {worst:.2e} of the largest element (more than "
+            f"{TOLERANCE:.0e}): they do not compute the same step."
+        )
+    return worst
+
+
+# float32 sums over the batch in another order.
+TOLERANCE = 1e-4
 
 
 def measure(steps, count, rounds):
@@ -194,7 +241,8 @@ def main(argv=None):
             f"Received: --batch-size {args.batch_size}, --steps {args.steps}, "
             f"--rounds {args.rounds}")
     make = jax_steps if args.backend == "jax" else torch_steps
-    steps, versions = make(args.batch_size)
+    steps, gradients, versions = make(args.batch_size)
+    worst = difference(gradients)
     times = measure(steps, args.steps, args.rounds)
     ratios = {name: [t / p for t, p in zip(times[name], times["plain"])]
               for name in times if name != "plain"}
@@ -213,6 +261,7 @@ def main(argv=None):
                     "python": platform.python_version(),
                     "backend": args.backend, **versions},
         "config": vars(args), "seconds": times, "ratios": ratios,
+        "gradient_difference": worst,
     }
     path = pathlib.Path(args.output or RECORDS / f"vmap-split-{args.backend}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
