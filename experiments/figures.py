@@ -353,6 +353,18 @@ def step_profile():
     return "\n".join(lines) or "No record yet.\n"
 
 
+def _pinning(info):
+    """`on N of M cores, real-time policy P; ` where a run was pinned
+    (`taskset`) or given a real-time policy (`chrt`), else nothing."""
+    used, policy = info.get("cores_used"), info.get("scheduler", "other")
+    parts = []
+    if used is not None and used != info.get("cpus"):
+        parts.append(f"pinned to {used} of the {info.get('cpus')} cores")
+    if policy != "other":
+        parts.append(f"real-time policy {policy}")
+    return ", ".join(parts) + "; " if parts else ""
+
+
 def _median_interval(values):
     """The distribution-free 95% interval of the median that
     `step_against.py` prints (its `median_interval`)."""
@@ -377,7 +389,8 @@ def step_against():
             f"alternating rounds of {record['steps']} steps; commit "
             f"{record['this']['commit'][:7]} against "
             f"{record['against']['commit'][:7]}; "
-            f"{_machine(record['machine'])}.",
+            + _pinning(record["machine"])
+            + f"{_machine(record['machine'])}.",
             "",
             "| method | this / Keras | earlier / Keras | this / earlier "
             "| its 95% interval |",
@@ -405,7 +418,10 @@ def vmap_split():
             f"`{name}`: the MLP 784-512-512-10 written in "
             f"{info['backend']}, batch {config['batch_size']}, "
             f"{config['rounds']} alternating rounds of {config['steps']} "
-            f"steps; {_machine(info)}.",
+            f"steps; {_machine(info)}."
+            + (f" The two forms' gradients, compared before timing, differ "
+               f"by {record['gradient_difference']:.0e} of the largest "
+               f"element." if "gradient_difference" in record else ""),
             "| step | / plain step, median (min - max over rounds) |",
             record["ratios"])
     return "\n".join(lines) or "No record yet.\n"

@@ -23,9 +23,15 @@ The record (`experiments/results/benchmarks/step-against-<model>-<backend>
 .json` by default) holds every round's times, both versions' commits, the
 machine and the versions; `make figures` reads it.
 
+On a shared machine TensorFlow's rounds vary the most; pinned to one core
+at a real-time priority (`chrt -f 50 taskset -c 1 python ...`, as
+`experiments/README.md` times TensorFlow) they agree far better. The record
+keeps the cores used and the scheduling policy.
+
 Usage:
 
     python experiments/benchmarks/step_against.py --against c180813^ --backend jax
+    chrt -f 50 taskset -c 1 python experiments/benchmarks/step_against.py --against c180813^ --backend tensorflow
     python experiments/benchmarks/step_against.py --against main --backend torch --model mlp --batch-size 128 --rounds 9
 """
 
@@ -104,8 +110,15 @@ def serve(args):
     models = {m: step_time.make_model(args.model, m) for m in methods}
     for model in models.values():
         step_time.timed_fit(model, data, 2)
+    machine = step_time.machine()
+    # A run pinned to fewer cores (`taskset`) or given a real-time policy
+    # (`chrt`) says so: both change the figures.
+    machine["cores_used"] = len(os.sched_getaffinity(0))
+    machine["scheduler"] = {
+        os.SCHED_OTHER: "other", os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr",
+    }.get(os.sched_getscheduler(0), "other")
     print(READY + json.dumps({
-        "package": keras_ssgd.__file__, "machine": step_time.machine(),
+        "package": keras_ssgd.__file__, "machine": machine,
     }), flush=True)
     for line in sys.stdin:
         shift = int(line.split()[1]) % len(methods)
