@@ -112,6 +112,7 @@ class TorchBackend(Backend):
 
         Example:
 
+        <!-- example: skip runs under KERAS_BACKEND=torch only. -->
         >>> g = keras.random.SeedGenerator(7)
         >>> TorchBackend().normal(3, g).shape
         torch.Size([3])
