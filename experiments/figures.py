@@ -278,7 +278,7 @@ def step_time():
             f"`{name}`: backend {info['backend']}, "
             + ("`jit_compile=True`, " if config.get("jit_compile") else "")
             + f"{config['rounds']} alternating rounds of {config['steps']} "
-            f"steps; {_machine(info)}.",
+            f"steps; {_pinning(info)}{_machine(info)}.",
             "",
             "| model | batch | Keras (images/s) | S-SGD / Keras | split / "
             "Keras | level 0 / Keras |",

@@ -110,15 +110,8 @@ def serve(args):
     models = {m: step_time.make_model(args.model, m) for m in methods}
     for model in models.values():
         step_time.timed_fit(model, data, 2)
-    machine = step_time.machine()
-    # A run pinned to fewer cores (`taskset`) or given a real-time policy
-    # (`chrt`) says so: both change the figures.
-    machine["cores_used"] = len(os.sched_getaffinity(0))
-    machine["scheduler"] = {
-        os.SCHED_OTHER: "other", os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr",
-    }.get(os.sched_getscheduler(0), "other")
     print(READY + json.dumps({
-        "package": keras_ssgd.__file__, "machine": machine,
+        "package": keras_ssgd.__file__, "machine": step_time.machine(),
     }), flush=True)
     for line in sys.stdin:
         shift = int(line.split()[1]) % len(methods)

@@ -386,6 +386,12 @@ def machine():
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
         "cpus": os.cpu_count(),
+        # A run pinned to fewer cores (`taskset`) or given a real-time
+        # policy (`chrt`) says so: both change the figures.
+        "cores_used": len(os.sched_getaffinity(0)),
+        "scheduler": {
+            os.SCHED_FIFO: "fifo", os.SCHED_RR: "rr",
+        }.get(os.sched_getscheduler(0), "other"),
         "python": platform.python_version(),
         "keras": keras.__version__,
         "backend": backend,
